@@ -1,0 +1,1 @@
+"""Tensorgate's core library: config, models, errors, ports, adapters, services, HTTP helpers."""

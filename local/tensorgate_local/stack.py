@@ -1,0 +1,181 @@
+"""`make dev`: the whole service on this machine, no AWS account, no Docker.
+
+moto's server holds the tables, bucket, queues and S3→SQS notifications of `template.yaml`;
+an API Gateway emulation serves the template's routes with the same handlers; SQS pollers feed
+the converter and the dead-letter handler; a CPU worker serves the inference queue.
+State lives in memory and is gone when the stack stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from werkzeug.serving import make_server
+
+DEFAULT_PORT = 3000
+DEFAULT_ACCOUNT = "dev"
+log = logging.getLogger("tensorgate.local")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class LocalStack:
+    url: str
+    api_key: str
+    aws_endpoint: str
+    stop_event: threading.Event
+    threads: list[threading.Thread] = field(default_factory=list)
+    servers: list[Any] = field(default_factory=list)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for server in self.servers:
+            server.shutdown()
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+
+def configure_environment(aws_endpoint: str) -> None:
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": aws_endpoint,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_SERVICE_NAME": "tensorgate",
+            "POWERTOOLS_METRICS_NAMESPACE": "Tensorgate",
+        }
+    )
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+
+
+def start(
+    port: int = DEFAULT_PORT,
+    api_key: str | None = None,
+    host: str = "127.0.0.1",
+    with_workers: bool = True,
+) -> LocalStack:
+    """Start everything in this process and return once it serves requests."""
+    from moto.server import ThreadedMotoServer
+
+    # moto's server logs every AWS call through werkzeug's logger; the gateway logs its own requests.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+    aws_port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=aws_port, verbose=False)
+    moto.start()
+    aws_endpoint = f"http://127.0.0.1:{aws_port}"
+    configure_environment(aws_endpoint)
+
+    import boto3
+    from tensorgate import wiring
+
+    from tensorgate_local.gateway import Gateway
+    from tensorgate_local.lambdas import LocalFunctions
+    from tensorgate_local.pollers import QueuePoller
+    from tensorgate_local.resources import create_all
+    from tensorgate_local.template import Template
+
+    template = Template(parameters={"ApiKeyPepper": os.environ.get("API_KEY_PEPPER", "local-development-pepper-0123456789")})
+    template.endpoint = aws_endpoint
+    session = boto3.session.Session()
+    create_all(template, session)
+    functions = template.functions()
+    for function in functions.values():
+        os.environ.update(function.environment)
+    wiring.reset()
+    _, key = wiring.auth_service().create_key(DEFAULT_ACCOUNT, api_key)
+
+    local_functions = LocalFunctions(functions)
+    stop_event = threading.Event()
+    server = make_server(host, port, Gateway(template, local_functions), threaded=True)
+    stack = LocalStack(url=f"http://{host}:{server.server_port}", api_key=key, aws_endpoint=aws_endpoint, stop_event=stop_event)
+    stack.servers.append(server)
+    serve = threading.Thread(target=server.serve_forever, name="gateway", daemon=True)
+    serve.start()
+    stack.threads.append(serve)
+    if with_workers:
+        sqs = session.client("sqs")
+        for source in template.queue_sources():
+            poller = QueuePoller(source, template, local_functions, sqs, stop_event)
+            poller.start()
+            stack.threads.append(poller)
+        stack.threads.extend(_start_worker(stop_event))
+
+    class _Moto:
+        def shutdown(self) -> None:
+            moto.stop()
+
+    stack.servers.append(_Moto())
+    return stack
+
+
+def _start_worker(stop_event: threading.Event) -> list[threading.Thread]:
+    """The inference worker, when this checkout has one (it runs the same code as the GPU image)."""
+    try:
+        from functions.worker import main as worker_main  # noqa: PLC0415
+    except ImportError:
+        return []
+    thread = threading.Thread(target=worker_main.run_until, args=(stop_event,), name="worker", daemon=True)
+    thread.start()
+    return [thread]
+
+
+@contextmanager
+def running(**options: Any) -> Iterator[LocalStack]:
+    stack = start(**options)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tensorgate-dev", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--no-workers", action="store_true", help="serve the API only (no converter, no worker)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
+    for noisy in ("werkzeug", "botocore", "moto", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    stack = start(port=args.port, api_key=os.environ.get("TENSORGATE_DEV_API_KEY"), host=args.host,
+                  with_workers=not args.no_workers)
+    stopped = threading.Event()
+
+    def on_signal(signum: int, _: Any) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stopped.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    print(f"Tensorgate local stack ready\n  API:     {stack.url}/v0.7\n  API key: {stack.api_key}\n"
+          f"  AWS:     {stack.aws_endpoint} (embedded; state is in memory and lost on exit)\n"
+          "Press Ctrl-C to stop.", flush=True)
+    stopped.wait()
+    stack.stop()
+    print("Tensorgate local stack stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

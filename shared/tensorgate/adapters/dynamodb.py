@@ -1,0 +1,291 @@
+"""DynamoDB repositories for networks, tasks, API keys and id counters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from tensorgate.adapters.aws import client, error_code
+from tensorgate.errors import ConcurrentUpdate, NetworkNotFound, StorageUnavailable
+from tensorgate.models import PUBLIC_ACCOUNT, ApiKey, Network, Task
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+BATCH_GET_LIMIT = 100
+
+
+def _to_item(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: _serializer.serialize(value) for name, value in values.items() if value is not None}
+
+
+def _from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {name: _deserializer.deserialize(value) for name, value in item.items()}
+
+
+def _unavailable(error: ClientError, what: str) -> StorageUnavailable:
+    return StorageUnavailable(f"The service could not {what} right now ({error_code(error)}); retry shortly.")
+
+
+class DynamoNetworkRepository:
+    """Key: account_id (S) + network_id (N). The record itself is a JSON document attribute."""
+
+    def __init__(self, table: str, dynamodb: Any | None = None) -> None:
+        self._table = table
+        self._db = dynamodb or client("dynamodb")
+
+    def _item(self, network: Network) -> dict[str, Any]:
+        return _to_item(
+            {
+                "account_id": network.account_id,
+                "network_id": network.network_id,
+                "slug": network.slug,
+                "status": network.status.value,
+                "version": network.version,
+                "document": network.model_dump_json(),
+            }
+        )
+
+    def put_new(self, network: Network) -> None:
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=self._item(network),
+                ConditionExpression="attribute_not_exists(network_id)",
+            )
+        except ClientError as error:
+            raise _unavailable(error, "store the network") from None
+
+    def get(self, account_id: str, network_id: int) -> Network | None:
+        try:
+            response = self._db.get_item(
+                TableName=self._table,
+                Key=_to_item({"account_id": account_id, "network_id": network_id}),
+                ConsistentRead=True,
+            )
+        except ClientError as error:
+            raise _unavailable(error, "read the network") from None
+        item = response.get("Item")
+        return None if item is None else Network.model_validate_json(_from_item(item)["document"])
+
+    def get_by_slug(self, slug: str) -> Network | None:
+        for item in self._query(PUBLIC_ACCOUNT, filter_slug=slug):
+            return Network.model_validate_json(item["document"])
+        return None
+
+    def list(self, account_id: str, offset: int, limit: int) -> tuple[int, list[Network]]:
+        count = 0
+        page: list[Network] = []
+        for item in self._query(account_id):
+            if offset <= count < offset + limit:
+                page.append(Network.model_validate_json(item["document"]))
+            count += 1
+        return count, page
+
+    def _query(self, account_id: str, filter_slug: str | None = None) -> Iterator[dict[str, Any]]:
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "account_id = :account",
+            "ExpressionAttributeValues": _to_item({":account": account_id}),
+            "ConsistentRead": True,
+        }
+        if filter_slug is not None:
+            arguments["FilterExpression"] = "slug = :slug"
+            arguments["ExpressionAttributeValues"] |= _to_item({":slug": filter_slug})
+        try:
+            while True:
+                response = self._db.query(**arguments)
+                for item in response.get("Items", []):
+                    yield _from_item(item)
+                if "LastEvaluatedKey" not in response:
+                    return
+                arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        except ClientError as error:
+            raise _unavailable(error, "list networks") from None
+
+    def replace(self, network: Network, expected_version: int) -> None:
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=self._item(network),
+                ConditionExpression="attribute_exists(network_id) AND version = :expected",
+                ExpressionAttributeValues=_to_item({":expected": expected_version}),
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                if self.get(network.account_id, network.network_id) is None:
+                    raise NetworkNotFound(network.public_id) from None
+                raise ConcurrentUpdate(f"Network {network.public_id} changed meanwhile.") from None
+            raise _unavailable(error, "update the network") from None
+
+    def delete(self, account_id: str, network_id: int) -> None:
+        try:
+            self._db.delete_item(
+                TableName=self._table, Key=_to_item({"account_id": account_id, "network_id": network_id})
+            )
+        except ClientError as error:
+            raise _unavailable(error, "delete the network") from None
+
+
+class DynamoTaskRepository:
+    """Key: task_id (N); `expires_at` is the table's TTL attribute."""
+
+    def __init__(self, table: str, dynamodb: Any | None = None) -> None:
+        self._table = table
+        self._db = dynamodb or client("dynamodb")
+
+    def _item(self, task: Task) -> dict[str, Any]:
+        return _to_item(
+            {
+                "task_id": task.task_id,
+                "account_id": task.account_id,
+                "status": task.status.value,
+                "kind": task.kind.value,
+                "expires_at": task.expires_at,
+                "document": task.model_dump_json(),
+            }
+        )
+
+    def put_new(self, task: Task) -> None:
+        try:
+            self._db.put_item(
+                TableName=self._table, Item=self._item(task), ConditionExpression="attribute_not_exists(task_id)"
+            )
+        except ClientError as error:
+            raise _unavailable(error, "store the task") from None
+
+    def get(self, task_id: int) -> Task | None:
+        try:
+            response = self._db.get_item(
+                TableName=self._table, Key=_to_item({"task_id": task_id}), ConsistentRead=True
+            )
+        except ClientError as error:
+            raise _unavailable(error, "read the task") from None
+        item = response.get("Item")
+        return None if item is None else Task.model_validate_json(_from_item(item)["document"])
+
+    def get_many(self, task_ids: Iterable[int]) -> list[Task]:
+        ids = list(task_ids)
+        tasks: list[Task] = []
+        for start in range(0, len(ids), BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                self._table: {
+                    "Keys": [_to_item({"task_id": task_id}) for task_id in ids[start : start + BATCH_GET_LIMIT]],
+                    "ConsistentRead": True,
+                }
+            }
+            try:
+                while request:
+                    response = self._db.batch_get_item(RequestItems=request)
+                    for item in response.get("Responses", {}).get(self._table, []):
+                        tasks.append(Task.model_validate_json(_from_item(item)["document"]))
+                    request = response.get("UnprocessedKeys") or {}
+            except ClientError as error:
+                raise _unavailable(error, "read tasks") from None
+        return tasks
+
+    def finish(self, task: Task) -> bool:
+        """Record a final status once: False when the task already ended (a duplicate delivery)."""
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=self._item(task),
+                ConditionExpression="attribute_exists(task_id) AND #status = :pending",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_to_item({":pending": "pending"}),
+            )
+            return True
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise _unavailable(error, "finish the task") from None
+
+    def delete(self, task_id: int) -> None:
+        try:
+            self._db.delete_item(TableName=self._table, Key=_to_item({"task_id": task_id}))
+        except ClientError as error:
+            raise _unavailable(error, "delete the task") from None
+
+
+class DynamoApiKeyRepository:
+    """Key: key_hash (S), an HMAC of the key; the key itself is never stored."""
+
+    def __init__(self, table: str, dynamodb: Any | None = None) -> None:
+        self._table = table
+        self._db = dynamodb or client("dynamodb")
+
+    def put(self, key_hash: str, key: ApiKey) -> None:
+        self._db.put_item(
+            TableName=self._table,
+            Item=_to_item(
+                {
+                    "key_hash": key_hash,
+                    "key_id": key.key_id,
+                    "account_id": key.account_id,
+                    "create_date": key.create_date.isoformat(),
+                }
+            ),
+        )
+
+    def get(self, key_hash: str) -> ApiKey | None:
+        try:
+            response = self._db.get_item(TableName=self._table, Key=_to_item({"key_hash": key_hash}))
+        except ClientError as error:
+            raise _unavailable(error, "check the API key") from None
+        item = response.get("Item")
+        return None if item is None else _api_key(_from_item(item))
+
+    def _scan(self) -> Iterator[dict[str, Any]]:
+        arguments: dict[str, Any] = {"TableName": self._table}
+        while True:
+            response = self._db.scan(**arguments)
+            for item in response.get("Items", []):
+                yield _from_item(item)
+            if "LastEvaluatedKey" not in response:
+                return
+            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def delete_by_id(self, key_id: str) -> bool:
+        deleted = False
+        for item in self._scan():
+            if item["key_id"] == key_id:
+                self._db.delete_item(TableName=self._table, Key=_to_item({"key_hash": item["key_hash"]}))
+                deleted = True
+        return deleted
+
+    def list(self) -> list[ApiKey]:
+        return [_api_key(item) for item in self._scan()]
+
+
+def _api_key(item: dict[str, Any]) -> ApiKey:
+    return ApiKey(
+        key_id=item["key_id"],
+        account_id=item["account_id"],
+        create_date=datetime.fromisoformat(item["create_date"]),
+    )
+
+
+class DynamoIdAllocator:
+    """Integer ids from an atomic counter (UpdateItem ADD), so ids never repeat."""
+
+    def __init__(self, table: str, dynamodb: Any | None = None) -> None:
+        self._table = table
+        self._db = dynamodb or client("dynamodb")
+
+    def next_id(self, counter: str) -> int:
+        try:
+            response = self._db.update_item(
+                TableName=self._table,
+                Key=_to_item({"name": counter}),
+                UpdateExpression="ADD #value :one",
+                ExpressionAttributeNames={"#value": "value"},
+                ExpressionAttributeValues=_to_item({":one": 1}),
+                ReturnValues="UPDATED_NEW",
+            )
+        except ClientError as error:
+            raise _unavailable(error, "allocate an id") from None
+        return int(_from_item(response["Attributes"])["value"])
+

@@ -1,0 +1,45 @@
+"""SQS queues: sending work, and the receive/delete/extend calls the worker uses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tensorgate.adapters.aws import client
+
+
+class SqsQueue:
+    def __init__(self, queue_url: str, sqs: Any | None = None) -> None:
+        self.url = queue_url
+        self._sqs = sqs or client("sqs")
+
+    def send(self, body: dict[str, Any], group: str | None = None) -> str:
+        response = self._sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(body))
+        return str(response["MessageId"])
+
+    def receive(self, max_messages: int = 10, wait_seconds: int = 20, visibility_seconds: int | None = None) -> list[dict[str, Any]]:
+        arguments: dict[str, Any] = {
+            "QueueUrl": self.url,
+            "MaxNumberOfMessages": max_messages,
+            "WaitTimeSeconds": wait_seconds,
+            "AttributeNames": ["ApproximateReceiveCount"],
+        }
+        if visibility_seconds is not None:
+            arguments["VisibilityTimeout"] = visibility_seconds
+        return list(self._sqs.receive_message(**arguments).get("Messages", []))
+
+    def delete(self, receipt_handles: list[str]) -> None:
+        for start in range(0, len(receipt_handles), 10):
+            entries = [
+                {"Id": str(index), "ReceiptHandle": handle}
+                for index, handle in enumerate(receipt_handles[start : start + 10])
+            ]
+            self._sqs.delete_message_batch(QueueUrl=self.url, Entries=entries)
+
+    def extend(self, receipt_handles: list[str], visibility_seconds: int) -> None:
+        for start in range(0, len(receipt_handles), 10):
+            entries = [
+                {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": visibility_seconds}
+                for index, handle in enumerate(receipt_handles[start : start + 10])
+            ]
+            self._sqs.change_message_visibility_batch(QueueUrl=self.url, Entries=entries)

@@ -1,0 +1,51 @@
+"""What every API handler shares: the resolver with Tensorgate's error mapping, auth, observability."""
+
+from __future__ import annotations
+
+import warnings
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+
+from tensorgate import http, wiring
+from tensorgate.errors import NotAuthenticated, TensorgateError
+
+# A request that only reads records has no metric of its own; that is expected, not worth a warning.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+def build_resolver() -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver()
+
+    @app.exception_handler(TensorgateError)
+    def _domain_error(error: TensorgateError) -> Response:
+        if isinstance(error, NotAuthenticated):
+            metrics.add_metric(name="AuthenticationFailures", unit="Count", value=1)
+        logger.info("request refused", extra={"error": error.message, "status": http.status_for(error)})
+        return http.error_response(error)
+
+    @app.not_found
+    def _no_route(_: NotFoundError) -> Response:
+        event = app.current_event
+        return http.json_response(
+            404, {"error": f"No route for {event.http_method} {event.path}; see the API reference in the README."}
+        )
+
+    @app.exception_handler(Exception)
+    def _bug(error: Exception) -> Response:
+        logger.exception("unhandled error")
+        metrics.add_metric(name="InternalErrors", unit="Count", value=1)
+        return http.internal_error_response()
+
+    return app
+
+
+def authenticate(app: APIGatewayRestResolver) -> str:
+    account_id = wiring.auth_service().authenticate(http.api_key(app.current_event))
+    logger.append_keys(account_id=account_id)
+    return account_id

@@ -1,0 +1,48 @@
+"""Typed settings read lazily from the environment (never at import time)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+DEVELOPMENT_PEPPER = "tensorgate-development-pepper"
+
+
+@dataclass(frozen=True)
+class Settings:
+    networks_table: str
+    tasks_table: str
+    api_keys_table: str
+    counters_table: str
+    model_bucket: str
+    conversion_queue_url: str
+    inference_queue_url: str
+    api_key_pepper: str
+    task_ttl_days: int
+    presigned_upload_seconds: int
+    max_archive_bytes: int
+    max_file_bytes: int
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        env = os.environ
+        return cls(
+            networks_table=env.get("NETWORKS_TABLE", "NetworksTable"),
+            tasks_table=env.get("TASKS_TABLE", "TasksTable"),
+            api_keys_table=env.get("API_KEYS_TABLE", "ApiKeysTable"),
+            counters_table=env.get("COUNTERS_TABLE", "CountersTable"),
+            model_bucket=env.get("MODEL_BUCKET", "tensorgate-models"),
+            conversion_queue_url=env.get("CONVERSION_QUEUE_URL", ""),
+            inference_queue_url=env.get("INFERENCE_QUEUE_URL", ""),
+            api_key_pepper=env.get("API_KEY_PEPPER", DEVELOPMENT_PEPPER),
+            task_ttl_days=int(env.get("TASK_TTL_DAYS", "30")),
+            presigned_upload_seconds=int(env.get("PRESIGNED_UPLOAD_SECONDS", "900")),
+            max_archive_bytes=int(env.get("MAX_ARCHIVE_BYTES", str(5 * 1024**3))),
+            max_file_bytes=int(env.get("MAX_FILE_BYTES", str(6 * 1024**2))),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_environment()

@@ -1,0 +1,84 @@
+"""Domain errors: plain classes carrying a readable sentence; `http.py` maps them to status codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TensorgateError(Exception):
+    """Base of every error a caller can act on."""
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class ValidationFailed(TensorgateError):
+    """The request is well-formed but its content is invalid."""
+
+
+class MalformedRequest(TensorgateError):
+    """The request body cannot be read at all (bad JSON, broken multipart, ...)."""
+
+
+class UnknownField(TensorgateError):
+    pass
+
+
+class ImmutableField(TensorgateError):
+    pass
+
+
+class InvalidFileName(TensorgateError):
+    pass
+
+
+class MissingModelFile(TensorgateError):
+    pass
+
+
+class NotAuthenticated(TensorgateError):
+    pass
+
+
+class NetworkNotFound(TensorgateError):
+    def __init__(self, network_id: object) -> None:
+        super().__init__(f"No network with id {network_id} exists in this account.")
+
+
+class TaskNotFound(TensorgateError):
+    def __init__(self, task_id: object) -> None:
+        super().__init__(f"No task with id {task_id} exists in this account.")
+
+
+class RouteNotFound(TensorgateError):
+    pass
+
+
+class PayloadTooLarge(TensorgateError):
+    pass
+
+
+class UnsupportedMediaType(TensorgateError):
+    pass
+
+
+class NetworkNotReady(TensorgateError):
+    pass
+
+
+class ConcurrentUpdate(TensorgateError):
+    pass
+
+
+class DuplicateSlug(TensorgateError):
+    pass
+
+
+class RateLimited(TensorgateError):
+    pass
+
+
+class StorageUnavailable(TensorgateError):
+    """A backing service kept failing after retries; the request may be retried later."""

@@ -1,0 +1,167 @@
+"""HTTP helpers for the API handlers: the one place errors become status codes and bodies."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+
+from tensorgate import errors
+from tensorgate.forms import Form, parse_body, parse_json_object
+from tensorgate.models import Page
+
+JSON = "application/json"
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+MAX_OFFSET = 1_000_000
+
+STATUS_BY_ERROR: dict[type[errors.TensorgateError], int] = {
+    errors.ValidationFailed: 400,
+    errors.MalformedRequest: 400,
+    errors.UnknownField: 400,
+    errors.ImmutableField: 400,
+    errors.InvalidFileName: 400,
+    errors.MissingModelFile: 400,
+    errors.NotAuthenticated: 401,
+    errors.NetworkNotFound: 404,
+    errors.TaskNotFound: 404,
+    errors.RouteNotFound: 404,
+    errors.NetworkNotReady: 409,
+    errors.ConcurrentUpdate: 409,
+    errors.DuplicateSlug: 409,
+    errors.PayloadTooLarge: 413,
+    errors.UnsupportedMediaType: 415,
+    errors.RateLimited: 429,
+    errors.StorageUnavailable: 503,
+}
+
+
+def status_for(error: errors.TensorgateError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 400
+
+
+def json_response(status: int, body: Any) -> Response:
+    return Response(status_code=status, content_type=JSON, body=json.dumps(body, separators=(",", ":")))
+
+
+def no_content() -> Response:
+    return Response(status_code=204, body="")
+
+
+def error_response(error: errors.TensorgateError) -> Response:
+    body: dict[str, Any] = {"error": error.message}
+    if error.details:
+        body["details"] = error.details
+    return json_response(status_for(error), body)
+
+
+def internal_error_response() -> Response:
+    return json_response(500, {"error": "Internal error; it has been logged. Retry, and report it if it persists."})
+
+
+def api_key(event: APIGatewayProxyEvent) -> str | None:
+    return event.get_header_value("X-API-KEY", case_sensitive=False)
+
+
+def body_bytes(event: APIGatewayProxyEvent) -> bytes:
+    body = event.body or ""
+    if event.is_base64_encoded:
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise errors.MalformedRequest("The request body is not valid base64.") from None
+    return body.encode("utf-8")
+
+
+def read_form(event: APIGatewayProxyEvent) -> Form:
+    return parse_body(event.get_header_value("Content-Type", case_sensitive=False), body_bytes(event))
+
+
+def read_json(event: APIGatewayProxyEvent) -> dict[str, Any]:
+    content_type = event.get_header_value("Content-Type", case_sensitive=False)
+    if content_type and "multipart/form-data" in content_type:
+        return read_form(event).fields
+    return parse_json_object(body_bytes(event))
+
+
+def integer_id(text: str, kind: str) -> int:
+    """Private ids are integers; anything else cannot name one, so it answers as not found."""
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        message = f"{kind.capitalize()} ids are integers; {text[:40]!r} is not one."
+        if kind == "network":
+            message += " Public networks are under /v0.7/networks/public/{slug}/."
+        raise errors.RouteNotFound(message)
+    return int(text)
+
+
+def integer_list(values: list[str], name: str) -> list[int]:
+    """Integer query values (`task_ids=1&task_ids=2`); a non-integer is a 400 naming it."""
+    for value in values:
+        if not value.isascii() or not value.isdigit() or len(value) > 18:
+            raise errors.ValidationFailed(
+                f"Query parameter {name!r} takes integers; {value[:40]!r} is not one.",
+                [{"field": name, "message": "must be integers"}],
+            )
+    return [int(value) for value in values]
+
+
+def _query_int(event: APIGatewayProxyEvent, name: str, default: int, low: int, high: int) -> int:
+    raw = event.get_query_string_value(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+        raise errors.ValidationFailed(
+            f"Query parameter {name!r} must be an integer from {low} to {high}; got {raw[:40]!r}.",
+            [{"field": name, "message": f"must be an integer from {low} to {high}"}],
+        )
+    return int(raw)
+
+
+def pagination(event: APIGatewayProxyEvent) -> tuple[int, int]:
+    offset = _query_int(event, "offset", 0, 0, MAX_OFFSET)
+    limit = _query_int(event, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    return offset, limit
+
+
+def multi_values(event: APIGatewayProxyEvent, name: str) -> list[str]:
+    values = (event.multi_value_query_string_parameters or {}).get(name)
+    if values is None:
+        single = (event.query_string_parameters or {}).get(name)
+        values = [] if single is None else [single]
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def base_url(event: APIGatewayProxyEvent) -> str:
+    """The absolute URL of this request without its query, as the caller addressed it."""
+    headers = {name.lower(): value for name, value in (event.headers or {}).items()}
+    host = headers.get("host") or event.request_context.domain_name or "localhost"
+    scheme = headers.get("x-forwarded-proto", "https")
+    path = event.request_context.path or event.path
+    return f"{scheme}://{host}{path}"
+
+
+def page_envelope(event: APIGatewayProxyEvent, page: Page, extra: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    url = base_url(event)
+
+    def link(offset: int) -> str:
+        query: list[tuple[str, str | int]] = [
+            (name, value) for name, values in (extra or {}).items() for value in values
+        ]
+        query += [("offset", offset), ("limit", page.limit)]
+        return f"{url}?{urlencode(query)}"
+
+    following = page.offset + page.limit
+    return {
+        "count": page.count,
+        "next": link(following) if following < page.count else None,
+        "previous": link(max(0, page.offset - page.limit)) if page.offset > 0 else None,
+        "results": page.results,
+    }

@@ -1,0 +1,141 @@
+"""Domain records (network, task, API key) and their v0.7 wire form."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PUBLIC_ACCOUNT = "@public"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso_z(moment: datetime) -> str:
+    """ISO 8601 in UTC with a `Z`, microseconds kept (as the v0.7 API prints them)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class NetworkStatus(StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+    ERROR = "error"
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    SUCCESS = "success"
+    ERROR = "error"
+
+
+class TaskKind(StrEnum):
+    DEPLOY = "deploy"
+    INFERENCE = "inference"
+    BATCH = "batch"
+
+
+class Framework(StrEnum):
+    TENSORFLOW_1 = "tensorflow-1.x"
+    TENSORFLOW_2 = "tensorflow-2.x"
+    KERAS = "keras"
+    TFLITE = "tflite"
+    ONNX = "onnx"
+
+
+class Network(BaseModel):
+    """A registered network. Private ids are integers; public networks answer by `slug`."""
+
+    model_config = ConfigDict(validate_assignment=True)
+
+    account_id: str
+    network_id: int
+    slug: str | None = None
+    name: str
+    description: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    framework: str
+    preprocessing: dict[str, Any] | None = None
+    postprocessings: list[dict[str, Any]] = Field(default_factory=list)
+    input_spec: list[dict[str, Any]] | None = None
+    output_spec: list[dict[str, Any]] | None = None
+    conversion_options: dict[str, Any] = Field(default_factory=dict)
+    task_id: int
+    status: NetworkStatus = NetworkStatus.PENDING
+    files: list[str] = Field(default_factory=list)
+    upload_prefix: str
+    inputs: list[dict[str, Any]] | None = None
+    outputs: list[dict[str, Any]] | None = None
+    conversion: dict[str, Any] | None = None
+    error: str | None = None
+    create_date: datetime
+    update_date: datetime
+    version: int = 1
+
+    @property
+    def public_id(self) -> int | str:
+        return self.slug if self.slug is not None else self.network_id
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.public_id,
+            "name": self.name,
+            "description": self.description,
+            "metadata": self.metadata,
+            "framework": self.framework,
+            "preprocessing": self.preprocessing,
+            "postprocessings": self.postprocessings,
+            "task_id": self.task_id,
+            "update_date": iso_z(self.update_date),
+            "create_date": iso_z(self.create_date),
+            "status": self.status.value,
+            "error": self.error,
+            "files": self.files,
+            "input_spec": self.input_spec,
+            "output_spec": self.output_spec,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "conversion": self.conversion,
+        }
+
+
+class Task(BaseModel):
+    task_id: int
+    account_id: str
+    kind: TaskKind
+    status: TaskStatus = TaskStatus.PENDING
+    error: str | None = None
+    data: Any = None
+    network_id: int | None = None
+    create_date: datetime
+    update_date: datetime
+    expires_at: int | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.task_id,
+            "status": self.status.value,
+            "error": self.error,
+            "data": self.data,
+            "kind": self.kind.value,
+            "create_date": iso_z(self.create_date),
+            "update_date": iso_z(self.update_date),
+        }
+
+
+class ApiKey(BaseModel):
+    key_id: str
+    account_id: str
+    create_date: datetime
+
+
+class Page(BaseModel):
+    """One page of a list plus the total, before it becomes the `{count,next,previous,results}` envelope."""
+
+    count: int
+    offset: int
+    limit: int
+    results: list[Any]

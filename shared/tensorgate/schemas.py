@@ -1,0 +1,100 @@
+"""Request schemas of the networks API (pydantic; no numpy, no Pillow)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from tensorgate_preprocessing.spec import (
+    PostprocessingSpec,
+    PreprocessingSpec,
+    TensorSpec,
+    describe_errors,
+)
+
+from tensorgate.errors import ValidationFailed
+from tensorgate.models import Framework
+
+MAX_METADATA_BYTES = 64 * 1024
+MUTABLE_FIELDS = ("name", "description", "metadata")
+READ_ONLY_FIELDS = (
+    "id",
+    "framework",
+    "preprocessing",
+    "postprocessings",
+    "task_id",
+    "update_date",
+    "create_date",
+    "status",
+    "error",
+    "files",
+    "input_spec",
+    "output_spec",
+    "inputs",
+    "outputs",
+    "conversion",
+    "conversion_options",
+)
+JSON_FIELDS = {"metadata", "preprocessing", "postprocessings", "input_spec", "output_spec", "conversion_options"}
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Description = Annotated[str, Field(max_length=10_000)]
+
+
+def _metadata_size(value: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(value)) > MAX_METADATA_BYTES:
+        raise ValueError(f"metadata must be at most {MAX_METADATA_BYTES // 1024} KiB of JSON")
+    return value
+
+
+class ConversionOptions(BaseModel):
+    """Conversion settings a user may give at create (documented in docs/conversion.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_abs_diff: float | None = Field(default=None, gt=0, le=1e6)
+    max_rel_diff: float | None = Field(default=None, gt=0, le=1e6)
+    opset: int | None = Field(default=None, ge=13, le=21)
+    node_name_mapping: dict[str, str] | None = Field(default=None, max_length=256)
+    max_batch_size: int | None = Field(default=None, ge=1, le=256)
+    max_queue_delay_ms: int | None = Field(default=None, ge=0, le=10_000)
+
+
+class CreateNetwork(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    description: Description = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    framework: Framework = Framework.TENSORFLOW_1
+    preprocessing: PreprocessingSpec | None = None
+    postprocessings: list[PostprocessingSpec] = Field(default_factory=list, max_length=16)
+    input_spec: list[TensorSpec] | None = Field(default=None, max_length=64)
+    output_spec: list[TensorSpec] | None = Field(default=None, max_length=64)
+    conversion_options: ConversionOptions = Field(default_factory=ConversionOptions)
+    archive_name: str | None = Field(
+        default=None, description="JSON create only: the archive the presigned POST will accept."
+    )
+
+    _metadata = field_validator("metadata")(_metadata_size)
+
+
+class UpdateNetwork(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    description: Description | None = None
+    metadata: dict[str, Any] | None = None
+
+    _metadata = field_validator("metadata")(lambda value: value if value is None else _metadata_size(value))
+
+
+def validate(model: type[BaseModel], data: dict[str, Any], what: str) -> Any:
+    """Validate or raise one `ValidationFailed` whose sentence names the first bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        details = describe_errors(error.errors(include_url=False, include_input=False))
+        first = details[0]
+        raise ValidationFailed(f"Invalid {what}: {first['field']} {first['message']}.", details) from None

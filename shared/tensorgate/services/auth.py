@@ -1,0 +1,64 @@
+"""API keys: issued once, stored as keyed hashes, checked in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable
+from datetime import datetime
+
+from tensorgate.errors import NotAuthenticated, ValidationFailed
+from tensorgate.models import PUBLIC_ACCOUNT, ApiKey, utc_now
+from tensorgate.ports import ApiKeyRepository
+
+KEY_PREFIX = "tg"
+_ACCOUNT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_KEY_PATTERN = re.compile(r"[A-Za-z0-9_.-]{16,128}")
+
+
+class AuthService:
+    def __init__(
+        self, keys: ApiKeyRepository, pepper: str, clock: Callable[[], datetime] = utc_now
+    ) -> None:
+        self._keys = keys
+        self._pepper = pepper.encode()
+        self._clock = clock
+
+    def key_hash(self, api_key: str) -> str:
+        return hmac.new(self._pepper, api_key.encode(), hashlib.sha256).hexdigest()
+
+    def authenticate(self, api_key: str | None) -> str:
+        """The account owning `api_key`; the same refusal for a missing, malformed or unknown key."""
+        if not api_key:
+            raise NotAuthenticated("Missing API key: send it in the X-API-KEY header.")
+        if not _KEY_PATTERN.fullmatch(api_key):
+            raise NotAuthenticated("Invalid API key: check the X-API-KEY header.")
+        # The lookup is by keyed hash, so timing reveals nothing about stored keys.
+        record = self._keys.get(self.key_hash(api_key))
+        if record is None:
+            raise NotAuthenticated("Invalid API key: check the X-API-KEY header.")
+        return record.account_id
+
+    def create_key(self, account_id: str, api_key: str | None = None) -> tuple[ApiKey, str]:
+        """Issue a key for `account_id`; `api_key` lets a development stack use a known key."""
+        if account_id == PUBLIC_ACCOUNT or not _ACCOUNT_PATTERN.fullmatch(account_id):
+            raise ValidationFailed(
+                f"Account {account_id!r} must be 1-64 letters, digits, '_' or '-', starting with a letter or digit."
+            )
+        if api_key is None:
+            api_key = f"{KEY_PREFIX}_{secrets.token_urlsafe(32)}"
+        elif not _KEY_PATTERN.fullmatch(api_key):
+            raise ValidationFailed("A chosen key must be 16-128 letters, digits, '.', '_' or '-'.")
+        key_hash = self.key_hash(api_key)
+        # The key id names a key in listings and revocations without revealing it.
+        record = ApiKey(key_id=key_hash[:12], account_id=account_id, create_date=self._clock())
+        self._keys.put(key_hash, record)
+        return record, api_key
+
+    def revoke(self, key_id: str) -> bool:
+        return self._keys.delete_by_id(key_id)
+
+    def list_keys(self) -> list[ApiKey]:
+        return self._keys.list()

@@ -1,0 +1,54 @@
+"""Services built from settings and the boto3 adapters, once per process (Lambda container reuse)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from tensorgate.adapters.aws import reset_clients
+from tensorgate.adapters.dynamodb import (
+    DynamoApiKeyRepository,
+    DynamoIdAllocator,
+    DynamoNetworkRepository,
+    DynamoTaskRepository,
+)
+from tensorgate.adapters.s3 import S3BlobStore
+from tensorgate.config import get_settings
+from tensorgate.services.auth import AuthService
+from tensorgate.services.networks import NetworkService, UploadPolicy
+from tensorgate.services.tasks import TaskService
+
+
+@cache
+def network_service() -> NetworkService:
+    settings = get_settings()
+    return NetworkService(
+        networks=DynamoNetworkRepository(settings.networks_table),
+        tasks=DynamoTaskRepository(settings.tasks_table),
+        ids=DynamoIdAllocator(settings.counters_table),
+        blobs=S3BlobStore(settings.model_bucket),
+        policy=UploadPolicy(
+            max_file_bytes=settings.max_file_bytes,
+            max_archive_bytes=settings.max_archive_bytes,
+            presigned_upload_seconds=settings.presigned_upload_seconds,
+            task_ttl_days=settings.task_ttl_days,
+        ),
+    )
+
+
+@cache
+def task_service() -> TaskService:
+    return TaskService(DynamoTaskRepository(get_settings().tasks_table))
+
+
+@cache
+def auth_service() -> AuthService:
+    settings = get_settings()
+    return AuthService(DynamoApiKeyRepository(settings.api_keys_table), settings.api_key_pepper)
+
+
+def reset() -> None:
+    """Forget settings, clients and services (tests change the environment between cases)."""
+    get_settings.cache_clear()
+    reset_clients()
+    for builder in (network_service, task_service, auth_service):
+        builder.cache_clear()
