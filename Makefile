@@ -1,0 +1,43 @@
+# Tensorgate: `make dev` starts the local stack, `make test` runs the suite. Both bootstrap .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+
+.PHONY: install dev test test-fast lint format bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+
+dev: $(STAMP)
+	$(BIN)/tensorgate-dev
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not e2e"
+
+lint: $(STAMP)
+	$(BIN)/ruff check shared layers functions local tests bench
+	$(BIN)/ruff format --check shared layers functions local tests bench
+	$(BIN)/mypy shared layers functions
+	$(BIN)/cfn-lint template.yaml
+
+format: $(STAMP)
+	$(BIN)/ruff format shared layers functions local tests bench
+	$(BIN)/ruff check --fix shared layers functions local tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/cold_start.py
+	$(BIN)/python bench/preprocess.py
+	$(BIN)/python bench/convert.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .aws-sam
