@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import fnmatch
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -17,6 +18,7 @@ from tensorgate_local.template import Route, Template
 API_GATEWAY_PAYLOAD_LIMIT = 10 * 1024 * 1024  # bytes of request body API Gateway accepts
 LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024  # bytes of the invocation event (the body grows by a third in base64)
 STAGE = "local"
+log = logging.getLogger("tensorgate.local.gateway")
 TOO_LARGE = (
     "The request is {size} bytes, over what one request can carry through API Gateway and Lambda "
     "({limit} bytes). Create the network with a JSON body (no files) and upload the model archive "
@@ -37,7 +39,16 @@ class Gateway:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
-        return self.respond(request)(environ, start_response)
+        started = time.perf_counter()
+        response = self.respond(request)
+        log.info(
+            "%s %s -> %d (%.1f ms)",
+            request.method,
+            request.full_path.rstrip("?"),
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+        return response(environ, start_response)
 
     def respond(self, request: Request) -> Response:
         declared = request.content_length or 0
@@ -47,8 +58,18 @@ class Gateway:
         if match is None:
             allowed = self._methods_for(request.path)
             if allowed:
-                return _json(405, {"error": f"{request.method} is not allowed on {request.path}; use {', '.join(allowed)}."})
-            return _json(404, {"error": f"No route for {request.method} {request.path}; see the API reference in the README."})
+                return _json(
+                    405,
+                    {
+                        "error": f"{request.method} is not allowed on {request.path}; use {', '.join(allowed)}."
+                    },
+                )
+            return _json(
+                404,
+                {
+                    "error": f"No route for {request.method} {request.path}; see the API reference in the README."
+                },
+            )
         route, parameters = match
         body = request.get_data(cache=False)
         if len(body) > API_GATEWAY_PAYLOAD_LIMIT:
@@ -73,7 +94,9 @@ class Gateway:
         media = (content_type or "").split(";", 1)[0].strip().lower()
         return any(fnmatch.fnmatch(media, pattern) for pattern in self._binary_types)
 
-    def event(self, request: Request, route: Route, parameters: dict[str, str], body: bytes) -> dict[str, Any]:
+    def event(
+        self, request: Request, route: Route, parameters: dict[str, str], body: bytes
+    ) -> dict[str, Any]:
         headers = {name: value for name, value in request.headers.items()}
         multi_headers: dict[str, list[str]] = {}
         for name, value in request.headers.items():

@@ -18,7 +18,12 @@ LOCAL_RETRY_SECONDS = 2
 
 class QueuePoller(threading.Thread):
     def __init__(
-        self, source: QueueSource, template: Template, functions: LocalFunctions, sqs: Any, stop: threading.Event
+        self,
+        source: QueueSource,
+        template: Template,
+        functions: LocalFunctions,
+        sqs: Any,
+        stop: threading.Event,
     ) -> None:
         super().__init__(name=f"poll-{source.queue}", daemon=True)
         self._source = source
@@ -51,7 +56,11 @@ class QueuePoller(threading.Thread):
         try:
             result = self._functions.invoke(self._source.function, event) or {}
         except Exception:
-            log.exception("%s failed on a batch of %d; the messages will be retried", self._source.function, len(messages))
+            log.exception(
+                "%s failed on a batch of %d; the messages will be retried",
+                self._source.function,
+                len(messages),
+            )
             self._retry_later(messages)
             return len(messages)
         failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
@@ -70,7 +79,9 @@ class QueuePoller(threading.Thread):
     def _retry_later(self, messages: list[dict[str, Any]]) -> None:
         for message in messages:
             self._sqs.change_message_visibility(
-                QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=LOCAL_RETRY_SECONDS
+                QueueUrl=self._url,
+                ReceiptHandle=message["ReceiptHandle"],
+                VisibilityTimeout=LOCAL_RETRY_SECONDS,
             )
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:

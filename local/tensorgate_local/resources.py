@@ -7,7 +7,13 @@ from typing import Any
 from tensorgate_local.template import Template
 
 # Table properties the DynamoDB CreateTable call takes as they are written in the template.
-_TABLE_KEYS = ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes", "LocalSecondaryIndexes")
+_TABLE_KEYS = (
+    "AttributeDefinitions",
+    "KeySchema",
+    "BillingMode",
+    "GlobalSecondaryIndexes",
+    "LocalSecondaryIndexes",
+)
 # CloudFormation's queue properties and their SetQueueAttributes names.
 _QUEUE_ATTRIBUTES = {
     "VisibilityTimeout": "VisibilityTimeout",
@@ -40,7 +46,11 @@ def create_all(template: Template, session: Any) -> dict[str, list[str]]:
     ordered = sorted(queues, key=lambda name: "RedrivePolicy" in queues[name].get("Properties", {}))
     for name in ordered:
         properties = template.resolve(queues[name].get("Properties", {}))
-        attributes = {target: str(properties[source]) for source, target in _QUEUE_ATTRIBUTES.items() if source in properties}
+        attributes = {
+            target: str(properties[source])
+            for source, target in _QUEUE_ATTRIBUTES.items()
+            if source in properties
+        }
         if "RedrivePolicy" in properties:
             redrive = properties["RedrivePolicy"]
             attributes["RedrivePolicy"] = (
@@ -59,7 +69,9 @@ def create_all(template: Template, session: Any) -> dict[str, list[str]]:
         if notifications:
             s3.put_bucket_notification_configuration(
                 Bucket=bucket,
-                NotificationConfiguration={"QueueConfigurations": [_queue_notification(n) for n in notifications]},
+                NotificationConfiguration={
+                    "QueueConfigurations": [_queue_notification(n) for n in notifications]
+                },
             )
         created["buckets"].append(bucket)
     return created
@@ -70,5 +82,7 @@ def _queue_notification(configuration: dict[str, Any]) -> dict[str, Any]:
     rules = configuration.get("Filter", {}).get("S3Key", {}).get("Rules", [])
     converted: dict[str, Any] = {"QueueArn": configuration["Queue"], "Events": [configuration["Event"]]}
     if rules:
-        converted["Filter"] = {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
+        converted["Filter"] = {
+            "Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}
+        }
     return converted

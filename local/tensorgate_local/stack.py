@@ -38,6 +38,7 @@ class LocalStack:
     url: str
     api_key: str
     aws_endpoint: str
+    bucket: str
     stop_event: threading.Event
     threads: list[threading.Thread] = field(default_factory=list)
     servers: list[Any] = field(default_factory=list)
@@ -87,6 +88,7 @@ def start(
 
     import boto3
     from tensorgate import wiring
+    from tensorgate.config import DEVELOPMENT_PEPPER
 
     from tensorgate_local.gateway import Gateway
     from tensorgate_local.lambdas import LocalFunctions
@@ -94,7 +96,7 @@ def start(
     from tensorgate_local.resources import create_all
     from tensorgate_local.template import Template
 
-    template = Template(parameters={"ApiKeyPepper": os.environ.get("API_KEY_PEPPER", "local-development-pepper-0123456789")})
+    template = Template(parameters={"ApiKeyPepper": os.environ.get("API_KEY_PEPPER", DEVELOPMENT_PEPPER)})
     template.endpoint = aws_endpoint
     session = boto3.session.Session()
     create_all(template, session)
@@ -107,7 +109,13 @@ def start(
     local_functions = LocalFunctions(functions)
     stop_event = threading.Event()
     server = make_server(host, port, Gateway(template, local_functions), threaded=True)
-    stack = LocalStack(url=f"http://{host}:{server.server_port}", api_key=key, aws_endpoint=aws_endpoint, stop_event=stop_event)
+    stack = LocalStack(
+        url=f"http://{host}:{server.server_port}",
+        api_key=key,
+        aws_endpoint=aws_endpoint,
+        bucket=template.physical_name("ModelBucket"),
+        stop_event=stop_event,
+    )
     stack.servers.append(server)
     serve = threading.Thread(target=server.serve_forever, name="gateway", daemon=True)
     serve.start()
@@ -152,14 +160,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tensorgate-dev", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--no-workers", action="store_true", help="serve the API only (no converter, no worker)")
+    parser.add_argument(
+        "--no-workers", action="store_true", help="serve the API only (no converter, no worker)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
     for noisy in ("werkzeug", "botocore", "moto", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    stack = start(port=args.port, api_key=os.environ.get("TENSORGATE_DEV_API_KEY"), host=args.host,
-                  with_workers=not args.no_workers)
+    stack = start(
+        port=args.port,
+        api_key=os.environ.get("TENSORGATE_DEV_API_KEY"),
+        host=args.host,
+        with_workers=not args.no_workers,
+    )
     stopped = threading.Event()
 
     def on_signal(signum: int, _: Any) -> None:
@@ -168,9 +182,15 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    print(f"Tensorgate local stack ready\n  API:     {stack.url}/v0.7\n  API key: {stack.api_key}\n"
-          f"  AWS:     {stack.aws_endpoint} (embedded; state is in memory and lost on exit)\n"
-          "Press Ctrl-C to stop.", flush=True)
+    print(
+        f"Tensorgate local stack ready\n  API:     {stack.url}/v0.7\n  API key: {stack.api_key}\n"
+        f"  AWS:     {stack.aws_endpoint} (embedded; state is in memory and lost on exit)\n"
+        f"  Operator commands: AWS_ENDPOINT_URL={stack.aws_endpoint} MODEL_BUCKET={stack.bucket} "
+        "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1 "
+        ".venv/bin/tensorgate-admin --help\n"
+        "Press Ctrl-C to stop.",
+        flush=True,
+    )
     stopped.wait()
     stack.stop()
     print("Tensorgate local stack stopped.", flush=True)

@@ -117,7 +117,7 @@ class Template:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, argument), = value.items()
+            ((key, argument),) = value.items()
             if key == "Ref":
                 return self.ref(argument)
             if key == "Fn::GetAtt":
@@ -173,7 +173,9 @@ class Template:
         for name, spec in self.of_type("AWS::Serverless::Function").items():
             for event in spec["Properties"].get("Events", {}).values():
                 if event["Type"] == "Api":
-                    routes.append(Route(event["Properties"]["Method"].upper(), event["Properties"]["Path"], name))
+                    routes.append(
+                        Route(event["Properties"]["Method"].upper(), event["Properties"]["Path"], name)
+                    )
         # Literal segments win over parameters, as in API Gateway (`/networks/public` before `/networks/{id}`).
         return sorted(routes, key=lambda route: [part.startswith("{") for part in route.path.split("/")])
 

@@ -33,7 +33,8 @@ def build_resolver() -> APIGatewayRestResolver:
     def _no_route(_: NotFoundError) -> Response:
         event = app.current_event
         return http.json_response(
-            404, {"error": f"No route for {event.http_method} {event.path}; see the API reference in the README."}
+            404,
+            {"error": f"No route for {event.http_method} {event.path}; see the API reference in the README."},
         )
 
     @app.exception_handler(Exception)

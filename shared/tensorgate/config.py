@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
-DEVELOPMENT_PEPPER = "tensorgate-development-pepper"
+DEVELOPMENT_PEPPER = "tensorgate-local-development-pepper-not-a-secret"
 
 
 @dataclass(frozen=True)

@@ -82,3 +82,11 @@ class RateLimited(TensorgateError):
 
 class StorageUnavailable(TensorgateError):
     """A backing service kept failing after retries; the request may be retried later."""
+
+
+class ConversionRejected(TensorgateError):
+    """The uploaded model cannot be served: the deploy task ends `error` with this sentence and details."""
+
+    def __init__(self, message: str, details: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.report = details or {}

@@ -116,7 +116,9 @@ def _read_parts(boundary: bytes, body: bytes, max_parts: int) -> list[Part]:
         disposition, params = parse_options_header(headers.get("content-disposition", ""))
         name = params.get(b"name")
         if disposition != b"form-data" or name is None:
-            raise MalformedRequest("A multipart part has no 'Content-Disposition: form-data; name=...' header.")
+            raise MalformedRequest(
+                "A multipart part has no 'Content-Disposition: form-data; name=...' header."
+            )
         filename = params.get(b"filename")
         parts.append(
             Part(

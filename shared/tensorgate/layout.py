@@ -1,12 +1,12 @@
 """The S3 layout: every key the service writes is built here.
 
-    uploads/{account}/{network}/files/{file}          files sent with a multipart create
-    uploads/{account}/{network}/files/variables/{f}   SavedModel variables sent under variables/
-    uploads/{account}/{network}/files/manifest.json   written last; its arrival starts the conversion
-    uploads/{account}/{network}/archive/{name}        the presigned-POST archive (.zip, .tar.gz, .tgz)
-    models/{account}/{network}/model.onnx             the converted model
-    inputs/{account}/{task}/{n}                       inference inputs too large for a queue message
-    results/{account}/{task}.json                     inference results too large for a DynamoDB item
+uploads/{account}/{network}/files/{file}          files sent with a multipart create
+uploads/{account}/{network}/files/variables/{f}   SavedModel variables sent under variables/
+uploads/{account}/{network}/files/manifest.json   written last; its arrival starts the conversion
+uploads/{account}/{network}/archive/{name}        the presigned-POST archive (.zip, .tar.gz, .tgz)
+models/{account}/{network}/model.onnx             the converted model
+inputs/{account}/{task}/{n}                       inference inputs too large for a queue message
+results/{account}/{task}.json                     inference results too large for a DynamoDB item
 """
 
 from __future__ import annotations
@@ -91,9 +91,7 @@ def check_file_name(name: str) -> str | None:
     if "/" in base or "\\" in base:
         return f"file name {name!r} contains a path separator (only 'variables/<name>' is allowed)"
     if not _SAFE_NAME.match(base):
-        return (
-            f"file name {name!r} must start with a letter or digit and use only letters, digits, '.', '_' and '-'"
-        )
+        return f"file name {name!r} must start with a letter or digit and use only letters, digits, '.', '_' and '-'"
     if name == MANIFEST_NAME:
         return f"file name {MANIFEST_NAME!r} is reserved"
     return None

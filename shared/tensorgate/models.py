@@ -74,6 +74,8 @@ class Network(BaseModel):
     create_date: datetime
     update_date: datetime
     version: int = 1
+    # Set by the converter that took the deploy, so a duplicate S3 event does not convert twice.
+    conversion_claimed_at: datetime | None = None
 
     @property
     def public_id(self) -> int | str:

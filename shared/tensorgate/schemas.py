@@ -36,7 +36,14 @@ READ_ONLY_FIELDS = (
     "conversion",
     "conversion_options",
 )
-JSON_FIELDS = {"metadata", "preprocessing", "postprocessings", "input_spec", "output_spec", "conversion_options"}
+JSON_FIELDS = {
+    "metadata",
+    "preprocessing",
+    "postprocessings",
+    "input_spec",
+    "output_spec",
+    "conversion_options",
+}
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=10_000)]

@@ -14,6 +14,7 @@ from tensorgate.adapters.dynamodb import (
 from tensorgate.adapters.s3 import S3BlobStore
 from tensorgate.config import get_settings
 from tensorgate.services.auth import AuthService
+from tensorgate.services.conversions import ConversionService, Converter
 from tensorgate.services.networks import NetworkService, UploadPolicy
 from tensorgate.services.tasks import TaskService
 
@@ -44,6 +45,20 @@ def task_service() -> TaskService:
 def auth_service() -> AuthService:
     settings = get_settings()
     return AuthService(DynamoApiKeyRepository(settings.api_keys_table), settings.api_key_pepper)
+
+
+def conversion_service(converter: Converter | None = None) -> ConversionService:
+    settings = get_settings()
+    return ConversionService(
+        networks=DynamoNetworkRepository(settings.networks_table),
+        tasks=DynamoTaskRepository(settings.tasks_table),
+        files=S3BlobStore(settings.model_bucket),
+        converter=converter,
+    )
+
+
+def task_repository() -> DynamoTaskRepository:
+    return DynamoTaskRepository(get_settings().tasks_table)
 
 
 def reset() -> None:

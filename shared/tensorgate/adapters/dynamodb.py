@@ -152,7 +152,9 @@ class DynamoTaskRepository:
     def put_new(self, task: Task) -> None:
         try:
             self._db.put_item(
-                TableName=self._table, Item=self._item(task), ConditionExpression="attribute_not_exists(task_id)"
+                TableName=self._table,
+                Item=self._item(task),
+                ConditionExpression="attribute_not_exists(task_id)",
             )
         except ClientError as error:
             raise _unavailable(error, "store the task") from None
@@ -173,7 +175,9 @@ class DynamoTaskRepository:
         for start in range(0, len(ids), BATCH_GET_LIMIT):
             request: dict[str, Any] = {
                 self._table: {
-                    "Keys": [_to_item({"task_id": task_id}) for task_id in ids[start : start + BATCH_GET_LIMIT]],
+                    "Keys": [
+                        _to_item({"task_id": task_id}) for task_id in ids[start : start + BATCH_GET_LIMIT]
+                    ],
                     "ConsistentRead": True,
                 }
             }
@@ -288,4 +292,3 @@ class DynamoIdAllocator:
         except ClientError as error:
             raise _unavailable(error, "allocate an id") from None
         return int(_from_item(response["Attributes"])["value"])
-

@@ -17,7 +17,9 @@ class SqsQueue:
         response = self._sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(body))
         return str(response["MessageId"])
 
-    def receive(self, max_messages: int = 10, wait_seconds: int = 20, visibility_seconds: int | None = None) -> list[dict[str, Any]]:
+    def receive(
+        self, max_messages: int = 10, wait_seconds: int = 20, visibility_seconds: int | None = None
+    ) -> list[dict[str, Any]]:
         arguments: dict[str, Any] = {
             "QueueUrl": self.url,
             "MaxNumberOfMessages": max_messages,

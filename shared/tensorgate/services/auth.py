@@ -19,9 +19,7 @@ _KEY_PATTERN = re.compile(r"[A-Za-z0-9_.-]{16,128}")
 
 
 class AuthService:
-    def __init__(
-        self, keys: ApiKeyRepository, pepper: str, clock: Callable[[], datetime] = utc_now
-    ) -> None:
+    def __init__(self, keys: ApiKeyRepository, pepper: str, clock: Callable[[], datetime] = utc_now) -> None:
         self._keys = keys
         self._pepper = pepper.encode()
         self._clock = clock

@@ -25,7 +25,6 @@ from tensorgate.forms import UploadedFile, decode_json_fields
 from tensorgate.models import (
     PUBLIC_ACCOUNT,
     Network,
-    NetworkStatus,
     Page,
     Task,
     TaskKind,
@@ -41,7 +40,16 @@ from tensorgate.schemas import (
     validate,
 )
 
-MODEL_FILE_SUFFIXES = (".pb", ".pbtxt", ".keras", ".h5", ".hdf5", ".tflite", ".onnx", *layout.ARCHIVE_SUFFIXES)
+MODEL_FILE_SUFFIXES = (
+    ".pb",
+    ".pbtxt",
+    ".keras",
+    ".h5",
+    ".hdf5",
+    ".tflite",
+    ".onnx",
+    *layout.ARCHIVE_SUFFIXES,
+)
 DEFAULT_ARCHIVE_NAME = "model.zip"
 MAX_FILES = 64
 UPDATE_ATTEMPTS = 5
@@ -143,8 +151,11 @@ class NetworkService:
             upload = self._blobs.presigned_post(
                 key, self._policy.max_archive_bytes, self._policy.presigned_upload_seconds
             )
-            upload |= {"key": key, "max_bytes": self._policy.max_archive_bytes,
-                       "expires_in": self._policy.presigned_upload_seconds}
+            upload |= {
+                "key": key,
+                "max_bytes": self._policy.max_archive_bytes,
+                "expires_in": self._policy.presigned_upload_seconds,
+            }
             return CreatedNetwork(network, upload=upload)
         except BaseException:
             self._remove(network)
@@ -178,7 +189,12 @@ class NetworkService:
                     raise ValidationFailed(
                         f"mean_file {mean_file!r} was not uploaded with the network; send it as a file part "
                         f"named {mean_file!r}.",
-                        [{"field": "preprocessing.inputs.image.mean_file", "message": "names no uploaded file"}],
+                        [
+                            {
+                                "field": "preprocessing.inputs.image.mean_file",
+                                "message": "names no uploaded file",
+                            }
+                        ],
                     )
 
     def _manifest(self, network: Network) -> dict[str, Any]:
@@ -190,7 +206,9 @@ class NetworkService:
             "files": network.files,
         }
 
-    def _new_task(self, account_id: str, task_id: int, kind: TaskKind, network_id: int, now: datetime) -> Task:
+    def _new_task(
+        self, account_id: str, task_id: int, kind: TaskKind, network_id: int, now: datetime
+    ) -> Task:
         expires = now + timedelta(days=self._policy.task_ttl_days)
         return Task(
             task_id=task_id,

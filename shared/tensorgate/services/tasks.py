@@ -28,7 +28,9 @@ class TaskService:
             )
         unique = list(dict.fromkeys(task_ids))
         if len(unique) > MAX_TASK_IDS:
-            raise ValidationFailed(f"At most {MAX_TASK_IDS} task ids can be asked at once; {len(unique)} were.")
+            raise ValidationFailed(
+                f"At most {MAX_TASK_IDS} task ids can be asked at once; {len(unique)} were."
+            )
         found = {task.task_id: task for task in self._tasks.get_many(unique) if task.account_id == account_id}
         ordered = [found[task_id].to_wire() for task_id in unique if task_id in found]
         return Page(count=len(ordered), offset=offset, limit=limit, results=ordered[offset : offset + limit])

@@ -1,0 +1,52 @@
+"""Dead-letter handler: ends the tasks of messages that kept failing, so no task stays pending."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from tensorgate import layout, wiring
+from tensorgate.events import s3_keys
+from tensorgate.services.conversions import fail_task
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+CONVERSION_FAILED = (
+    "The conversion did not complete after several attempts (the converter crashed or timed out). "
+    "Check that the model files load with the framework given, then create the network again."
+)
+INFERENCE_FAILED = "The inference did not complete after several attempts (the worker crashed or timed out)."
+
+
+@tracer.capture_method
+def record_handler(record: SQSRecord) -> None:
+    keys = s3_keys(record.body)
+    if keys:
+        conversions = wiring.conversion_service()
+        for key in keys:
+            parsed = layout.parse_upload_key(key)
+            if parsed is not None and conversions.fail_pending(parsed[0], parsed[1], CONVERSION_FAILED):
+                logger.warning("deploy ended by dead letter", extra={"key": key})
+                metrics.add_metric(name="DeploysDeadLettered", unit="Count", value=1)
+        return
+    message: Any = json.loads(record.body)
+    task_id = message.get("task_id") if isinstance(message, dict) else None
+    if isinstance(task_id, int) and fail_task(wiring.task_repository(), task_id, INFERENCE_FAILED):
+        logger.warning("inference ended by dead letter", extra={"task_id": task_id})
+        metrics.add_metric(name="InferencesDeadLettered", unit="Count", value=1)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
