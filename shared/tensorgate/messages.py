@@ -1,0 +1,48 @@
+"""Queue message schemas: what the inference API sends and the worker reads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# SQS takes 256 KiB per message; inline image bytes stay well under it, the rest goes to S3.
+MAX_INLINE_BYTES = 48 * 1024
+
+
+class InlineSource(BaseModel):
+    kind: Literal["inline"] = "inline"
+    data: str = Field(description="base64 of the image bytes")
+
+
+class StoredSource(BaseModel):
+    kind: Literal["s3"] = "s3"
+    key: str = Field(description="object key in the model bucket")
+
+
+class UrlSource(BaseModel):
+    kind: Literal["url"] = "url"
+    url: str
+
+
+Source = Annotated[InlineSource | StoredSource | UrlSource, Field(discriminator="kind")]
+
+
+class InferenceInput(BaseModel):
+    source: Source
+    bbox: dict[str, float] | None = None
+
+
+class InferenceMessage(BaseModel):
+    """One inference request: one sample, one entry per network input, in `preprocessing.inputs` order."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    task_id: int
+    account_id: str
+    network_id: int
+    inputs: list[InferenceInput]
+    output_tensors: list[str] | None = None
+    detection: dict[str, Any] | None = None
+    submitted_at: datetime
