@@ -17,8 +17,6 @@ def s3_keys(body: str) -> list[str]:
         return []
     keys = []
     for record in message.get("Records") or []:
-        if record.get("eventSource") == "aws:s3" and str(record.get("eventName", "")).startswith(
-            "ObjectCreated"
-        ):
+        if record.get("eventSource") == "aws:s3" and str(record.get("eventName", "")).startswith("ObjectCreated"):
             keys.append(unquote_plus(record["s3"]["object"]["key"]))
     return keys

@@ -8,6 +8,7 @@ existing Python client sends (`preprocessing.inputs[0]image.dimension_order=NCHW
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,19 +42,43 @@ class UploadedFile:
 class Form:
     fields: dict[str, Any]
     files: list[UploadedFile]
+    text_pairs: list[tuple[str, str]] = field(default_factory=list)
+
+    def nested_with_files(self) -> dict[str, Any]:
+        """Fields where file parts take their place by name (`inputs[0]image.source` holding image bytes)."""
+        pairs: list[tuple[str, Any]] = [*self.text_pairs, *((f.name, f.content) for f in self.files)]
+        return unflatten(pairs)
 
 
 def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def loads_strict(text: bytes | str) -> Any:
+    """JSON as RFC 8259 defines it: Python's NaN/Infinity extensions would be echoed back as invalid JSON."""
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def parse_json_object(body: bytes | str | None) -> dict[str, Any]:
     if body is None or (isinstance(body, (bytes, str)) and not body.strip()):
         raise MalformedRequest("The request body is empty; send a JSON object.")
     try:
-        value = json.loads(body)
+        value = loads_strict(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise MalformedRequest(f"The request body is not valid JSON: {error}.") from None
+    except RecursionError:
+        raise MalformedRequest("The request body is not valid JSON: it is nested too deeply.") from None
     if not isinstance(value, dict):
         raise MalformedRequest("The request body must be a JSON object.")
     return value
@@ -66,9 +91,7 @@ def parse_body(content_type: str | None, body: bytes, max_parts: int = MAX_PARTS
         return Form(fields=parse_json_object(body), files=[])
     if kind == "multipart/form-data":
         return parse_multipart(content_type or "", body, max_parts)
-    raise UnsupportedMediaType(
-        f"Content-Type {kind!r} is not supported; send application/json or multipart/form-data."
-    )
+    raise UnsupportedMediaType(f"Content-Type {kind!r} is not supported; send application/json or multipart/form-data.")
 
 
 def parse_multipart(content_type: str, body: bytes, max_parts: int = MAX_PARTS) -> Form:
@@ -87,7 +110,7 @@ def parse_multipart(content_type: str, body: bytes, max_parts: int = MAX_PARTS) 
             text_fields.append((part.name, part.data.decode("utf-8")))
         except UnicodeDecodeError:
             raise MalformedRequest(f"Form field {part.name!r} is not UTF-8 text.") from None
-    return Form(fields=unflatten(text_fields), files=files)
+    return Form(fields=unflatten(text_fields), files=files, text_pairs=text_fields)
 
 
 def _read_parts(boundary: bytes, body: bytes, max_parts: int) -> list[Part]:
@@ -116,9 +139,7 @@ def _read_parts(boundary: bytes, body: bytes, max_parts: int) -> list[Part]:
         disposition, params = parse_options_header(headers.get("content-disposition", ""))
         name = params.get(b"name")
         if disposition != b"form-data" or name is None:
-            raise MalformedRequest(
-                "A multipart part has no 'Content-Disposition: form-data; name=...' header."
-            )
+            raise MalformedRequest("A multipart part has no 'Content-Disposition: form-data; name=...' header.")
         filename = params.get(b"filename")
         parts.append(
             Part(
@@ -167,7 +188,7 @@ def split_key(key: str) -> list[str | int]:
     return tokens
 
 
-def unflatten(pairs: list[tuple[str, str]]) -> dict[str, Any]:
+def unflatten(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """Nest flattened `a.b[0]c` keys; a plain key keeps its text value."""
     root: dict[str, Any] = {}
     for key, value in pairs:
@@ -176,7 +197,7 @@ def unflatten(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     return {name: _compact(value, name) for name, value in root.items()}
 
 
-def _assign(container: Any, path: list[str | int], value: str, key: str) -> None:
+def _assign(container: Any, path: list[str | int], value: Any, key: str) -> None:
     head, rest = path[0], path[1:]
     if isinstance(head, int):
         if not isinstance(container, dict) or (container and not all(isinstance(k, int) for k in container)):
@@ -215,8 +236,8 @@ def decode_json_fields(fields: dict[str, Any], json_fields: set[str]) -> dict[st
         value = fields[name]
         if isinstance(value, str):
             try:
-                decoded[name] = json.loads(value)
-            except ValueError as error:
+                decoded[name] = loads_strict(value)
+            except (ValueError, RecursionError) as error:
                 raise ValidationFailed(
                     f"Field {name!r} must be JSON ({error}).",
                     [{"field": name, "message": "is not valid JSON"}],

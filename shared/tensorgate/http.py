@@ -64,9 +64,7 @@ def error_response(error: errors.TensorgateError) -> Response:
 
 
 def internal_error_response() -> Response:
-    return json_response(
-        500, {"error": "Internal error; it has been logged. Retry, and report it if it persists."}
-    )
+    return json_response(500, {"error": "Internal error; it has been logged. Retry, and report it if it persists."})
 
 
 def api_key(event: APIGatewayProxyEvent) -> str | None:
@@ -150,9 +148,7 @@ def base_url(event: APIGatewayProxyEvent) -> str:
     return f"{scheme}://{host}{path}"
 
 
-def page_envelope(
-    event: APIGatewayProxyEvent, page: Page, extra: dict[str, list[str]] | None = None
-) -> dict[str, Any]:
+def page_envelope(event: APIGatewayProxyEvent, page: Page, extra: dict[str, list[str]] | None = None) -> dict[str, Any]:
     url = base_url(event)
 
     def link(offset: int) -> str:

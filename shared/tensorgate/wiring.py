@@ -12,9 +12,11 @@ from tensorgate.adapters.dynamodb import (
     DynamoTaskRepository,
 )
 from tensorgate.adapters.s3 import S3BlobStore
+from tensorgate.adapters.sqs import SqsQueue
 from tensorgate.config import get_settings
 from tensorgate.services.auth import AuthService
 from tensorgate.services.conversions import ConversionService, Converter
+from tensorgate.services.inference import InferencePolicy, InferenceService
 from tensorgate.services.networks import NetworkService, UploadPolicy
 from tensorgate.services.tasks import TaskService
 
@@ -38,7 +40,21 @@ def network_service() -> NetworkService:
 
 @cache
 def task_service() -> TaskService:
-    return TaskService(DynamoTaskRepository(get_settings().tasks_table))
+    settings = get_settings()
+    return TaskService(DynamoTaskRepository(settings.tasks_table), results=S3BlobStore(settings.model_bucket))
+
+
+@cache
+def inference_service() -> InferenceService:
+    settings = get_settings()
+    return InferenceService(
+        networks=DynamoNetworkRepository(settings.networks_table),
+        tasks=DynamoTaskRepository(settings.tasks_table),
+        ids=DynamoIdAllocator(settings.counters_table),
+        blobs=S3BlobStore(settings.model_bucket),
+        queue=SqsQueue(settings.inference_queue_url),
+        policy=InferencePolicy(bucket=settings.model_bucket, task_ttl_days=settings.task_ttl_days),
+    )
 
 
 @cache
@@ -65,5 +81,5 @@ def reset() -> None:
     """Forget settings, clients and services (tests change the environment between cases)."""
     get_settings.cache_clear()
     reset_clients()
-    for builder in (network_service, task_service, auth_service):
+    for builder in (network_service, task_service, auth_service, inference_service):
         builder.cache_clear()

@@ -161,9 +161,7 @@ class DynamoTaskRepository:
 
     def get(self, task_id: int) -> Task | None:
         try:
-            response = self._db.get_item(
-                TableName=self._table, Key=_to_item({"task_id": task_id}), ConsistentRead=True
-            )
+            response = self._db.get_item(TableName=self._table, Key=_to_item({"task_id": task_id}), ConsistentRead=True)
         except ClientError as error:
             raise _unavailable(error, "read the task") from None
         item = response.get("Item")
@@ -175,9 +173,7 @@ class DynamoTaskRepository:
         for start in range(0, len(ids), BATCH_GET_LIMIT):
             request: dict[str, Any] = {
                 self._table: {
-                    "Keys": [
-                        _to_item({"task_id": task_id}) for task_id in ids[start : start + BATCH_GET_LIMIT]
-                    ],
+                    "Keys": [_to_item({"task_id": task_id}) for task_id in ids[start : start + BATCH_GET_LIMIT]],
                     "ConsistentRead": True,
                 }
             }

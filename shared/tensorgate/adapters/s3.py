@@ -21,9 +21,7 @@ class S3BlobStore:
         try:
             self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType=content_type)
         except ClientError as error:
-            raise StorageUnavailable(
-                f"The file store refused a write ({error_code(error)}); retry shortly."
-            ) from None
+            raise StorageUnavailable(f"The file store refused a write ({error_code(error)}); retry shortly.") from None
 
     def get(self, key: str) -> bytes:
         response = self._s3.get_object(Bucket=self._bucket, Key=key)

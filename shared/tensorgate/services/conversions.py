@@ -108,9 +108,7 @@ class ConversionService:
     def _claim(self, network: Network) -> Network | None:
         if self.claim_is_live(network):
             return None
-        claimed = network.model_copy(
-            update={"conversion_claimed_at": self._clock(), "version": network.version + 1}
-        )
+        claimed = network.model_copy(update={"conversion_claimed_at": self._clock(), "version": network.version + 1})
         try:
             self._networks.replace(claimed, expected_version=network.version)
         except (ConcurrentUpdate, NetworkNotFound):
@@ -167,9 +165,7 @@ class ConversionService:
         self._fail(network, message, {})
         return True
 
-    def _update_network(
-        self, network: Network, changes: dict[str, Any], require_pending: bool = False
-    ) -> bool:
+    def _update_network(self, network: Network, changes: dict[str, Any], require_pending: bool = False) -> bool:
         for _ in range(5):
             current = self._networks.get(network.account_id, network.network_id)
             if current is None:
@@ -199,13 +195,9 @@ class ConversionService:
             log.info("deploy task %s had already ended", task.task_id)
 
 
-def fail_task(
-    tasks: TaskRepository, task_id: int, message: str, clock: Callable[[], datetime] = utc_now
-) -> bool:
+def fail_task(tasks: TaskRepository, task_id: int, message: str, clock: Callable[[], datetime] = utc_now) -> bool:
     """End one pending task with `message` (dead letters of the inference queue)."""
     task: Task | None = tasks.get(task_id)
     if task is None or task.status is not TaskStatus.PENDING:
         return False
-    return tasks.finish(
-        task.model_copy(update={"status": TaskStatus.ERROR, "error": message, "update_date": clock()})
-    )
+    return tasks.finish(task.model_copy(update={"status": TaskStatus.ERROR, "error": message, "update_date": clock()}))

@@ -206,9 +206,7 @@ class NetworkService:
             "files": network.files,
         }
 
-    def _new_task(
-        self, account_id: str, task_id: int, kind: TaskKind, network_id: int, now: datetime
-    ) -> Task:
+    def _new_task(self, account_id: str, task_id: int, kind: TaskKind, network_id: int, now: datetime) -> Task:
         expires = now + timedelta(days=self._policy.task_ttl_days)
         return Task(
             task_id=task_id,
@@ -260,9 +258,7 @@ class NetworkService:
         # Changes are field assignments, so re-applying them to a fresher copy is safe.
         for _ in range(UPDATE_ATTEMPTS):
             network = self.get(account_id, network_id)
-            updated = network.model_copy(
-                update=values | {"update_date": self._clock(), "version": network.version + 1}
-            )
+            updated = network.model_copy(update=values | {"update_date": self._clock(), "version": network.version + 1})
             try:
                 self._networks.replace(updated, expected_version=network.version)
                 return updated

@@ -1,0 +1,266 @@
+"""Accepting an inference request: validate it against the network, store its inputs, queue one task."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from tensorgate_preprocessing.spec import DetectionSettings, PostprocessingSpec, PreprocessingSpec
+
+from tensorgate import layout
+from tensorgate.errors import NetworkNotFound, NetworkNotReady, PayloadTooLarge, StorageUnavailable, ValidationFailed
+from tensorgate.messages import (
+    MAX_INLINE_BYTES,
+    InferenceInput,
+    InferenceMessage,
+    InlineSource,
+    StoredSource,
+    UrlSource,
+)
+from tensorgate.models import Network, NetworkStatus, Task, TaskKind, utc_now
+from tensorgate.ports import BlobStore, IdAllocator, MessageQueue, NetworkRepository, TaskRepository
+from tensorgate.schemas import validate
+
+MAX_URL_LENGTH = 2048
+
+
+@dataclass(frozen=True)
+class InferencePolicy:
+    bucket: str
+    max_input_bytes: int = 5 * 1024**2
+    task_ttl_days: int = 30
+
+
+class ImageRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    source: str | bytes = Field(description="http(s) URL, base64 (optionally a data: URL), or s3:// URI")
+    bbox: dict[str, float] | None = None
+
+
+class InputRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: ImageRequest
+
+
+class InferenceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: list[InputRequest] = Field(min_length=1, max_length=8)
+    output_tensors: list[str] | None = Field(default=None, max_length=64)
+    bounding_box_threshold: float | None = None
+    iou_threshold: float | None = None
+    max_objects: int | None = None
+
+
+class InferenceService:
+    def __init__(
+        self,
+        networks: NetworkRepository,
+        tasks: TaskRepository,
+        ids: IdAllocator,
+        blobs: BlobStore,
+        queue: MessageQueue,
+        policy: InferencePolicy,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._networks = networks
+        self._tasks = tasks
+        self._ids = ids
+        self._blobs = blobs
+        self._queue = queue
+        self._policy = policy
+        self._clock = clock
+
+    def submit(self, account_id: str, network_id: int, fields: dict[str, Any]) -> Task:
+        """Everything is checked before anything is written, so a refused request queues nothing."""
+        network = self._networks.get(account_id, network_id)
+        if network is None:
+            raise NetworkNotFound(network_id)
+        _require_ready(network)
+        request: InferenceRequest = validate(InferenceRequest, fields, "inference request")
+        preprocessing = network.preprocessing and PreprocessingSpec.model_validate(network.preprocessing)
+        expected = len(preprocessing.inputs) if preprocessing else 0
+        if expected == 0:
+            raise ValidationFailed(
+                f"Network {network_id} declares no image input in its preprocessing, so it takes no images."
+            )
+        if len(request.inputs) != expected:
+            raise ValidationFailed(
+                f"Network {network_id} takes {expected} input(s), in preprocessing.inputs order; "
+                f"{len(request.inputs)} were sent.",
+                [{"field": "inputs", "message": f"must have {expected} entries"}],
+            )
+        _check_output_tensors(network, request.output_tensors)
+        detection = _detection(request)
+        sources = [self._source(account_id, index, item.image.source) for index, item in enumerate(request.inputs)]
+        for index, item in enumerate(request.inputs):
+            _check_bbox(index, item.image.bbox)
+
+        task_id = self._ids.next_id("task")
+        now = self._clock()
+        inline_total = sum(len(data) for data in sources if isinstance(data, bytes))
+        stored: list[str] = []
+        inputs: list[InferenceInput] = []
+        try:
+            for index, (item, source) in enumerate(zip(request.inputs, sources, strict=True)):
+                if isinstance(source, bytes):
+                    if inline_total <= MAX_INLINE_BYTES:
+                        resolved: Any = InlineSource(data=base64.b64encode(source).decode("ascii"))
+                    else:
+                        key = layout.input_key(account_id, task_id, index)
+                        self._blobs.put(key, source)
+                        stored.append(key)
+                        resolved = StoredSource(key=key)
+                else:
+                    resolved = source
+                inputs.append(InferenceInput(source=resolved, bbox=item.image.bbox))
+            task = Task(
+                task_id=task_id,
+                account_id=account_id,
+                kind=TaskKind.INFERENCE,
+                network_id=network_id,
+                create_date=now,
+                update_date=now,
+                expires_at=int((now + timedelta(days=self._policy.task_ttl_days)).timestamp()),
+            )
+            self._tasks.put_new(task)
+            message = InferenceMessage(
+                task_id=task_id,
+                account_id=account_id,
+                network_id=network_id,
+                inputs=inputs,
+                output_tensors=request.output_tensors,
+                detection=detection,
+                submitted_at=now,
+            )
+            self._queue.send(message.model_dump(mode="json"), group=f"{account_id}/{network_id}")
+        except BaseException:
+            self._tasks.delete(task_id)
+            for key in stored:
+                self._blobs.delete_prefix(key)
+            raise
+        return task
+
+    def _source(self, account_id: str, index: int, source: str | bytes) -> bytes | UrlSource | StoredSource:
+        field = f"inputs[{index}].image.source"
+        if isinstance(source, bytes):
+            return self._sized(index, source)
+        text = source.strip()
+        scheme = text.split(":", 1)[0].lower() if ":" in text[:16] else ""
+        if scheme in ("http", "https"):
+            if len(text) > MAX_URL_LENGTH:
+                raise ValidationFailed(f"The URL of input {index} is longer than {MAX_URL_LENGTH} characters.")
+            return UrlSource(url=text)
+        if scheme == "s3":
+            return StoredSource(key=self._own_object(account_id, index, text))
+        if scheme == "data":
+            header, _, payload = text.partition(",")
+            if ";base64" not in header:
+                raise ValidationFailed(
+                    f"The data: URL of input {index} must be base64-encoded (data:image/jpeg;base64,...)."
+                )
+            text = payload
+        elif scheme:
+            raise ValidationFailed(
+                f"Input {index} uses the {scheme}: scheme; send an http(s) URL, base64 image bytes, a data: URL, "
+                "or an s3:// URI inside your upload prefix.",
+                [{"field": field, "message": f"scheme {scheme!r} is not supported"}],
+            )
+        try:
+            data = base64.b64decode("".join(text.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValidationFailed(
+                f"Input {index} is neither an http(s) URL nor valid base64 image bytes.",
+                [{"field": field, "message": "is not valid base64"}],
+            ) from None
+        if not data:
+            raise ValidationFailed(f"Input {index} is empty.", [{"field": field, "message": "is empty"}])
+        return self._sized(index, data)
+
+    def _sized(self, index: int, data: bytes) -> bytes:
+        if len(data) > self._policy.max_input_bytes:
+            raise PayloadTooLarge(
+                f"Input {index} is {len(data)} bytes, over the {self._policy.max_input_bytes} bytes an inference "
+                "input takes; upload it first and send its s3:// URI or an https URL."
+            )
+        return data
+
+    def _own_object(self, account_id: str, index: int, uri: str) -> str:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        prefix = layout.upload_prefix(account_id)
+        if bucket != self._policy.bucket or not key.startswith(prefix) or ".." in key:
+            raise ValidationFailed(
+                f"Input {index}: s3:// inputs must be objects of s3://{self._policy.bucket}/{prefix}, your upload prefix.",
+                [{"field": f"inputs[{index}].image.source", "message": "is outside your upload prefix"}],
+            )
+        if not self._blobs.exists(key):
+            raise ValidationFailed(f"Input {index}: s3://{bucket}/{key} does not exist.")
+        return key
+
+
+def _require_ready(network: Network) -> None:
+    if network.status is NetworkStatus.READY:
+        return
+    if network.status is NetworkStatus.PENDING:
+        raise NetworkNotReady(
+            f"Network {network.public_id} is pending: inference opens once its deploy task {network.task_id} succeeds."
+        )
+    raise NetworkNotReady(f"Network {network.public_id} failed to deploy and takes no inference: {network.error}")
+
+
+def available_output_tensors(network: Network) -> list[str]:
+    names: list[str] = []
+    for post in network.postprocessings:
+        for name in PostprocessingSpec.model_validate(post).tensor_names():
+            if name not in names:
+                names.append(name)
+    for output in network.outputs or []:
+        if output.get("name") not in names:
+            names.append(str(output.get("name")))
+    name_map = (network.conversion or {}).get("name_map") or {}
+    names.extend(name for name in name_map if name not in names)
+    return names
+
+
+def _check_output_tensors(network: Network, requested: list[str] | None) -> None:
+    if not requested:
+        return
+    available = available_output_tensors(network)
+    unknown = [name for name in requested if name not in available]
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown output tensor {unknown[0]!r}; this network returns: {', '.join(available[:30])}.",
+            [{"field": "output_tensors", "message": f"{name!r} is not an output of this network"} for name in unknown],
+        )
+
+
+def _detection(request: InferenceRequest) -> dict[str, Any] | None:
+    given = {
+        name: value
+        for name in ("bounding_box_threshold", "iou_threshold", "max_objects")
+        if (value := getattr(request, name)) is not None
+    }
+    if not given:
+        return None
+    return validate(DetectionSettings, given, "detection settings").model_dump()
+
+
+def _check_bbox(index: int, bbox: dict[str, float] | None) -> None:
+    if bbox is None:
+        return
+    names = ("xmin", "ymin", "xmax", "ymax")
+    if set(bbox) != set(names):
+        raise ValidationFailed(f"Input {index}: bbox takes exactly xmin, ymin, xmax, ymax (fractions of the image).")
+    if (
+        not all(0.0 <= bbox[name] <= 1.0 for name in names)
+        or bbox["xmin"] >= bbox["xmax"]
+        or bbox["ymin"] >= bbox["ymax"]
+    ):
+        raise ValidationFailed(f"Input {index}: bbox must lie in [0, 1] with xmin < xmax and ymin < ymax.")
