@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tensorgate_preprocessing.spec import DetectionSettings, PostprocessingSpec, PreprocessingSpec
 
 from tensorgate import layout
-from tensorgate.errors import NetworkNotFound, NetworkNotReady, PayloadTooLarge, StorageUnavailable, ValidationFailed
+from tensorgate.errors import NetworkNotFound, NetworkNotReady, PayloadTooLarge, ValidationFailed
 from tensorgate.messages import (
     MAX_INLINE_BYTES,
     InferenceInput,
@@ -197,7 +197,8 @@ class InferenceService:
         prefix = layout.upload_prefix(account_id)
         if bucket != self._policy.bucket or not key.startswith(prefix) or ".." in key:
             raise ValidationFailed(
-                f"Input {index}: s3:// inputs must be objects of s3://{self._policy.bucket}/{prefix}, your upload prefix.",
+                f"Input {index}: s3:// inputs must be objects under your upload prefix, "
+                f"s3://{self._policy.bucket}/{prefix}.",
                 [{"field": f"inputs[{index}].image.source", "message": "is outside your upload prefix"}],
             )
         if not self._blobs.exists(key):
