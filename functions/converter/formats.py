@@ -138,8 +138,7 @@ def _allowed_formats(framework: str | None) -> tuple[ModelFormat, ...]:
     if key not in FRAMEWORK_FORMATS:
         raise ConversionFailed(
             Reason.UNSUPPORTED_FORMAT,
-            f"framework {framework!r} cannot be converted to ONNX here; "
-            f"use one of {', '.join(FRAMEWORK_FORMATS)}.",
+            f"framework {framework!r} cannot be converted to ONNX here; use one of {', '.join(FRAMEWORK_FORMATS)}.",
             {"framework": framework, "supported": list(FRAMEWORK_FORMATS)},
         )
     return FRAMEWORK_FORMATS[key]
@@ -269,9 +268,7 @@ def _read_node_name_mapping(path: Path, label: str) -> dict[str, str]:
     try:
         mapping = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConversionFailed(
-            Reason.CORRUPT_FILE, f"{label} is not valid JSON: {error}.", {"file": label}
-        ) from None
+        raise ConversionFailed(Reason.CORRUPT_FILE, f"{label} is not valid JSON: {error}.", {"file": label}) from None
     if not isinstance(mapping, dict) or not all(
         isinstance(key, str) and isinstance(value, str) for key, value in mapping.items()
     ):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -174,6 +174,22 @@ def name_dynamic_dimensions(model: ModelProto, symbols: Mapping[str, Mapping[int
                 dim.dim_param = f"{_identifier(value.name)}_dim{axis}"
 
 
+def apply_declared_shapes(model: ModelProto, declared: Mapping[str, Sequence[int | str | None]]) -> None:
+    """Give a declared shape (from `input_spec`/`output_spec`) to an input or output of unknown rank."""
+    for value in (*model.graph.input, *model.graph.output):
+        shape = declared.get(value.name)
+        tensor_type = value.type.tensor_type
+        if shape is None or tensor_type.HasField("shape"):
+            continue
+        tensor_type.shape.SetInParent()
+        for dim in shape:
+            entry = tensor_type.shape.dim.add()
+            if isinstance(dim, int):
+                entry.dim_value = dim
+            elif isinstance(dim, str):
+                entry.dim_param = dim
+
+
 def _infer_output_shapes(model: ModelProto) -> dict[str, list[int | str | None]]:
     """Output shapes as ONNX shape inference sees them from the inputs alone."""
     if _weights_bytes(model) > 1024**3:
@@ -210,9 +226,7 @@ def unsupported_ops(model: ModelProto) -> dict[str, list[str]]:
     tf2onnx keeps a TensorFlow op it cannot convert as a node of that TensorFlow type; this
     finds them (with node names) so the error can name them.
     """
-    opset = next(
-        (entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), None
-    )
+    opset = next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), None)
     found: dict[str, list[str]] = {}
 
     def visit(graph: onnx.GraphProto) -> None:

@@ -110,8 +110,7 @@ def unknown_tensor(name: str, where: str, role: str, available: Iterable[str]) -
     names = sorted(set(available))
     return ConversionFailed(
         Reason.UNKNOWN_TENSOR,
-        f"The tensor {name!r} named in {where} does not exist in the model; available {role}s: "
-        f"{listing(names)}.",
+        f"The tensor {name!r} named in {where} does not exist in the model; available {role}s: {listing(names)}.",
         {"tensor": name, "where": where, "role": role, "available": names[:200]},
     )
 
@@ -138,16 +137,13 @@ def spec_entries(spec: Iterable[Any] | None) -> list[dict[str, Any]]:
         if missing:
             raise ConversionFailed(
                 Reason.INVALID_DECLARATION,
-                f"Every input_spec/output_spec entry needs name, dtype and shape; {item!r} lacks "
-                f"{', '.join(missing)}.",
+                f"Every input_spec/output_spec entry needs name, dtype and shape; {item!r} lacks {', '.join(missing)}.",
             )
         entries.append(item)
     return entries
 
 
-def resolve_spec(
-    spec: Iterable[Any] | None, role: str, names: NameMap, signature: Signature
-) -> list[DeclaredTensor]:
+def resolve_spec(spec: Iterable[Any] | None, role: str, names: NameMap, signature: Signature) -> list[DeclaredTensor]:
     where = f"{role}_spec"
     tensors = signature.inputs if role == "input" else signature.outputs
     declared = []
@@ -156,9 +152,7 @@ def resolve_spec(
         if onnx_name is None:
             raise unknown_tensor(item["name"], where, role, [t.name for t in tensors])
         declared.append(
-            DeclaredTensor(
-                name=item["name"], onnx_name=onnx_name, dtype=str(item["dtype"]), shape=tuple(item["shape"])
-            )
+            DeclaredTensor(name=item["name"], onnx_name=onnx_name, dtype=str(item["dtype"]), shape=tuple(item["shape"]))
         )
     return declared
 
@@ -191,8 +185,7 @@ def check_spec_against_signature(declared: list[DeclaredTensor], signature: Sign
                 seen = symbols.setdefault(want, have)
                 if seen != have:
                     problems.append(
-                        f"symbol {want!r} stands for {seen} elsewhere but {entry.name!r} dimension {axis} "
-                        f"is {have}"
+                        f"symbol {want!r} stands for {seen} elsewhere but {entry.name!r} dimension {axis} is {have}"
                     )
     return problems
 

@@ -1,0 +1,168 @@
+"""Finding user-named tensors in a TensorFlow GraphDef: exact names, scope suffixes, layer scopes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from functions.converter.errors import ConversionFailed, Reason, listing
+
+PLACEHOLDER_OPS = {"Placeholder", "PlaceholderV2", "PlaceholderWithDefault"}
+# Ops that name no computed tensor a user could want, and never are a model output.
+_NOT_OUTPUTS = {"NoOp", "Const", "Assert", "SaveV2", "RestoreV2", "VarHandleOp", "VariableV2", "Assign"}
+# Ops that pass a tensor through unchanged: their ends are the same tensor for a user.
+_PASS_THROUGH = {"Identity", "IdentityN", "StopGradient", "Snapshot"}
+# Nodes TensorFlow adds when inlining functions: never what a user means by a name.
+_INLINING_PREFIX = "Func/"
+
+
+def tensor_name(name: str) -> str:
+    """`node` → `node:0`; `node:1` stays."""
+    node, _, port = name.rpartition(":")
+    if node and port.isdigit():
+        return name
+    return f"{name}:0"
+
+
+def split_tensor(name: str) -> tuple[str, int]:
+    node, _, port = name.rpartition(":")
+    if node and port.isdigit():
+        return node, int(port)
+    return name, 0
+
+
+class GraphIndex:
+    """Read-only index of a GraphDef's nodes, consumers and pass-through chains."""
+
+    def __init__(self, graph_def: Any) -> None:
+        self.nodes = {node.name: node for node in graph_def.node}
+        self.consumers: dict[str, set[str]] = defaultdict(set)
+        for node in graph_def.node:
+            for source in node.input:
+                if source.startswith("^"):
+                    continue
+                self.consumers[tensor_name(source)].add(node.name)
+
+    def has_tensor(self, name: str) -> bool:
+        return split_tensor(name)[0] in self.nodes
+
+    def op(self, name: str) -> str:
+        return self.nodes[split_tensor(name)[0]].op
+
+    def placeholders(self) -> list[str]:
+        return [f"{name}:0" for name, node in self.nodes.items() if node.op in PLACEHOLDER_OPS]
+
+    def sinks(self) -> list[str]:
+        """Tensors no node consumes: a graph's outputs when nobody says otherwise."""
+        found = []
+        for name, node in self.nodes.items():
+            if node.op in _NOT_OUTPUTS or node.op in PLACEHOLDER_OPS or name.startswith(_INLINING_PREFIX):
+                continue
+            candidate = f"{name}:0"
+            if not self.consumers.get(candidate):
+                found.append(candidate)
+        return found
+
+    def same_tensor(self, name: str) -> set[str]:
+        """Tensors equal to `name` through Identity-like chains, in both directions."""
+        seen = {tensor_name(name)}
+        frontier = list(seen)
+        while frontier:
+            current = frontier.pop()
+            node_name, port = split_tensor(current)
+            node = self.nodes.get(node_name)
+            linked: list[str] = []
+            if node is not None and node.op in _PASS_THROUGH:
+                data_inputs = [source for source in node.input if not source.startswith("^")]
+                if port < len(data_inputs):
+                    linked.append(tensor_name(data_inputs[port]))
+            for consumer in self.consumers.get(current, ()):
+                consumer_node = self.nodes[consumer]
+                if consumer_node.op in _PASS_THROUGH:
+                    data_inputs = [tensor_name(s) for s in consumer_node.input if not s.startswith("^")]
+                    linked.extend(f"{consumer}:{index}" for index, s in enumerate(data_inputs) if s == current)
+            for item in linked:
+                if item not in seen:
+                    seen.add(item)
+                    frontier.append(item)
+        return seen
+
+    def find(self, user_name: str) -> str | None:
+        """The tensor a user means by `user_name`, or None.
+
+        Tried in order: the exact tensor/node name; a unique node whose name ends with it at a
+        scope boundary (`dense/BiasAdd` finds `StatefulPartitionedCall/model/dense/BiasAdd`);
+        a scope (a Keras layer or `tf.name_scope`) with exactly one tensor leaving it.
+        """
+        node_name, port = split_tensor(user_name)
+        if node_name in self.nodes:
+            return f"{node_name}:{port}"
+        suffix_matches = [
+            name for name in self.nodes if name.endswith("/" + node_name) and not name.startswith(_INLINING_PREFIX)
+        ]
+        if len(suffix_matches) == 1:
+            return f"{suffix_matches[0]}:{port}"
+        if len(suffix_matches) > 1:
+            raise ConversionFailed(
+                Reason.UNKNOWN_TENSOR,
+                f"The tensor name {user_name!r} is ambiguous in the graph: it matches "
+                f"{listing(suffix_matches, 10)}; use the full name.",
+                {"tensor": user_name, "candidates": suffix_matches[:50]},
+            )
+        if ":" in user_name:
+            return None
+        return self._scope_output(node_name)
+
+    def _scope_output(self, scope: str) -> str | None:
+        prefixes = set()
+        for name in self.nodes:
+            if name.startswith(_INLINING_PREFIX):
+                continue
+            padded = "/" + name + "/"
+            index = padded.find("/" + scope + "/")
+            if index >= 0:
+                prefixes.add(padded[1 : index + len(scope) + 1] + "/")
+        if len(prefixes) != 1:
+            return None
+        prefix = next(iter(prefixes))
+        leaving = []
+        for name, node in self.nodes.items():
+            if not name.startswith(prefix) or node.op in _NOT_OUTPUTS:
+                continue
+            for candidate, consumers in self.consumers.items():
+                if split_tensor(candidate)[0] != name:
+                    continue
+                if any(not consumer.startswith(prefix) for consumer in consumers):
+                    leaving.append(candidate)
+            if not any(split_tensor(c)[0] == name for c in self.consumers):
+                leaving.append(f"{name}:0")  # the scope's output may be the graph's end
+        leaving = sorted(set(leaving))
+        return leaving[0] if len(leaving) == 1 else None
+
+    def upstream_placeholders(self, outputs: Iterable[str], cuts: Iterable[str]) -> list[str]:
+        """Placeholders the outputs still depend on once the graph is cut at `cuts`."""
+        cut_nodes = {split_tensor(name)[0] for name in cuts}
+        seen: set[str] = set()
+        stack = [split_tensor(name)[0] for name in outputs]
+        found = []
+        while stack:
+            name = stack.pop()
+            if name in seen or name in cut_nodes or name not in self.nodes:
+                continue
+            seen.add(name)
+            node = self.nodes[name]
+            if node.op in PLACEHOLDER_OPS:
+                found.append(f"{name}:0")
+                continue
+            stack.extend(source.lstrip("^").rpartition(":")[0] or source.lstrip("^") for source in node.input)
+        return sorted(found)
+
+    def example_names(self, limit: int = 20) -> list[str]:
+        """A few computed tensors, from the end of the graph, to show in an error message."""
+        names = [
+            name
+            for name, node in self.nodes.items()
+            if node.op not in _NOT_OUTPUTS and not name.startswith(_INLINING_PREFIX) and node.op not in _PASS_THROUGH
+        ]
+        return names[-limit:]
