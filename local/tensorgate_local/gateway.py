@@ -33,9 +33,7 @@ class Gateway:
         self._routes = [(route, route.pattern()) for route in template.routes()]
         self._functions = functions
         api = next(iter(template.of_type("AWS::Serverless::Api").values()), {"Properties": {}})
-        self._binary_types = [
-            media.replace("~1", "/") for media in api["Properties"].get("BinaryMediaTypes", [])
-        ]
+        self._binary_types = [media.replace("~1", "/") for media in api["Properties"].get("BinaryMediaTypes", [])]
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
@@ -60,15 +58,11 @@ class Gateway:
             if allowed:
                 return _json(
                     405,
-                    {
-                        "error": f"{request.method} is not allowed on {request.path}; use {', '.join(allowed)}."
-                    },
+                    {"error": f"{request.method} is not allowed on {request.path}; use {', '.join(allowed)}."},
                 )
             return _json(
                 404,
-                {
-                    "error": f"No route for {request.method} {request.path}; see the API reference in the README."
-                },
+                {"error": f"No route for {request.method} {request.path}; see the API reference in the README."},
             )
         route, parameters = match
         body = request.get_data(cache=False)
@@ -94,9 +88,7 @@ class Gateway:
         media = (content_type or "").split(";", 1)[0].strip().lower()
         return any(fnmatch.fnmatch(media, pattern) for pattern in self._binary_types)
 
-    def event(
-        self, request: Request, route: Route, parameters: dict[str, str], body: bytes
-    ) -> dict[str, Any]:
+    def event(self, request: Request, route: Route, parameters: dict[str, str], body: bytes) -> dict[str, Any]:
         headers = {name: value for name, value in request.headers.items()}
         multi_headers: dict[str, list[str]] = {}
         for name, value in request.headers.items():

@@ -29,18 +29,18 @@ class QueuePoller(threading.Thread):
         self._source = source
         self._functions = functions
         self._sqs = sqs
-        self._stop = stop
+        self._stopping = stop
         self._url = template.queue_url(source.queue)
         self._arn = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{source.queue}"
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             try:
                 self.poll_once(wait_seconds=1)
             except Exception:
-                if not self._stop.is_set():
+                if not self._stopping.is_set():
                     log.exception("poller %s failed; continuing", self._source.queue)
-                    self._stop.wait(1)
+                    self._stopping.wait(1)
 
     def poll_once(self, wait_seconds: int = 0) -> int:
         response = self._sqs.receive_message(

@@ -47,9 +47,7 @@ def create_all(template: Template, session: Any) -> dict[str, list[str]]:
     for name in ordered:
         properties = template.resolve(queues[name].get("Properties", {}))
         attributes = {
-            target: str(properties[source])
-            for source, target in _QUEUE_ATTRIBUTES.items()
-            if source in properties
+            target: str(properties[source]) for source, target in _QUEUE_ATTRIBUTES.items() if source in properties
         }
         if "RedrivePolicy" in properties:
             redrive = properties["RedrivePolicy"]
@@ -69,9 +67,7 @@ def create_all(template: Template, session: Any) -> dict[str, list[str]]:
         if notifications:
             s3.put_bucket_notification_configuration(
                 Bucket=bucket,
-                NotificationConfiguration={
-                    "QueueConfigurations": [_queue_notification(n) for n in notifications]
-                },
+                NotificationConfiguration={"QueueConfigurations": [_queue_notification(n) for n in notifications]},
             )
         created["buckets"].append(bucket)
     return created
@@ -82,7 +78,5 @@ def _queue_notification(configuration: dict[str, Any]) -> dict[str, Any]:
     rules = configuration.get("Filter", {}).get("S3Key", {}).get("Rules", [])
     converted: dict[str, Any] = {"QueueArn": configuration["Queue"], "Events": [configuration["Event"]]}
     if rules:
-        converted["Filter"] = {
-            "Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}
-        }
+        converted["Filter"] = {"Key": {"FilterRules": [{"Name": r["Name"], "Value": r["Value"]} for r in rules]}}
     return converted

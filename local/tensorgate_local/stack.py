@@ -64,6 +64,7 @@ def configure_environment(aws_endpoint: str) -> None:
             "POWERTOOLS_METRICS_NAMESPACE": "Tensorgate",
         }
     )
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines drown the stack's own logs
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
 
@@ -160,9 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tensorgate-dev", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument(
-        "--no-workers", action="store_true", help="serve the API only (no converter, no worker)"
-    )
+    parser.add_argument("--no-workers", action="store_true", help="serve the API only (no converter, no worker)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
     for noisy in ("werkzeug", "botocore", "moto", "urllib3"):

@@ -173,9 +173,7 @@ class Template:
         for name, spec in self.of_type("AWS::Serverless::Function").items():
             for event in spec["Properties"].get("Events", {}).values():
                 if event["Type"] == "Api":
-                    routes.append(
-                        Route(event["Properties"]["Method"].upper(), event["Properties"]["Path"], name)
-                    )
+                    routes.append(Route(event["Properties"]["Method"].upper(), event["Properties"]["Path"], name))
         # Literal segments win over parameters, as in API Gateway (`/networks/public` before `/networks/{id}`).
         return sorted(routes, key=lambda route: [part.startswith("{") for part in route.path.split("/")])
 

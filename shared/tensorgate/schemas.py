@@ -62,7 +62,7 @@ class ConversionOptions(BaseModel):
 
     max_abs_diff: float | None = Field(default=None, gt=0, le=1e6)
     max_rel_diff: float | None = Field(default=None, gt=0, le=1e6)
-    opset: int | None = Field(default=None, ge=13, le=21)
+    opset: int | None = Field(default=None, ge=13, le=18, description="ONNX opset (tf2onnx targets 13-18).")
     node_name_mapping: dict[str, str] | None = Field(default=None, max_length=256)
     max_batch_size: int | None = Field(default=None, ge=1, le=256)
     max_queue_delay_ms: int | None = Field(default=None, ge=0, le=10_000)

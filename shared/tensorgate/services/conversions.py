@@ -23,7 +23,7 @@ CLAIM_EXPIRY = timedelta(minutes=20)
 
 @dataclass
 class ConversionOutcome:
-    model_path: Path
+    model_files: list[Path]  # model.onnx first, then any external-data files beside it
     report: dict[str, Any]
     inputs: list[dict[str, Any]]
     outputs: list[dict[str, Any]]
@@ -128,8 +128,9 @@ class ConversionService:
             self._files.download(layout.file_key(network.account_id, network.network_id, name), str(target))
 
     def _succeed(self, network: Network, outcome: ConversionOutcome) -> str:
-        model_key = layout.model_key(network.account_id, network.network_id)
-        self._files.upload(str(outcome.model_path), model_key)
+        prefix = layout.model_prefix(network.account_id, network.network_id)
+        for path in outcome.model_files:
+            self._files.upload(str(path), prefix + path.name)
         changes: dict[str, Any] = {
             "status": NetworkStatus.READY,
             "inputs": outcome.inputs,
