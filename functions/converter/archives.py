@@ -69,7 +69,8 @@ def _extract_zip(archive: Path, destination: Path, limits: ArchiveLimits) -> lis
             mode = member.external_attr >> 16
             if stat.S_ISLNK(mode):
                 raise _unsafe(archive.name, member.filename, "is a symbolic link")
-            if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            # Many archivers store permissions without a file type; only an explicit other type is refused.
+            if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
                 raise _unsafe(archive.name, member.filename, "is not a regular file or directory")
             target = _safe_target(archive.name, destination, member.filename)
             if target is None:

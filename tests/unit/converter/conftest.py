@@ -1,0 +1,45 @@
+"""Fixtures of the converter tests: tiny models built once per session, in each upload form."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from tests.unit.converter import models
+
+
+@pytest.fixture(scope="session")
+def classifier():
+    return models.keras_classifier()
+
+
+@pytest.fixture(scope="session")
+def classifier_saved_model(tmp_path_factory, classifier) -> Path:
+    return models.save_saved_model(classifier, tmp_path_factory.mktemp("classifier") / "saved_model")
+
+
+@pytest.fixture
+def upload(tmp_path) -> Path:
+    """An empty upload directory, as the handler fills it from S3."""
+    directory = tmp_path / "upload"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture
+def output(tmp_path) -> Path:
+    return tmp_path / "output"
+
+
+@pytest.fixture
+def onnx_upload(upload) -> Path:
+    onnx.save(models.onnx_classifier(), str(upload / "model.onnx"))
+    return upload
+
+
+@pytest.fixture
+def features() -> np.ndarray:
+    return np.random.default_rng(11).standard_normal((3, 4)).astype(np.float32)
