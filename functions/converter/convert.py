@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -211,18 +211,28 @@ def convert_network(
         _register_signature(names, signature)
         declared_inputs = resolve_spec(input_entries, "input", names, signature)
         declared_outputs = resolve_spec(output_entries, "output", names, signature)
+        unknown_rank = conversion.unknown_rank
         onnx_model.apply_declared_shapes(
-            model, {entry.onnx_name: entry.shape for entry in declared_inputs + declared_outputs}
+            model, {entry.onnx_name: entry.shape for entry in declared_inputs + declared_outputs}, unknown_rank
         )
-        onnx_model.name_dynamic_dimensions(model, _declared_symbols(declared_inputs + declared_outputs))
+        onnx_model.name_dynamic_dimensions(model, _declared_symbols(declared_inputs + declared_outputs), unknown_rank)
         external = large_model or onnx_model.weights_bytes(model) > options.large_model_bytes
         files = onnx_model.write_model(model, Path(output_dir), external_data=external)
         del model
         conversion.model = None  # type: ignore[assignment]  # free the proto before onnxruntime loads
         onnx_model.check_model(files[0])
         session = onnx_model.open_session(files[0])
-        signature = onnx_model.signature_of(onnx.load(str(files[0]), load_external_data=False))
+        signature = _without_rank(
+            onnx_model.signature_of(onnx.load(str(files[0]), load_external_data=False)), unknown_rank
+        )
         check_outputs_resolve(requests.outputs, names, signature)
+        static_problems = check_spec_against_signature(declared_inputs + declared_outputs, signature)
+        if static_problems:
+            raise ConversionFailed(
+                Reason.SPEC_MISMATCH,
+                "The model does not match its input_spec/output_spec: " + "; ".join(static_problems) + ".",
+                {"problems": static_problems},
+            )
         completed = (
             complete_preprocessing(preprocessing_spec, preprocessing, names, signature, located.mean_files)
             if preprocessing_spec is not None
@@ -253,7 +263,6 @@ def convert_network(
 
         spec_report = None
         if declared_inputs or declared_outputs:
-            spec_problems = check_spec_against_signature(declared_inputs + declared_outputs, signature) + spec_problems
             spec_report = {
                 "passed": not spec_problems,
                 "problems": spec_problems,
@@ -390,6 +399,16 @@ def _register_signature(names: NameMap, signature: Signature) -> None:
             names.add_tensor(tensor.name, "output")
 
 
+def _without_rank(signature: Signature, unknown_rank: set[str]) -> Signature:
+    """The signature with `shape: null` where the rank is unknown (the file must claim one)."""
+    if not unknown_rank:
+        return signature
+    return Signature(
+        inputs=tuple(replace(t, shape=None) if t.name in unknown_rank else t for t in signature.inputs),
+        outputs=tuple(replace(t, shape=None) if t.name in unknown_rank else t for t in signature.outputs),
+    )
+
+
 def _declared_symbols(declared: list[DeclaredTensor]) -> dict[str, dict[int, str]]:
     symbols: dict[str, dict[int, str]] = {}
     for entry in declared:
@@ -470,10 +489,25 @@ def _run_cases(
     symbols: dict[str, int] = {}
     runs = [("generated", generated)] + ([("test_input", test_feeds)] if test_feeds is not None else [])
     for label, feeds in runs:
-        outputs = onnx_model.run_session(session, feeds, signature.output_names)
+        what = {"generated": "generated inputs", "test_input": "test_input.npz arrays"}[label]
         # Symbols must agree within one run; each run may bind them differently (batch sizes).
+        found, _ = check_runtime_shapes(declared, feeds, {})
+        if found:
+            raise ConversionFailed(
+                Reason.SPEC_MISMATCH,
+                f"The {what} do not match input_spec: " + "; ".join(found) + ".",
+                {"problems": found},
+            )
+        try:
+            outputs = onnx_model.run_session(session, feeds, signature.output_names)
+        except ConversionFailed as error:
+            if label == "test_input":
+                raise ConversionFailed(
+                    Reason.INVALID_TEST_DATA, f"test_input.npz: {error.message}", error.details
+                ) from None
+            raise
         found, symbols = check_runtime_shapes(declared, {**feeds, **outputs}, {})
-        problems.extend(f"with {label.replace('_', ' ')} inputs: {problem}" for problem in found)
+        problems.extend(f"with {what}: {problem}" for problem in found)
         case = ParityCase(inputs=label, input_shapes={name: list(array.shape) for name, array in feeds.items()})
         if reference is not None:
             try:
@@ -484,7 +518,7 @@ def _run_cases(
                 shapes = {name: list(array.shape) for name, array in feeds.items()}
                 raise ConversionFailed(
                     Reason.RUNTIME_ERROR,
-                    f"The original model fails on the {label.replace('_', ' ')} inputs {shapes}: {_first_line(error)}",
+                    f"The original model fails on the {what} {shapes}: {_first_line(error)}",
                 ) from None
             case.outputs = parity.compare_outputs(expected, outputs, tolerance)
         cases.append(case)

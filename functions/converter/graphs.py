@@ -140,6 +140,27 @@ class GraphIndex:
         leaving = sorted(set(leaving))
         return leaving[0] if len(leaving) == 1 else None
 
+    def short_names(self, name: str) -> list[str]:
+        """Shorter names that find exactly `name`: scope suffixes and the enclosing layer scopes.
+
+        `StatefulPartitionedCall/model/hidden/Relu:0` is also `model/hidden/Relu:0`,
+        `hidden/Relu:0` and, when it is the only tensor leaving the scope, `hidden`.
+        """
+        node_name, port = split_tensor(name)
+        parts = node_name.split("/")
+        found = []
+        for start in range(1, len(parts)):
+            suffix = "/".join(parts[start:])
+            try:
+                if self.find(f"{suffix}:{port}") == f"{node_name}:{port}":
+                    found.append(f"{suffix}:{port}")
+            except ConversionFailed:
+                continue
+        for scope in parts[:-1]:
+            if scope and self._scope_output(scope) == f"{node_name}:{port}":
+                found.append(scope)
+        return found
+
     def upstream_placeholders(self, outputs: Iterable[str], cuts: Iterable[str]) -> list[str]:
         """Placeholders the outputs still depend on once the graph is cut at `cuts`."""
         cut_nodes = {split_tensor(name)[0] for name in cuts}

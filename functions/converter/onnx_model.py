@@ -128,16 +128,20 @@ def add_outputs(model: ModelProto, names: Iterable[str]) -> None:
         model.graph.output.append(value)
 
 
-def name_dynamic_dimensions(model: ModelProto, symbols: Mapping[str, Mapping[int, str]]) -> None:
+def name_dynamic_dimensions(
+    model: ModelProto, symbols: Mapping[str, Mapping[int, str]], unknown_rank: set[str] | None = None
+) -> None:
     """Give readable names to the dynamic dimensions of inputs and outputs.
 
     Axis 0 of an input is the batch (`batch`); `symbols` (from `input_spec`/`output_spec`) names
     others. Outputs get the names that ONNX shape inference propagates from the inputs, so an
-    output whose first axis follows the batch reads `batch` too.
+    output whose first axis follows the batch reads `batch` too; an output of unknown rank
+    (in `unknown_rank`, removed once known) takes the inferred shape whole.
     """
+    unknown_rank = set() if unknown_rank is None else unknown_rank
     initializers = {initializer.name for initializer in model.graph.initializer}
     for value in model.graph.input:
-        if value.name in initializers or not value.type.tensor_type.HasField("shape"):
+        if value.name in initializers or value.name in unknown_rank or not value.type.tensor_type.HasField("shape"):
             continue
         for axis, dim in enumerate(value.type.tensor_type.shape.dim):
             if dim.HasField("dim_value"):
@@ -153,12 +157,20 @@ def name_dynamic_dimensions(model: ModelProto, symbols: Mapping[str, Mapping[int
         for dim in value.type.tensor_type.shape.dim
         if dim.HasField("dim_param")
     }
-    inferred_outputs = _infer_output_shapes(model)
+    inferred_outputs = _infer_output_shapes(model, unknown_rank)
     for value in model.graph.output:
-        if not value.type.tensor_type.HasField("shape"):
-            continue
+        tensor_type = value.type.tensor_type
         inferred = inferred_outputs.get(value.name)
-        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+        if value.name in unknown_rank:
+            inputs_known = not any(item.name in unknown_rank for item in model.graph.input)
+            if not inputs_known or inferred is None or any(dim is None for dim in inferred):
+                continue
+            _set_shape(tensor_type, inferred)
+            unknown_rank.discard(value.name)
+            continue
+        if not tensor_type.HasField("shape"):
+            continue
+        for axis, dim in enumerate(tensor_type.shape.dim):
             if dim.HasField("dim_value"):
                 continue
             declared = symbols.get(value.name, {}).get(axis)
@@ -174,23 +186,30 @@ def name_dynamic_dimensions(model: ModelProto, symbols: Mapping[str, Mapping[int
                 dim.dim_param = f"{_identifier(value.name)}_dim{axis}"
 
 
-def apply_declared_shapes(model: ModelProto, declared: Mapping[str, Sequence[int | str | None]]) -> None:
+def apply_declared_shapes(
+    model: ModelProto, declared: Mapping[str, Sequence[int | str | None]], unknown_rank: set[str]
+) -> None:
     """Give a declared shape (from `input_spec`/`output_spec`) to an input or output of unknown rank."""
     for value in (*model.graph.input, *model.graph.output):
         shape = declared.get(value.name)
-        tensor_type = value.type.tensor_type
-        if shape is None or tensor_type.HasField("shape"):
+        if shape is None or value.name not in unknown_rank:
             continue
-        tensor_type.shape.SetInParent()
-        for dim in shape:
-            entry = tensor_type.shape.dim.add()
-            if isinstance(dim, int):
-                entry.dim_value = dim
-            elif isinstance(dim, str):
-                entry.dim_param = dim
+        _set_shape(value.type.tensor_type, shape)
+        unknown_rank.discard(value.name)
 
 
-def _infer_output_shapes(model: ModelProto) -> dict[str, list[int | str | None]]:
+def _set_shape(tensor_type: onnx.TypeProto.Tensor, shape: Sequence[int | str | None]) -> None:
+    tensor_type.ClearField("shape")
+    tensor_type.shape.SetInParent()
+    for dim in shape:
+        entry = tensor_type.shape.dim.add()
+        if isinstance(dim, int):
+            entry.dim_value = dim
+        elif isinstance(dim, str):
+            entry.dim_param = dim
+
+
+def _infer_output_shapes(model: ModelProto, unknown_rank: set[str]) -> dict[str, list[int | str | None]]:
     """Output shapes as ONNX shape inference sees them from the inputs alone."""
     if _weights_bytes(model) > 1024**3:
         return {}  # in-memory inference of a huge model costs more than readable names are worth
@@ -201,7 +220,7 @@ def _infer_output_shapes(model: ModelProto) -> dict[str, list[int | str | None]]
         tensor_type = value.type.tensor_type
         rank = len(tensor_type.shape.dim) if tensor_type.HasField("shape") else None
         tensor_type.ClearField("shape")
-        if rank is not None:
+        if rank is not None and value.name not in unknown_rank:
             for _ in range(rank):
                 tensor_type.shape.dim.add()
     try:
@@ -211,7 +230,7 @@ def _infer_output_shapes(model: ModelProto) -> dict[str, list[int | str | None]]
     shapes: dict[str, list[int | str | None]] = {}
     for value in inferred.graph.output:
         tensor_info = _tensor_info(value)
-        if tensor_info.shape is not None:
+        if tensor_info.shape is not None and value.type.tensor_type.HasField("shape"):
             shapes[value.name] = list(tensor_info.shape)
     return shapes
 
@@ -299,7 +318,7 @@ def write_model(model: ModelProto, output_dir: Path, *, external_data: bool) -> 
             save_as_external_data=True,
             all_tensors_to_one_file=True,
             location=EXTERNAL_DATA_FILE,
-            size_threshold=1024,
+            size_threshold=0,
         )
         return [path, data_path] if data_path.exists() else [path]
     onnx.save_model(model, str(path))

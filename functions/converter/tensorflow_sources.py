@@ -59,6 +59,9 @@ class Conversion:
     reference: Reference | None
     source: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # ONNX inputs/outputs TensorFlow knew nothing about: tf2onnx declares them as scalars, and
+    # ONNX cannot declare an unknown rank, so the signature says `null` until a spec tells.
+    unknown_rank: set[str] = field(default_factory=set)
 
 
 def tensorflow():
@@ -365,13 +368,14 @@ def _convert_saved_model_v2(
             signature_name,
             frozen_reference,
         )
-    model = _convert_graph_def(graph_def, plan, opset=opset, large_model=large_model, name=label)
+    model, unknown_rank = _convert_graph_def(graph_def, plan, opset=opset, large_model=large_model, name=label)
     return Conversion(
         model=model,
         names=plan.names,
         reference=reference,
         source={"saved_model": "tf2", "signature": signature_name, "tags": info.tags},
         notes=plan.notes,
+        unknown_rank=unknown_rank,
     )
 
 
@@ -409,13 +413,14 @@ def _convert_saved_model_v1(
     except Exception as error:  # noqa: BLE001
         raise _conversion_error(error, opset) from None
     reference = _SessionReference(session, plan, "the SavedModel run in a TensorFlow 1.x session")
-    model = _convert_graph_def(frozen, plan, opset=opset, large_model=large_model, name=label)
+    model, unknown_rank = _convert_graph_def(frozen, plan, opset=opset, large_model=large_model, name=label)
     return Conversion(
         model=model,
         names=plan.names,
         reference=reference,
         source={"saved_model": "tf1", "signature": signature_name, "tags": info.tags},
         notes=plan.notes,
+        unknown_rank=unknown_rank,
     )
 
 
@@ -512,8 +517,15 @@ def _convert_frozen_graph(located: LocatedModel, requests: Requests, *, opset: i
     plan.add_needed_placeholders()
     session = tf.compat.v1.Session(graph=graph)
     reference = _SessionReference(session, plan, "the frozen graph run in a TensorFlow session")
-    model = _convert_graph_def(graph_def, plan, opset=opset, large_model=large_model, name=label)
-    return Conversion(model=model, names=plan.names, reference=reference, source={"graph": "frozen"}, notes=plan.notes)
+    model, unknown_rank = _convert_graph_def(graph_def, plan, opset=opset, large_model=large_model, name=label)
+    return Conversion(
+        model=model,
+        names=plan.names,
+        reference=reference,
+        source={"graph": "frozen"},
+        notes=plan.notes,
+        unknown_rank=unknown_rank,
+    )
 
 
 def _read_graph_def(path: Path, label: str) -> Any:
@@ -582,7 +594,8 @@ class _GraphPlan:
                 return
         self.outputs.append((tensor, onnx_name))
         chain = sorted(name for name in same if not name.startswith("Func/"))
-        self.names.add_tensor(onnx_name, "output", [*aliases, tensor, *chain])
+        shorter = [short for name in chain for short in self.index.short_names(name)]
+        self.names.add_tensor(onnx_name, "output", [*aliases, tensor, *chain, *shorter])
 
     def apply_requests(self, requests: Requests, *, replace_inputs: bool) -> None:
         """Resolve declared names; unknown inputs become cut points, unknown outputs extra outputs.
@@ -650,7 +663,9 @@ class _GraphPlan:
             )
 
 
-def _convert_graph_def(graph_def: Any, plan: _GraphPlan, *, opset: int, large_model: bool, name: str) -> ModelProto:
+def _convert_graph_def(
+    graph_def: Any, plan: _GraphPlan, *, opset: int, large_model: bool, name: str
+) -> tuple[ModelProto, set[str]]:
     tf = tensorflow()
     from tf2onnx import convert as tf2onnx_convert
     from tf2onnx import tf_loader
@@ -680,24 +695,24 @@ def _convert_graph_def(graph_def: Any, plan: _GraphPlan, *, opset: int, large_mo
     except Exception as error:  # noqa: BLE001 - tf2onnx raises anything from anywhere
         raise _conversion_error(error, opset) from None
     _inline_external_tensors(model, storage)
-    _clear_unknown_ranks(model, graph_def, renames)
-    return model
+    return model, _unknown_ranks(model, graph_def, renames)
 
 
-def _clear_unknown_ranks(model: ModelProto, graph_def: Any, renames: Mapping[str, str]) -> None:
-    """tf2onnx declares a tensor of unknown rank as a scalar; declare it shapeless instead."""
+def _unknown_ranks(model: ModelProto, graph_def: Any, renames: Mapping[str, str]) -> set[str]:
+    """ONNX inputs/outputs declared as scalars by tf2onnx because TensorFlow did not know their rank."""
     suspicious = [
         value
         for value in (*model.graph.input, *model.graph.output)
         if value.type.tensor_type.HasField("shape") and not value.type.tensor_type.shape.dim
     ]
     if not suspicious:
-        return
+        return set()
     tf = tensorflow()
     graph = tf.Graph()
     with graph.as_default():
         tf.import_graph_def(graph_def, name="")
     by_onnx_name = {onnx_name: tensor for tensor, onnx_name in renames.items()}
+    unknown = set()
     for value in suspicious:
         tensor = by_onnx_name.get(value.name)
         if tensor is None:
@@ -707,7 +722,8 @@ def _clear_unknown_ranks(model: ModelProto, graph_def: Any, renames: Mapping[str
         except (KeyError, ValueError):
             continue
         if rank is None:
-            value.type.tensor_type.ClearField("shape")
+            unknown.add(value.name)
+    return unknown
 
 
 class _SessionReference(Reference):

@@ -200,3 +200,32 @@ def save_npz(path: Path, **arrays: np.ndarray) -> Path:
 def write_json(path: Path, value: object) -> Path:
     path.write_text(json.dumps(value))
     return path
+
+
+def onnx_image_classifier(height: int | None = 8, width: int | None = 8) -> onnx.ModelProto:
+    """image (batch, 3, H, W) NCHW → Conv → Relu (features) → global pool → Gemm → Softmax (probs)."""
+    rng = np.random.default_rng(4)
+    initializers = [
+        numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32) / 3, "conv_w"),
+        numpy_helper.from_array(rng.standard_normal((4, 5)).astype(np.float32), "fc_w"),
+        numpy_helper.from_array(np.zeros(5, np.float32), "fc_b"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["image", "conv_w"], ["conv"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["conv"], ["features"], name="relu"),
+        helper.make_node("GlobalAveragePool", ["features"], ["pooled"], name="pool"),
+        helper.make_node("Flatten", ["pooled"], ["flat"], name="flatten"),
+        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"], name="fc"),
+        helper.make_node("Softmax", ["logits"], ["probs"], name="softmax", axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "image_classifier",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, height, width])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", 5])],
+        initializer=initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model

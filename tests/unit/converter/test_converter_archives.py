@@ -129,9 +129,11 @@ def test_extract_archive_zip_lying_about_sizes_is_stopped_while_writing(tmp_path
     error = _refused(archive, tmp_path / "out", ArchiveLimits(max_bytes=100_000))
 
     assert error.reason in (Reason.UNSAFE_ARCHIVE, Reason.CORRUPT_FILE)
-    total = sum(path.stat().st_size for path in (tmp_path / "out").rglob("*") if path.is_file()) if (
-        tmp_path / "out"
-    ).exists() else 0
+    total = (
+        sum(path.stat().st_size for path in (tmp_path / "out").rglob("*") if path.is_file())
+        if (tmp_path / "out").exists()
+        else 0
+    )
     assert total <= 100_000
 
 

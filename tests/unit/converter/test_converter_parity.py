@@ -99,7 +99,9 @@ def test_compare_outputs_all_zero_reference_needs_exact_zeros():
 
 
 def test_input_shape_batch_symbols_and_image_sizes():
-    image = ImageInput("NCHW", width=32, height=24, largest_side=None, channels=3, pixel_scaling=1.0, data_type="FLOAT32")
+    image = ImageInput(
+        "NCHW", width=32, height=24, largest_side=None, channels=3, pixel_scaling=1.0, data_type="FLOAT32"
+    )
     symbols: dict[str, int] = {}
 
     shape = input_shape(
@@ -136,7 +138,9 @@ def test_generate_input_image_applies_scaling_mean_and_layout():
     mean = np.array([0.5, 0.25, 0.0], dtype=np.float32).reshape(3, 1, 1)
     image = ImageInput("NCHW", 8, 6, None, 3, pixel_scaling=2.0, data_type="FLOAT32", mean=mean)
 
-    values = generate_input(TensorInfo("image", "float32", (None, 3, 6, 8)), [2, 3, 6, 8], image, np.random.default_rng(0))
+    values = generate_input(
+        TensorInfo("image", "float32", (None, 3, 6, 8)), [2, 3, 6, 8], image, np.random.default_rng(0)
+    )
 
     assert values.shape == (2, 3, 6, 8) and values.dtype == np.float32
     assert values[:, 0].min() >= -0.5 and values[:, 0].max() <= 1.5
@@ -178,9 +182,7 @@ def test_spec_static_check_reports_dtype_rank_and_dimension_mismatches():
 def test_spec_runtime_check_symbols_must_agree():
     declared = [DeclaredTensor("x", "x", "float32", ("n",)), DeclaredTensor("y", "y", "float32", ("n",))]
 
-    problems, symbols = check_runtime_shapes(
-        declared, {"x": np.zeros(5, np.float32), "y": np.zeros(4, np.float32)}
-    )
+    problems, symbols = check_runtime_shapes(declared, {"x": np.zeros(5, np.float32), "y": np.zeros(4, np.float32)})
 
     assert symbols == {"n": 5}
     assert problems == ["symbol 'n' was 5 elsewhere but 'y' dimension 0 was 4"]
