@@ -1,0 +1,397 @@
+"""One image to network-input pixels: decode, orient, flatten alpha, crop, colour, resize (DESIGN §3 steps 1-4).
+
+``prepare_image(source, image_spec, bbox=..., target=...)`` returns a ``PreparedImage``: uint8 pixels
+of exactly the network input's spatial size (H×W×3 in RGB order, or H×W for one channel) and the
+``ImageTransform`` that maps boxes back. ``tensors.assemble`` then writes many of them into one batch.
+
+Sources: raw file bytes; a base64 string, optionally a ``data:`` URL; or a ``PixelArray`` of raw pixels
+(Sense/Net ``pixel_values`` with ``color_space`` rgb, rgba, bgr or bgra; an alpha channel is ignored,
+as in Sense/Net). Files may be JPEG (also MPO), PNG, WebP, BMP, GIF (first frame) or TIFF (first page),
+in any mode: grayscale, palette, CMYK, 16-bit (scaled by 1/257), with or without alpha (composited
+onto white). EXIF orientation is applied before anything else, so bboxes and returned boxes are in the
+pixels a viewer shows. Images over ``max_pixels`` are refused from their header, before decoding.
+
+The reference semantics are a full decode and Pillow ``BILINEAR`` resampling. JPEGs take a faster
+path when they are downscaled enough: libjpeg decodes them directly at 1/2, 1/4 or 1/8 scale
+(Pillow ``draft``), keeping at least ``jpeg_oversampling`` times the resized size on both axes, and
+Pillow resamples the rest. It stays within the bound documented in docs/preprocessing.md (mean
+absolute difference <= 1.0, maximum <= 8 on the 0-255 scale, on photographs); ``jpeg_oversampling=None``
+forces the reference path.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .errors import ImageTooLarge, InvalidImage, PreprocessingError
+from .geometry import (
+    ImageTransform,
+    NormalizedBox,
+    ResizePlan,
+    crop_box,
+    parse_bbox,
+    plan_resize,
+    resolve_target_size,
+)
+from .spec import ColorChannels, ImageSpec, ResizeType, TargetSize
+
+DEFAULT_MAX_PIXELS = 64_000_000
+"""Refuse images above 64 megapixels (8000×8000) unless the caller allows more."""
+
+JPEG_OVERSAMPLING = 1.5
+"""The DCT-scaled decode keeps at least this many decoded pixels per output pixel on each axis."""
+
+ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+COLOR_SPACES = ("rgb", "rgba", "bgr", "bgra")
+WHITE = 255
+
+_DATA_URL = re.compile(r"^data:([^,;]*)((?:;[^,;]*)*?),", re.IGNORECASE)
+_ORIENTATION_TAG = 0x0112
+_ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Which axes of the oriented image run opposite to the file's (x, y): a reduced decode's partial last
+# block then sits at the start of that axis, which shifts reduced coordinates by a fraction of a pixel.
+_REVERSED_AXES = {1: (False, False), 2: (True, False), 3: (True, True), 4: (False, True)}
+_REVERSED_AXES |= {5: (False, False), 6: (True, False), 7: (True, True), 8: (False, True)}
+_SWAPS_AXES = {5, 6, 7, 8}
+
+
+@dataclass(frozen=True)
+class PixelArray:
+    """Raw pixels: H×W×3 (rgb, bgr), H×W×4 (rgba, bgra; alpha ignored) or H×W grayscale, values 0-255."""
+
+    pixels: Any
+    color_space: str = "rgb"
+
+
+ImageSource = bytes | bytearray | memoryview | str | PixelArray
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """Network-input pixels (uint8; H×W×3 RGB or H×W one channel) and the transform that made them."""
+
+    pixels: np.ndarray
+    transform: ImageTransform
+
+
+def image_bytes(source: bytes | bytearray | memoryview | str) -> bytes:
+    """The file bytes of a raw or base64 source (with or without a ``data:`` URL prefix)."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source)
+    if not isinstance(source, str):
+        raise InvalidImage("The image source must be file bytes, a base64 string or a pixel array.")
+    text = source.strip()
+    match = _DATA_URL.match(text)
+    if match is not None:
+        if ";base64" not in match.group(2).lower():
+            raise InvalidImage("The data: URL must carry base64 content (data:image/jpeg;base64,...).")
+        text = text[match.end() :]
+    elif re.match(r"^[a-z][a-z0-9+.-]*://", text, re.IGNORECASE):
+        raise InvalidImage("The image source is a URL; fetch it and pass the bytes.")
+    text = re.sub(r"\s+", "", text)
+    if not text:
+        raise InvalidImage("The image source is empty.")
+    if "-" in text or "_" in text:
+        text = text.replace("-", "+").replace("_", "/")
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidImage("The image source is not valid base64.") from None
+
+
+def prepare_image(
+    source: ImageSource,
+    image: ImageSpec,
+    *,
+    bbox: NormalizedBox | dict[str, Any] | None = None,
+    target: TargetSize | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    jpeg_oversampling: float | None = JPEG_OVERSAMPLING,
+) -> PreparedImage:
+    """One source to the pixels of one network input (DESIGN §3 steps 1-4) and its transform."""
+    target = target if target is not None else resolve_target_size(image)
+    box = parse_bbox(bbox)
+    gray = image.color_channels == ColorChannels.L
+    if isinstance(source, PixelArray):
+        picture = _from_pixel_array(source, max_pixels)
+        return _resample(picture, 1, (0.0, 0.0), box, image.resize_type, target, gray)
+    with _open(image_bytes(source), max_pixels) as opened:
+        file_size = opened.size
+        jpeg = opened.format in ("JPEG", "MPO")
+        scale = orientation = 1
+        if jpeg:
+            # JPEG EXIF is parsed with the header, so the reduced decode is planned in the oriented
+            # frame; other formats may store EXIF after the pixels and are read after loading.
+            orientation = _orientation(opened)
+            crop = crop_box(box, _oriented_size(file_size, orientation))
+            plan = plan_resize((crop[2] - crop[0], crop[3] - crop[1]), image.resize_type, target)
+            scale = _dct_scale(opened, crop, plan, jpeg_oversampling)
+        picture = _decode(opened, scale, gray, max_pixels)
+        if not jpeg:
+            orientation = _orientation(opened)
+    oriented = _oriented_size(file_size, orientation)
+    if orientation in _ORIENTATIONS:
+        picture = picture.transpose(_ORIENTATIONS[orientation])
+    shift = _reduced_shift(oriented, picture.size, scale, orientation)
+    return _resample(picture, scale, shift, box, image.resize_type, target, gray, oriented)
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    try:
+        opened = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(_too_large_message(None, max_pixels)) from None
+    except Exception:
+        # Pillow's plugins raise many types on hostile input; all of them mean "not an image we read".
+        raise InvalidImage("The file is not an image this service reads (JPEG, PNG, WebP, BMP, GIF or TIFF).") from None
+    width, height = opened.size
+    if width < 1 or height < 1:
+        opened.close()
+        raise InvalidImage("The image has no pixels.")
+    if width * height > max_pixels:
+        opened.close()
+        raise ImageTooLarge(_too_large_message(opened.size, max_pixels))
+    return opened
+
+
+def _oriented_size(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    return (size[1], size[0]) if orientation in _SWAPS_AXES else size
+
+
+def _too_large_message(size: tuple[int, int] | None, max_pixels: int) -> str:
+    limit = f"the limit is {max_pixels / 1e6:g} megapixels"
+    if size is None:
+        return f"The image has too many pixels to decode safely; {limit}."
+    megapixels = size[0] * size[1] / 1e6
+    return f"The image is {size[0]}x{size[1]} pixels ({megapixels:.1f} megapixels); {limit}."
+
+
+def _orientation(opened: Image.Image) -> int:
+    try:
+        value = opened.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:
+        # A broken EXIF block is common in the wild; the pixels are still usable, unrotated.
+        return 1
+    return value if isinstance(value, int) and value in _REVERSED_AXES else 1
+
+
+def _dct_scale(
+    opened: Image.Image, crop: tuple[int, int, int, int], plan: ResizePlan, oversampling: float | None
+) -> int:
+    """The largest JPEG DCT reduction (1, 2, 4 or 8) that keeps ``oversampling`` on both axes.
+
+    The reduction must also divide the image sides and the crop edges: a decoded pixel that straddles
+    an edge (a partial last block, a bbox border) would be weighted as a whole one, and those edges
+    showed the largest deviations from the reference.
+    """
+    if oversampling is None or opened.format not in ("JPEG", "MPO") or len(opened.tile) != 1:
+        return 1
+    reduction = min((crop[2] - crop[0]) / plan.resized[0], (crop[3] - crop[1]) / plan.resized[1])
+    edges = (*crop, *opened.size)
+    for scale in (8, 4, 2):
+        if reduction >= scale * oversampling and all(edge % scale == 0 for edge in edges):
+            return scale
+    return 1
+
+
+def _decode(opened: Image.Image, scale: int, gray: bool, max_pixels: int) -> Image.Image:
+    """Load (at 1/scale for JPEG) and flatten to mode RGB or L; L when the source has one channel."""
+    file_size = opened.size
+    if scale > 1:
+        opened.draft("L" if gray else "RGB", (file_size[0] // scale, file_size[1] // scale))
+        expected = (-(-file_size[0] // scale), -(-file_size[1] // scale))
+        if opened.size != expected:  # pragma: no cover - a Pillow that scales differently
+            raise PreprocessingError("The JPEG decoder did not reduce the image as planned.")
+    try:
+        opened.load()
+        picture = _flatten(opened)
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(_too_large_message(file_size, max_pixels)) from None
+    except PreprocessingError:
+        raise
+    except Exception:
+        # Truncated and corrupt files surface here as OSError, SyntaxError, ValueError, EOFError...
+        raise InvalidImage("The image file is truncated or corrupt and cannot be decoded.") from None
+    if gray and picture.mode == "RGB":
+        picture = picture.convert("L")
+    return picture
+
+
+def _flatten(picture: Image.Image) -> Image.Image:
+    """Any Pillow mode to RGB or L: alpha onto white, palette expanded, 16-bit scaled to 8 bits."""
+    mode = picture.mode
+    if mode in ("RGB", "L"):
+        return picture
+    if mode == "1":
+        return picture.convert("L")
+    if mode == "P":
+        if "transparency" not in picture.info and picture.palette is not None and picture.palette.mode == "RGB":
+            return picture.convert("RGB")
+        picture, mode = picture.convert("RGBA"), "RGBA"
+    elif mode in ("PA", "RGBa"):
+        picture, mode = picture.convert("RGBA"), "RGBA"
+    elif mode == "La":
+        picture, mode = picture.convert("LA"), "LA"
+    if mode in ("RGBA", "LA"):
+        return _onto_white(picture)
+    if mode.startswith("I") or mode == "F":
+        return _to_eight_bits(picture)
+    return picture.convert("RGB")
+
+
+def _onto_white(picture: Image.Image) -> Image.Image:
+    color_mode = "RGB" if picture.mode == "RGBA" else "L"
+    alpha = picture.getchannel("A")
+    lowest, _ = alpha.getextrema()
+    color = picture.convert(color_mode)
+    if lowest == 255:
+        return color
+    canvas = Image.new(color_mode, picture.size, (WHITE,) * 3 if color_mode == "RGB" else WHITE)
+    canvas.paste(color, (0, 0), alpha)
+    return canvas
+
+
+def _to_eight_bits(picture: Image.Image) -> Image.Image:
+    values = np.asarray(picture)
+    if picture.mode == "F":
+        # Float images carry no declared range; they are read as 0-255, like Pillow's own conversion.
+        eight = np.clip(np.rint(np.nan_to_num(values)), 0, 255)
+    else:
+        eight = (np.clip(values.astype(np.int64), 0, 65535) * 2 + 257) // 514
+    return Image.fromarray(eight.astype(np.uint8), "L")
+
+
+def _from_pixel_array(source: PixelArray, max_pixels: int) -> Image.Image:
+    space = str(source.color_space).lower()
+    if space not in COLOR_SPACES:
+        raise InvalidImage(f"color_space {source.color_space!r} must be one of rgb, rgba, bgr, bgra.")
+    try:
+        pixels = np.asarray(source.pixels)
+    except Exception:
+        raise InvalidImage("pixel_values must be an array of numbers.") from None
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    if pixels.ndim == 3:
+        expected = len(space)
+        if pixels.shape[2] != expected:
+            raise InvalidImage(f"pixel_values has {pixels.shape[2]} channels but color_space {space} needs {expected}.")
+    elif pixels.ndim != 2:
+        raise InvalidImage(
+            f"pixel_values must be height x width x channels (or height x width); got shape {pixels.shape}."
+        )
+    height, width = pixels.shape[:2]
+    if height < 1 or width < 1:
+        raise InvalidImage("pixel_values has no pixels.")
+    if height * width > max_pixels:
+        raise ImageTooLarge(_too_large_message((width, height), max_pixels))
+    pixels = _as_uint8(pixels)
+    if pixels.ndim == 2:
+        return Image.fromarray(np.ascontiguousarray(pixels), "L")
+    color = pixels[:, :, 2::-1] if space.startswith("bgr") else pixels[:, :, :3]
+    return Image.fromarray(np.ascontiguousarray(color), "RGB")
+
+
+def _as_uint8(pixels: np.ndarray) -> np.ndarray:
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype.kind not in "iuf":
+        raise InvalidImage(f"pixel_values must hold numbers from 0 to 255, not {pixels.dtype}.")
+    if pixels.dtype.kind == "f" and not np.isfinite(pixels).all():
+        raise InvalidImage("pixel_values holds NaN or infinite values.")
+    if pixels.size and (pixels.min() < 0 or pixels.max() > 255):
+        raise InvalidImage("pixel_values must hold numbers from 0 to 255.")
+    return np.rint(pixels).astype(np.uint8) if pixels.dtype.kind == "f" else pixels.astype(np.uint8)
+
+
+def _reduced_shift(
+    oriented: tuple[int, int], reduced: tuple[int, int], scale: int, orientation: int
+) -> tuple[float, float]:
+    """Where original coordinates land in the oriented reduced image, beyond dividing by ``scale``."""
+    if scale == 1:
+        return (0.0, 0.0)
+    reversed_x, reversed_y = _REVERSED_AXES[orientation]
+    return (
+        reduced[0] - oriented[0] / scale if reversed_x else 0.0,
+        reduced[1] - oriented[1] / scale if reversed_y else 0.0,
+    )
+
+
+def _resample(
+    picture: Image.Image,
+    scale: int,
+    shift: tuple[float, float],
+    bbox: NormalizedBox | None,
+    resize_type: ResizeType,
+    target: TargetSize,
+    gray: bool,
+    original_size: tuple[int, int] | None = None,
+) -> PreparedImage:
+    """Crop, colour and resize a decoded picture that is ``scale`` times smaller than the original."""
+    if original_size is None:
+        original_size = picture.size
+    crop = crop_box(bbox, original_size)
+    cropped = (crop[2] - crop[0], crop[3] - crop[1])
+    plan = plan_resize(cropped, resize_type, target)
+    if gray and picture.mode == "RGB":
+        picture = picture.convert("L")
+
+    # The bbox bounds the resampling filter (it "crops first"), so cut it out as whole decoded pixels.
+    region = tuple(c / scale + shift[i % 2] for i, c in enumerate(crop))
+    if crop != (0, 0, *original_size):
+        whole = (
+            max(0, math.floor(region[0] + 1e-9)),
+            max(0, math.floor(region[1] + 1e-9)),
+            min(picture.size[0], math.ceil(region[2] - 1e-9)),
+            min(picture.size[1], math.ceil(region[3] - 1e-9)),
+        )
+        picture = picture.crop(whole)
+        region = (region[0] - whole[0], region[1] - whole[1], region[2] - whole[0], region[3] - whole[1])
+
+    per_x = (region[2] - region[0]) / plan.resized[0]
+    per_y = (region[3] - region[1]) / plan.resized[1]
+    if resize_type == ResizeType.CROP:
+        ox, oy = plan.offset
+        width, height = plan.input_size
+        source = (
+            region[0] + ox * per_x,
+            region[1] + oy * per_y,
+            region[0] + (ox + width) * per_x,
+            region[1] + (oy + height) * per_y,
+        )
+        output = plan.input_size
+    else:
+        source, output = region, plan.resized
+    picture = _resize(picture, output, source)
+
+    if output != plan.input_size:
+        canvas = Image.new(picture.mode, plan.input_size, (WHITE,) * 3 if picture.mode == "RGB" else WHITE)
+        canvas.paste(picture, (0, 0))
+        picture = canvas
+    transform = ImageTransform(original_size, crop, plan.resized, plan.offset, plan.input_size)
+    return PreparedImage(np.asarray(picture), transform)
+
+
+def _resize(picture: Image.Image, size: tuple[int, int], box: tuple[float, ...]) -> Image.Image:
+    if size == picture.size and box == (0, 0, *picture.size):
+        return picture
+    if all(float(value).is_integer() for value in box) and (box[2] - box[0], box[3] - box[1]) == size:
+        return picture.crop(tuple(int(value) for value in box))
+    return picture.resize(size, Image.Resampling.BILINEAR, box=box)

@@ -1,0 +1,260 @@
+"""Model outputs to the v0.7 result: selected tensors, detections in original pixels, top-k labels.
+
+For one sample, with outputs keyed by the user-facing tensor names (the worker maps ONNX names back):
+
+- ``requested_tensors(postprocessings, output_tensors)``: the tensors to return. A request may name any
+  tensor a postprocessing lists; without ``output_tensors`` every ``tensors_output`` tensor is returned.
+- ``tensor_results(outputs, names)``: ``[{"name", "shape", "data"}]``, data flattened row-major, shape with
+  the batch dimension of 1 (non-finite floats become null, which JSON can carry).
+- ``detect(boxes, scores, transform, settings, labels)``: ``standard_output``. Boxes are N×4
+  ``xmin, ymin, xmax, ymax`` normalised to the network input, scores N×K. Per class: score >=
+  ``bounding_box_threshold``, then greedy NMS dropping boxes whose IoU with a kept one exceeds
+  ``iou_threshold``; then the ``max_objects`` best overall. Boxes map back through the image's
+  ``ImageTransform`` to original pixels, clipped to the region the network saw:
+  ``{"box": [x1, y1, x2, y2], "label", "score"}``.
+- ``classify(scores, labels, top_k)``: ``tensors_output`` with a label list: the ``top_k`` best labels.
+- ``postprocess(...)`` runs all of it for one sample: ``{"tensors": [...], "outputs": [...]?}``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidModelOutput, PreprocessingError, UnknownOutputTensor
+from .geometry import ImageTransform
+from .spec import DetectionSettings, PostprocessingSpec
+
+BOX_DECIMALS = 2
+SCORE_DECIMALS = 6
+
+
+class InvalidDetectionSettings(PreprocessingError):
+    """A request override of bounding_box_threshold, iou_threshold or max_objects out of range."""
+
+
+def split_batch(outputs: Mapping[str, np.ndarray], count: int) -> list[dict[str, np.ndarray]]:
+    """Batch outputs (N first) as one dict per sample, each keeping a batch dimension of 1."""
+    for name, array in outputs.items():
+        if np.ndim(array) == 0 or np.shape(array)[0] != count:
+            raise InvalidModelOutput(
+                f"Output {name!r} has shape {list(np.shape(array))}; its first dimension should be the "
+                f"batch size {count}."
+            )
+    return [{name: np.asarray(array)[row : row + 1] for name, array in outputs.items()} for row in range(count)]
+
+
+def requested_tensors(postprocessings: Sequence[PostprocessingSpec], output_tensors: Sequence[str] | None) -> list[str]:
+    """The tensors a result carries: the requested ones, else every tensors_output tensor."""
+    if output_tensors is None:
+        names: list[str] = []
+        for post in postprocessings:
+            if post.tensors_output is not None:
+                names.extend(name for name in post.tensors_output.tensors if name not in names)
+        return names
+    allowed = {name for post in postprocessings for name in post.tensor_names()}
+    unknown = [name for name in output_tensors if name not in allowed]
+    if unknown:
+        listed = ", ".join(sorted(allowed)) or "none"
+        raise UnknownOutputTensor(
+            f"output_tensors names {', '.join(unknown)}, which no postprocessing of this network lists "
+            f"(listed: {listed})."
+        )
+    return list(dict.fromkeys(output_tensors))
+
+
+def tensor_results(outputs: Mapping[str, np.ndarray], names: Sequence[str]) -> list[dict[str, Any]]:
+    """The v0.7 ``tensors`` entries for one sample."""
+    results = []
+    for name in names:
+        array = _output(outputs, name)
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            data = [value if math.isfinite(value) else None for value in array.ravel().tolist()]
+        elif array.dtype.kind in "SO":
+            data = [_text(value) for value in array.ravel().tolist()]
+        else:
+            data = array.ravel().tolist()
+        results.append({"name": name, "shape": list(array.shape), "data": data})
+    return results
+
+
+def _text(value: Any) -> Any:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _output(outputs: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    if name not in outputs:
+        raise InvalidModelOutput(f"The model produced no output tensor named {name!r}.")
+    return np.asarray(outputs[name])
+
+
+def detection_settings(defaults: DetectionSettings, overrides: Mapping[str, Any] | None = None) -> DetectionSettings:
+    """The network's detection settings with a request's overrides, validated."""
+    if not overrides:
+        return defaults
+    from pydantic import ValidationError
+
+    known = {"bounding_box_threshold", "iou_threshold", "max_objects"}
+    values = {key: getattr(defaults, key) for key in known}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise InvalidDetectionSettings(
+            f"Unknown detection setting(s) {', '.join(unknown)}; use bounding_box_threshold, iou_threshold "
+            "or max_objects."
+        )
+    try:
+        return DetectionSettings.model_validate({**values, **overrides})
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise InvalidDetectionSettings(f"Detection setting {field}: {first['msg']}.") from None
+
+
+def detect(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    transform: ImageTransform,
+    settings: DetectionSettings,
+    labels: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """``standard_output`` for one sample: thresholded, per-class NMS, best ``max_objects``, original pixels."""
+    boxes, scores = _detection_arrays(boxes, scores, labels)
+    candidates: list[tuple[float, int, int]] = []
+    for label_index in range(scores.shape[1]):
+        class_scores = scores[:, label_index]
+        selected = np.flatnonzero(class_scores >= settings.bounding_box_threshold)
+        if selected.size == 0:
+            continue
+        kept = _non_maximum_suppression(
+            boxes[selected], class_scores[selected], settings.iou_threshold, settings.max_objects
+        )
+        candidates.extend((float(class_scores[selected[k]]), label_index, int(selected[k])) for k in kept)
+    candidates.sort(key=lambda item: (-item[0], item[1], item[2]))
+
+    region = transform.visible_region()
+    detections = []
+    for score, label_index, row in candidates:
+        x1, y1, x2, y2 = transform.normalized_to_original(boxes[row].tolist())
+        x1, x2 = sorted((min(max(x1, region[0]), region[2]), min(max(x2, region[0]), region[2])))
+        y1, y2 = sorted((min(max(y1, region[1]), region[3]), min(max(y2, region[1]), region[3])))
+        if x2 <= x1 or y2 <= y1:
+            continue  # entirely in FILL padding or outside the picture
+        detections.append(
+            {
+                "box": [round(value, BOX_DECIMALS) for value in (x1, y1, x2, y2)],
+                "label": labels[label_index] if labels is not None else str(label_index),
+                "score": round(score, SCORE_DECIMALS),
+            }
+        )
+        if len(detections) == settings.max_objects:
+            break
+    return detections
+
+
+def _detection_arrays(
+    boxes: np.ndarray, scores: np.ndarray, labels: Sequence[str] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    boxes = np.asarray(boxes, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    while boxes.ndim > 2 and boxes.shape[0] == 1:
+        boxes = boxes[0]
+    while scores.ndim > 2 and scores.shape[0] == 1:
+        scores = scores[0]
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise InvalidModelOutput(
+            f"The boxes tensor has shape {list(boxes.shape)}; standard_output needs N x 4 (xmin, ymin, xmax, ymax)."
+        )
+    if scores.ndim == 1:
+        scores = scores[:, np.newaxis]
+    if scores.ndim != 2 or scores.shape[0] != boxes.shape[0]:
+        raise InvalidModelOutput(
+            f"The scores tensor has shape {list(scores.shape)}; standard_output needs N x K with the "
+            f"boxes' N = {boxes.shape[0]}."
+        )
+    if labels is not None and len(labels) != scores.shape[1]:
+        raise InvalidModelOutput(
+            f"The scores tensor has {scores.shape[1]} classes but the postprocessing lists {len(labels)} labels."
+        )
+    usable = np.isfinite(boxes).all(axis=1)
+    scores = np.where(usable[:, np.newaxis] & np.isfinite(scores), scores, -np.inf)
+    return np.nan_to_num(boxes), scores
+
+
+def _non_maximum_suppression(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, limit: int) -> list[int]:
+    """Greedy NMS: indices into ``boxes`` by descending score, at most ``limit`` of them."""
+    order = np.argsort(-scores, kind="stable")
+    x1, y1 = np.minimum(boxes[:, 0], boxes[:, 2]), np.minimum(boxes[:, 1], boxes[:, 3])
+    x2, y2 = np.maximum(boxes[:, 0], boxes[:, 2]), np.maximum(boxes[:, 1], boxes[:, 3])
+    areas = (x2 - x1) * (y2 - y1)
+    kept: list[int] = []
+    while order.size and len(kept) < limit:
+        best, rest = order[0], order[1:]
+        kept.append(int(best))
+        overlap_width = np.clip(np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]), 0, None)
+        overlap_height = np.clip(np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]), 0, None)
+        intersection = overlap_width * overlap_height
+        union = areas[best] + areas[rest] - intersection
+        iou = np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0)
+        order = rest[iou <= iou_threshold]
+    return kept
+
+
+def classify(scores: np.ndarray, labels: Sequence[str], top_k: int) -> list[dict[str, Any]]:
+    """The ``top_k`` labels by score (ties: lower class index first)."""
+    values = np.asarray(scores, dtype=np.float64)
+    while values.ndim > 1 and values.shape[0] == 1:
+        values = values[0]
+    if values.ndim != 1:
+        raise InvalidModelOutput(
+            f"The scores tensor has shape {list(np.shape(scores))}; labels apply to one score per class."
+        )
+    if len(labels) != values.shape[0]:
+        raise InvalidModelOutput(
+            f"The scores tensor has {values.shape[0]} classes but the postprocessing lists {len(labels)} labels."
+        )
+    ranked = np.argsort(-np.nan_to_num(values, nan=-np.inf), kind="stable")[:top_k]
+    return [{"label": labels[index], "score": round(float(values[index]), SCORE_DECIMALS)} for index in ranked]
+
+
+def postprocess(
+    outputs: Mapping[str, np.ndarray],
+    postprocessings: Sequence[PostprocessingSpec],
+    transform: ImageTransform | None,
+    *,
+    output_tensors: Sequence[str] | None = None,
+    detection_overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One sample's result: ``{"tensors": [...]}`` plus ``"outputs"`` when a postprocessing yields them.
+
+    ``transform`` is the first image input's; detection boxes map back to that image.
+    """
+    result: dict[str, Any] = {"tensors": tensor_results(outputs, requested_tensors(postprocessings, output_tensors))}
+    produced: list[dict[str, Any]] = []
+    labelled = False
+    for post in postprocessings:
+        if post.standard_output is not None:
+            standard = post.standard_output
+            if transform is None:
+                raise InvalidModelOutput("standard_output needs an image input to map boxes back to.")
+            settings = detection_settings(standard, detection_overrides)
+            produced.extend(
+                detect(
+                    _output(outputs, standard.boxes_tensor),
+                    _output(outputs, standard.scores_tensor),
+                    transform,
+                    settings,
+                    standard.labels,
+                )
+            )
+            labelled = True
+        elif post.tensors_output is not None and post.tensors_output.classification_tensor is not None:
+            tensors = post.tensors_output
+            assert tensors.labels is not None
+            produced.extend(classify(_output(outputs, tensors.classification_tensor), tensors.labels, tensors.top_k))
+            labelled = True
+    if labelled:
+        result["outputs"] = produced
+    return result
