@@ -1,0 +1,438 @@
+"""The inference worker's SQS transport: receive, hold, batch per network, hand results back, delete what ended.
+
+Threads, so that preprocessing overlaps inference:
+- receivers long-poll the inference queue while fewer than `max_in_flight` messages are held;
+- a pool downloads and preprocesses each message's inputs (`InferencePipeline.prepare`) and queues the
+  sample in the batcher, keyed by model and input size;
+- one runner takes the next batch (full at `max_batch_size`, or the oldest sample waited
+  `max_queue_delay_ms`) and runs it;
+- a small pool writes each batch's results and deletes the messages whose tasks ended;
+- a heartbeat extends the visibility of held messages, so a long batch is not redelivered meanwhile.
+A message that failed for a transient reason is released to come back after `retry_delay_seconds`;
+one that keeps failing reaches the dead-letter queue, whose handler ends its task.
+
+`run_until(stop_event)` serves until the event is set (the local stack runs it in a thread); `main()` is
+the container's entry point, where SIGTERM sets the event: the messages in hand are finished, then it exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from tensorgate.adapters.dynamodb import DynamoNetworkRepository, DynamoTaskRepository
+from tensorgate.adapters.s3 import S3BlobStore
+from tensorgate.adapters.sqs import SqsQueue
+from tensorgate.messages import InferenceMessage
+
+from functions.worker.fetch import FetchPolicy
+from functions.worker.pipeline import (
+    InferencePipeline,
+    InputRejected,
+    NetworkPlan,
+    Outcome,
+    PipelineOptions,
+    Sample,
+    discard_model_files,
+)
+from functions.worker.results import TaskResults
+from functions.worker.runtime import ModelCache, Runtime, RuntimeOptions
+from functions.worker.settings import WorkerSettings, get_settings
+
+log = logging.getLogger("tensorgate.worker")
+SQS_MAX_MESSAGES = 10
+
+
+@dataclass
+class Delivery:
+    """One received message while this worker holds it."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int
+    visible_until: float
+    message: InferenceMessage | None = None
+
+
+class InFlight:
+    """The messages held, bounded; the heartbeat extends them and the receivers wait for room."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._condition = threading.Condition()
+        self._held: dict[str, Delivery] = {}
+
+    def __len__(self) -> int:
+        with self._condition:
+            return len(self._held)
+
+    def room(self, timeout: float) -> int:
+        with self._condition:
+            self._condition.wait_for(lambda: len(self._held) < self._limit, timeout=timeout)
+            return max(0, self._limit - len(self._held))
+
+    def add(self, deliveries: Sequence[Delivery]) -> None:
+        with self._condition:
+            for delivery in deliveries:
+                self._held[delivery.receipt_handle] = delivery
+
+    def remove(self, deliveries: Sequence[Delivery]) -> None:
+        with self._condition:
+            for delivery in deliveries:
+                self._held.pop(delivery.receipt_handle, None)
+            self._condition.notify_all()
+
+    def expiring(self, before: float) -> list[Delivery]:
+        with self._condition:
+            return [delivery for delivery in self._held.values() if delivery.visible_until < before]
+
+    def wait_empty(self, timeout: float) -> bool:
+        with self._condition:
+            return self._condition.wait_for(lambda: not self._held, timeout=timeout)
+
+
+class Batcher:
+    """Dynamic batching: samples wait per (model, input size) until a batch is full or its oldest is due."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._condition = threading.Condition()
+        self._queues: dict[Hashable, deque[tuple[Sample, Delivery]]] = {}
+        self._flushing = False
+
+    def put(self, sample: Sample, delivery: Delivery) -> None:
+        with self._condition:
+            self._queues.setdefault(sample.batch_key, deque()).append((sample, delivery))
+            self._condition.notify_all()
+
+    def flush(self) -> None:
+        """No more samples will come: hand out what is left without waiting for batches to fill."""
+        with self._condition:
+            self._flushing = True
+            self._condition.notify_all()
+
+    def pending(self) -> int:
+        with self._condition:
+            return sum(len(queue) for queue in self._queues.values())
+
+    def take(self, timeout: float) -> list[tuple[Sample, Delivery]] | None:
+        """The next batch, or None when none was due within `timeout` (or the batcher is flushed and empty)."""
+        deadline = self._clock() + timeout
+        with self._condition:
+            while True:
+                now = self._clock()
+                chosen: Hashable | None = None
+                chosen_since = float("inf")
+                wake = deadline
+                for key, queue in self._queues.items():
+                    if not queue:
+                        continue
+                    head = queue[0][0]
+                    due = head.ready_at + head.plan.max_queue_delay_ms / 1000
+                    if len(queue) >= head.plan.max_batch_size or due <= now or self._flushing:
+                        if head.ready_at < chosen_since:  # the longest waiting batch goes first
+                            chosen, chosen_since = key, head.ready_at
+                    else:
+                        wake = min(wake, due)
+                if chosen is not None:
+                    queue = self._queues[chosen]
+                    size = min(len(queue), queue[0][0].plan.max_batch_size)
+                    batch = [queue.popleft() for _ in range(size)]
+                    if not queue:
+                        del self._queues[chosen]
+                    return batch
+                if now >= deadline or (self._flushing and not self._queues):
+                    return None
+                self._condition.wait(max(0.0, wake - now))
+
+
+@dataclass
+class WorkerStats:
+    batches: int = 0
+    samples: int = 0
+    ended: int = 0
+    released: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        queue: Any,
+        pipeline: InferencePipeline,
+        results: TaskResults,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.pipeline = pipeline
+        self.results = results
+        self.stats = WorkerStats()
+        self._clock = clock
+        self._in_flight = InFlight(settings.max_in_flight)
+        self._batcher = Batcher(clock)
+        self._stats_lock = threading.Lock()
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Serve until `stop` is set, then finish every message in hand and return."""
+        preparing = ThreadPoolExecutor(max(1, self.settings.preprocess_threads), thread_name_prefix="worker-prepare")
+        completing = ThreadPoolExecutor(2, thread_name_prefix="worker-complete")
+        heartbeat_stop = threading.Event()
+        receivers = [
+            threading.Thread(target=self._receive_loop, args=(stop, preparing), name=f"worker-receive-{n}", daemon=True)
+            for n in range(max(1, self.settings.receivers))
+        ]
+        runner_stop = threading.Event()
+        runner = threading.Thread(target=self._run_loop, args=(runner_stop, completing), name="worker-run", daemon=True)
+        heartbeat = threading.Thread(
+            target=self._heartbeat_loop, args=(heartbeat_stop,), name="worker-heartbeat", daemon=True
+        )
+        for thread in (*receivers, runner, heartbeat):
+            thread.start()
+        log.info(
+            "worker serving %s (batch %d, delay %d ms, %d preprocessing threads)",
+            self.settings.inference_queue_url,
+            self.settings.max_batch_size,
+            self.settings.max_queue_delay_ms,
+            self.settings.preprocess_threads,
+        )
+        stop.wait()
+        log.info("worker stopping: finishing %d message(s) in hand", len(self._in_flight))
+        for thread in receivers:
+            thread.join()
+        preparing.shutdown(wait=True)
+        self._batcher.flush()
+        runner_stop.set()
+        runner.join()
+        completing.shutdown(wait=True)
+        heartbeat_stop.set()
+        heartbeat.join()
+        log.info("worker stopped (%d batches, %d tasks ended)", self.stats.batches, self.stats.ended)
+
+    # ---- receiving ----------------------------------------------------------------------------------
+
+    def _receive_loop(self, stop: threading.Event, preparing: ThreadPoolExecutor) -> None:
+        while not stop.is_set():
+            try:
+                self.receive_once(preparing.submit)
+            except Exception:
+                log.exception("receiving from the inference queue failed; retrying")
+                stop.wait(1)
+
+    def receive_once(self, submit: Callable[..., Any]) -> int:
+        room = self._in_flight.room(timeout=1.0)
+        if room == 0:
+            return 0
+        received = self.queue.receive(
+            max_messages=min(SQS_MAX_MESSAGES, room),
+            wait_seconds=self.settings.receive_wait_seconds,
+            visibility_seconds=self.settings.visibility_seconds,
+        )
+        now = self._clock()
+        deliveries = [
+            Delivery(
+                message_id=item["MessageId"],
+                receipt_handle=item["ReceiptHandle"],
+                body=item["Body"],
+                receive_count=int(item.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+                visible_until=now + self.settings.visibility_seconds,
+            )
+            for item in received
+        ]
+        self._in_flight.add(deliveries)
+        for delivery in deliveries:
+            submit(self._prepare, delivery)
+        return len(deliveries)
+
+    def _prepare(self, delivery: Delivery) -> None:
+        try:
+            delivery.message = InferenceMessage.model_validate_json(delivery.body)
+        except ValidationError:
+            # Not ours to interpret: it comes back until the dead-letter queue keeps it for a person.
+            log.error(
+                "message %s is not an inference message; leaving it for the dead-letter queue", delivery.message_id
+            )
+            self._in_flight.remove([delivery])
+            return
+        try:
+            sample = self.pipeline.prepare(delivery.message)
+        except InputRejected as rejection:
+            self._complete([delivery], [Outcome(delivery.message.task_id, error=rejection.message)])
+            return
+        except Exception:
+            log.exception("task %s could not be prepared; it will be retried", delivery.message.task_id)
+            self._release([delivery])
+            return
+        self._batcher.put(sample, delivery)
+
+    # ---- running --------------------------------------------------------------------------------------
+
+    def _run_loop(self, stop: threading.Event, completing: ThreadPoolExecutor) -> None:
+        while True:
+            batch = self._batcher.take(timeout=0.5)
+            if batch is None:
+                if stop.is_set() and self._batcher.pending() == 0:
+                    return
+                continue
+            self.run_batch(batch, completing.submit)
+
+    def run_batch(self, batch: Sequence[tuple[Sample, Delivery]], submit: Callable[..., Any]) -> None:
+        samples = [sample for sample, _ in batch]
+        deliveries = [delivery for _, delivery in batch]
+        plan: NetworkPlan = samples[0].plan
+        started = self._clock()
+        waited_ms = (started - min(sample.ready_at for sample in samples)) * 1000
+        try:
+            outcomes = self.pipeline.run_batch(samples)
+        except Exception:
+            log.exception(
+                "batch of %d for network %s failed; its messages will be retried", len(batch), plan.key.network_id
+            )
+            self._release(deliveries)
+            return
+        elapsed_ms = (self._clock() - started) * 1000
+        log.info(
+            "batch network=%s/%s size=%d ms=%.1f waited_ms=%.1f",
+            plan.key.account_id,
+            plan.key.network_id,
+            len(batch),
+            elapsed_ms,
+            waited_ms,
+        )
+        with self._stats_lock:
+            self.stats.batches += 1
+            self.stats.samples += len(batch)
+            self.stats.batch_sizes.append(len(batch))
+        submit(self._complete, deliveries, outcomes)
+
+    # ---- completing -----------------------------------------------------------------------------------
+
+    def _complete(self, deliveries: Sequence[Delivery], outcomes: Sequence[Outcome]) -> None:
+        """Write the outcomes, delete the messages whose tasks ended, release the others."""
+        try:
+            ended = self.results.end(outcomes)
+        except Exception:
+            log.exception("writing %d result(s) failed; the messages will be retried", len(outcomes))
+            self._release(deliveries)
+            return
+        done = [d for d in deliveries if d.message is not None and d.message.task_id in ended]
+        try:
+            if done:
+                self.queue.delete([delivery.receipt_handle for delivery in done])
+        except Exception:
+            # The results are written; a redelivery finds the tasks ended and only deletes.
+            log.exception("deleting %d message(s) failed; they will come back and be deleted then", len(done))
+        self._in_flight.remove(done)
+        self._release([d for d in deliveries if d not in done])
+        with self._stats_lock:
+            self.stats.ended += len(done)
+
+    def _release(self, deliveries: Sequence[Delivery]) -> None:
+        """Stop holding messages so they come back after `retry_delay_seconds`."""
+        if not deliveries:
+            return
+        try:
+            self.queue.extend([d.receipt_handle for d in deliveries], self.settings.retry_delay_seconds)
+        except Exception:
+            log.exception(
+                "releasing %d message(s) failed; they come back after their visibility timeout", len(deliveries)
+            )
+        self._in_flight.remove(deliveries)
+        with self._stats_lock:
+            self.stats.released += len(deliveries)
+
+    # ---- heartbeat ------------------------------------------------------------------------------------
+
+    def _heartbeat_loop(self, stop: threading.Event) -> None:
+        while not stop.wait(self.settings.heartbeat_seconds):
+            try:
+                self.heartbeat()
+            except Exception:
+                log.exception("extending message visibility failed; retrying at the next heartbeat")
+
+    def heartbeat(self) -> int:
+        """Extend every held message that would become visible before the next two heartbeats."""
+        now = self._clock()
+        expiring = self._in_flight.expiring(now + 2 * self.settings.heartbeat_seconds)
+        if expiring:
+            self.queue.extend([d.receipt_handle for d in expiring], self.settings.visibility_seconds)
+            for delivery in expiring:
+                delivery.visible_until = now + self.settings.visibility_seconds
+        return len(expiring)
+
+
+def build_worker(settings: WorkerSettings | None = None, runtime: Runtime | None = None) -> Worker:
+    """The worker with its adapters, built once per process from the settings."""
+    settings = settings or get_settings()
+    shared = settings.shared
+    if not settings.inference_queue_url:
+        raise RuntimeError("INFERENCE_QUEUE_URL is not set; the worker has no queue to serve.")
+    runtime = runtime or Runtime(
+        RuntimeOptions(prefer_gpu=settings.prefer_gpu, intra_op_threads=settings.intra_op_threads)
+    )
+    files = S3BlobStore(shared.model_bucket)
+    cache: ModelCache[NetworkPlan] = ModelCache(settings.model_cache_bytes, on_evict=discard_model_files)
+    pipeline = InferencePipeline(
+        networks=DynamoNetworkRepository(shared.networks_table),
+        files=files,
+        runtime=runtime,
+        cache=cache,
+        options=PipelineOptions(
+            fetch=FetchPolicy(
+                timeout_seconds=settings.fetch_timeout_seconds,
+                max_bytes=settings.fetch_max_bytes,
+                allow_loopback=settings.allow_loopback_urls,
+            ),
+            model_dir=Path(settings.model_dir),
+            max_pixels=settings.max_pixels,
+            max_batch_size=settings.max_batch_size,
+            max_queue_delay_ms=settings.max_queue_delay_ms,
+            network_cache_seconds=settings.network_cache_seconds,
+        ),
+    )
+    results = TaskResults(DynamoTaskRepository(shared.tasks_table), files, settings.result_inline_bytes)
+    return Worker(settings, SqsQueue(settings.inference_queue_url), pipeline, results)
+
+
+def run_until(stop_event: threading.Event, worker: Worker | None = None) -> None:
+    """Serve the inference queue until `stop_event` is set (the local stack's CPU worker runs this)."""
+    worker = worker or build_worker()
+    # The batch lines are the worker's heartbeat in the logs: keep them even where the service's
+    # other loggers are turned down (the local stack sets Powertools to WARNING).
+    logging.getLogger("tensorgate.worker").setLevel(worker.settings.log_level)
+    worker.run(stop_event)
+
+
+def main() -> int:
+    """The container's entry point: `python -m functions.worker.main`."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stdout)
+    for noisy in ("botocore", "urllib3", "boto3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _: Any) -> None:
+        log.info("received %s: finishing the messages in hand", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    run_until(stop)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
