@@ -2,15 +2,52 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import botocore.loaders
 import pytest
 from moto import mock_aws
 from werkzeug.test import Client
 
+
+def _share_parsed_models() -> None:
+    """Parse botocore's models and template.yaml once per test process, not once per `aws` fixture.
+
+    Every `aws` fixture builds new boto3 sessions (the adapters' clients are reset between tests)
+    and a new Template; each re-parsed the same JSON and YAML, which was most of a fixture's setup
+    time. botocore's models are read-only data (one session's clients already share them); the
+    template document is copied for each Template, so a test may change its own copy.
+    """
+    from tensorgate_local import template
+
+    loader = botocore.loaders.Loader
+    load_service_model, load_data_with_path = loader.load_service_model, loader.load_data_with_path
+    parsed: dict[tuple[Any, ...], Any] = {}
+
+    def shared_service_model(self: Any, service_name: str, type_name: str, api_version: str | None = None) -> Any:
+        key = ("service", service_name, type_name, api_version, tuple(self.search_paths))
+        if key not in parsed:
+            parsed[key] = load_service_model(self, service_name, type_name, api_version)
+        return parsed[key]
+
+    def shared_data_with_path(self: Any, name: str) -> Any:
+        key = ("data", name, tuple(self.search_paths))
+        if key not in parsed:
+            parsed[key] = load_data_with_path(self, name)
+        return parsed[key]
+
+    load_yaml = functools.lru_cache(maxsize=4)(template.load_yaml)
+    loader.load_service_model = shared_service_model  # type: ignore[method-assign]
+    loader.load_data_with_path = shared_data_with_path  # type: ignore[method-assign]
+    template.load_yaml = lambda text: copy.deepcopy(load_yaml(text))
+
+
+_share_parsed_models()
 DEV_KEY = "tg_development_key_0123456789"
 OTHER_KEY = "tg_other_account_key_0123456789"
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")

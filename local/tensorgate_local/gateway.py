@@ -20,9 +20,9 @@ LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024  # bytes of the invocation event (the bod
 STAGE = "local"
 log = logging.getLogger("tensorgate.local.gateway")
 TOO_LARGE = (
-    "The request is {size} bytes, over what one request can carry through API Gateway and Lambda "
-    "({limit} bytes). Create the network with a JSON body (no files) and upload the model archive "
-    "with the presigned POST its response carries."
+    "The request is {size} bytes, over the {limit} bytes one request can carry through API Gateway and "
+    "Lambda; create the network with a JSON body (no files) and upload the model archive with the "
+    "presigned POST its response carries."
 )
 
 

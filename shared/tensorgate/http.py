@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from tensorgate import errors
-from tensorgate.forms import Form, parse_body, parse_json_object
+from tensorgate.forms import Form, parse_body
 from tensorgate.models import Page
 
 JSON = "application/json"
@@ -86,19 +86,25 @@ def read_form(event: APIGatewayProxyEvent) -> Form:
 
 
 def read_json(event: APIGatewayProxyEvent) -> dict[str, Any]:
-    content_type = event.get_header_value("Content-Type", case_sensitive=False)
-    if content_type and "multipart/form-data" in content_type:
-        return read_form(event).fields
-    return parse_json_object(body_bytes(event))
+    """The fields of a request that takes no files (PATCH): a JSON object, or multipart text fields."""
+    form = read_form(event)
+    if form.files:
+        names = ", ".join(sorted(repr(file.name) for file in form.files)[:5])
+        raise errors.ValidationFailed(
+            f"This request takes fields only, but files were sent ({names}); a network's files cannot "
+            "change after it is created, so create a new network instead.",
+            [{"field": file.name, "message": "is a file"} for file in form.files],
+        )
+    return form.fields
 
 
 def integer_id(text: str, kind: str) -> int:
     """Private ids are integers; anything else cannot name one, so it answers as not found."""
     if not text.isascii() or not text.isdigit() or len(text) > 18:
-        message = f"{kind.capitalize()} ids are integers; {text[:40]!r} is not one."
+        message = f"{kind.capitalize()} ids are integers and {text[:40]!r} is not one"
         if kind == "network":
-            message += " Public networks are under /v0.7/networks/public/{slug}/."
-        raise errors.RouteNotFound(message)
+            message += "; public networks are under /v0.7/networks/public/{slug}/"
+        raise errors.RouteNotFound(message + ".")
     return int(text)
 
 

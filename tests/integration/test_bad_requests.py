@@ -1,0 +1,456 @@
+"""Malformed and hostile requests through the gateway emulation: the right 4xx, one JSON sentence, no write."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pytest
+from werkzeug.test import Client
+
+from tests.conftest import DEV_KEY, OTHER_KEY, stored_state
+
+BOUNDARY = "tensorgate-test-boundary"
+MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
+JSON = "application/json"
+IMAGE = {
+    "dimension_order": "NCHW",
+    "target_size": "224x224",
+    "resize_type": "SQUASH",
+    "mean_file": "mean.npy",
+    "color_channels": "BGR",
+    "pixel_scaling": 255.0,
+    "data_type": "FLOAT32",
+}
+MODEL_FILES = {"saved_model.pb": b"graph", "mean.npy": b"mean"}
+
+Part = tuple[str, bytes | str, str | None]  # form name, content, file name (None for a text field)
+
+
+def multipart_body(parts: list[Part], close: bool = True) -> bytes:
+    """A multipart/form-data body written by hand, so duplicates and truncation are possible."""
+    chunks = []
+    for name, content, filename in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename is not None else "")
+        payload = content.encode() if isinstance(content, str) else content
+        chunks.append(f"--{BOUNDARY}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + payload + b"\r\n")
+    return b"".join(chunks) + (f"--{BOUNDARY}--\r\n".encode() if close else b"")
+
+
+def preprocessing(**image: Any) -> dict[str, Any]:
+    return {"inputs": [{"tensor_name": "data", "image": {**IMAGE, **image}}], "batched_output": True}
+
+
+def create_parts(files: dict[str, bytes] | None = None, drop: tuple[str, ...] = (), **fields: Any) -> list[Part]:
+    """The seed's cURL form: JSON-string fields plus one part per file, named by its file name."""
+    values: dict[str, Any] = {"name": "my network", "framework": "tensorflow-1.x", "preprocessing": preprocessing()}
+    values |= fields
+    parts: list[Part] = [
+        (name, value if isinstance(value, str) else json.dumps(value), None)
+        for name, value in values.items()
+        if name not in drop
+    ]
+    parts += [(name, content, name) for name, content in (MODEL_FILES if files is None else files).items()]
+    return parts
+
+
+def multipart_create(files: dict[str, bytes] | None = None, **fields: Any) -> bytes:
+    return multipart_body(create_parts(files, **fields))
+
+
+def json_body(**fields: Any) -> bytes:
+    return json.dumps({"name": "my network", **fields}).encode()
+
+
+@dataclass(frozen=True)
+class BadRequest:
+    status: int
+    method: str = "POST"
+    path: str = "/v0.7/networks/"
+    body: bytes | None = None
+    content_type: str | None = None
+    api_key: str | None = DEV_KEY
+    # A word the sentence must contain: the refusal names what the caller has to fix.
+    mentions: str = ""
+    # Create one network (id 1) first, for the cases that address an existing network.
+    given_network: bool = False
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+def create(
+    body: bytes, status: int = 400, mentions: str = "", content_type: str = MULTIPART, **more: Any
+) -> BadRequest:
+    return BadRequest(status=status, body=body, content_type=content_type, mentions=mentions, **more)
+
+
+def json_create(status: int = 400, mentions: str = "", **fields: Any) -> BadRequest:
+    return create(json_body(**fields), status, mentions, content_type=JSON)
+
+
+def patch(changes: Any, status: int = 400, mentions: str = "", network: str = "1", **more: Any) -> BadRequest:
+    body = changes if isinstance(changes, bytes) else json.dumps(changes).encode()
+    return BadRequest(
+        status=status,
+        method="PATCH",
+        path=f"/v0.7/networks/{network}/",
+        body=body,
+        content_type=more.pop("content_type", JSON),
+        mentions=mentions,
+        given_network=True,
+        **more,
+    )
+
+
+def get(path: str, status: int, mentions: str = "", **more: Any) -> BadRequest:
+    return BadRequest(status=status, method="GET", path=path, mentions=mentions, **more)
+
+
+CASES: dict[str, BadRequest] = {
+    # -- bodies that cannot be read ------------------------------------------------------------
+    "bad_json": create(b'{"name": "x",', mentions="JSON", content_type=JSON),
+    "body_is_a_list": create(b'["name", "x"]', mentions="object", content_type=JSON),
+    "body_is_a_string": create(b'"my network"', mentions="object", content_type=JSON),
+    "empty_body": create(b"", mentions="empty", content_type=JSON),
+    "whitespace_body_without_content_type": BadRequest(400, body=b"  \n", mentions="empty"),
+    "json_nan_constant": create(b'{"name": "x", "metadata": {"loss": NaN}}', mentions="JSON", content_type=JSON),
+    "json_infinite_number": create(b'{"name": "x", "metadata": {"loss": 1e999}}', mentions="JSON", content_type=JSON),
+    "deeply_nested_json": create(b'{"name": "x", "metadata": ' + b"[" * 100_000, mentions="JSON", content_type=JSON),
+    "text_plain_content_type": create(json_body(), 415, mentions="Content-Type", content_type="text/plain"),
+    "form_urlencoded_content_type": create(
+        b"name=my+network", 415, mentions="multipart/form-data", content_type="application/x-www-form-urlencoded"
+    ),
+    "multipart_without_boundary": create(multipart_create(), mentions="boundary", content_type="multipart/form-data"),
+    "truncated_multipart": create(multipart_create()[:-60], mentions="multipart"),
+    "multipart_part_without_name": create(
+        f"--{BOUNDARY}\r\nContent-Disposition: form-data\r\n\r\nx\r\n--{BOUNDARY}--\r\n".encode(), mentions="name"
+    ),
+    "multipart_field_not_utf8": create(multipart_body([("name", b"\xff\xfe\xfa", None)]), mentions="UTF-8"),
+    "multipart_text_field_twice": create(multipart_body([("name", "a", None), *create_parts()]), mentions="twice"),
+    # -- preprocessing enums and sizes ---------------------------------------------------------
+    "dimension_order_not_an_order": json_create(
+        preprocessing=preprocessing(dimension_order="CHWN"), mentions="dimension_order"
+    ),
+    "resize_type_unknown": json_create(preprocessing=preprocessing(resize_type="STRETCH"), mentions="resize_type"),
+    "color_channels_unknown": json_create(
+        preprocessing=preprocessing(color_channels="RGBA"), mentions="color_channels"
+    ),
+    "data_type_unknown": json_create(preprocessing=preprocessing(data_type="FLOAT64"), mentions="data_type"),
+    "framework_unknown": json_create(framework="caffe", mentions="framework"),
+    "target_size_letters": json_create(preprocessing=preprocessing(target_size="abc"), mentions="target_size"),
+    "target_size_zero_width": json_create(preprocessing=preprocessing(target_size="0x10"), mentions="target_size"),
+    "target_size_missing_height": json_create(preprocessing=preprocessing(target_size="224x"), mentions="target_size"),
+    "target_size_huge": json_create(preprocessing=preprocessing(target_size="100000x100000"), mentions="target_size"),
+    "network_resize_with_width_and_height": json_create(
+        preprocessing=preprocessing(resize_type="NETWORK", target_size="224x224"), mentions="NETWORK"
+    ),
+    "squash_resize_with_one_side": json_create(
+        preprocessing=preprocessing(resize_type="SQUASH", target_size="512"), mentions="SQUASH"
+    ),
+    "pixel_scaling_negative": json_create(preprocessing=preprocessing(pixel_scaling=-1), mentions="pixel_scaling"),
+    "pixel_scaling_not_a_number": create(
+        multipart_body(
+            [
+                ("name", "flat", None),
+                ("preprocessing.inputs[0]tensor_name", "data", None),
+                ("preprocessing.inputs[0]image.pixel_scaling", "a lot", None),
+                ("saved_model.pb", b"g", "saved_model.pb"),
+            ]
+        ),
+        mentions="pixel_scaling",
+    ),
+    "batched_output_not_a_boolean": create(
+        multipart_body(
+            [
+                ("name", "flat", None),
+                ("preprocessing.inputs[0]tensor_name", "data", None),
+                ("preprocessing.inputs[0]image.color_channels", "RGB", None),
+                ("preprocessing.batched_output", "perhaps", None),
+                ("saved_model.pb", b"g", "saved_model.pb"),
+            ]
+        ),
+        mentions="batched_output",
+    ),
+    "no_inputs": json_create(preprocessing={"inputs": []}, mentions="inputs"),
+    "two_inputs_feed_one_tensor": json_create(
+        preprocessing={"inputs": [{"tensor_name": "data", "image": {}}, {"tensor_name": "data", "image": {}}]},
+        mentions="data",
+    ),
+    "preprocessing_not_json_in_curl_form": create(
+        multipart_create(preprocessing="{inputs: ["), mentions="preprocessing"
+    ),
+    # -- mean files ----------------------------------------------------------------------------
+    "mean_file_not_uploaded": create(multipart_create(files={"saved_model.pb": b"graph"}), mentions="mean.npy"),
+    "mean_file_not_npy": create(
+        multipart_create(
+            files={"saved_model.pb": b"g", "mean.binaryproto": b"m"},
+            preprocessing=preprocessing(mean_file="mean.binaryproto"),
+        ),
+        mentions=".npy",
+    ),
+    "mean_file_with_uint8": json_create(preprocessing=preprocessing(data_type="UINT8"), mentions="UINT8"),
+    # -- postprocessings -----------------------------------------------------------------------
+    "postprocessing_with_both_outputs": json_create(
+        postprocessings=[
+            {
+                "tensors_output": {"tensors": ["prob"]},
+                "standard_output": {"boxes_tensor": "boxes", "scores_tensor": "scores"},
+            }
+        ],
+        mentions="exactly one",
+    ),
+    "postprocessing_with_neither_output": json_create(postprocessings=[{}], mentions="exactly one"),
+    "postprocessings_not_a_list": json_create(
+        postprocessings={"tensors_output": {"tensors": ["prob"]}}, mentions="postprocessings"
+    ),
+    # -- unknown fields and field values -------------------------------------------------------
+    "unknown_top_level_field": json_create(owner="someone-else", mentions="owner"),
+    "unknown_preprocessing_field": json_create(
+        preprocessing={**preprocessing(), "normalize": True}, mentions="normalize"
+    ),
+    "unknown_image_field": json_create(preprocessing=preprocessing(gamma=2.2), mentions="gamma"),
+    "read_only_id_on_create": json_create(id=7, mentions="id"),
+    "name_missing": create(json.dumps({"description": "no name"}).encode(), mentions="name", content_type=JSON),
+    "name_empty": json_create(name="", mentions="name"),
+    "name_too_long": json_create(name="n" * 201, mentions="name"),
+    "metadata_not_an_object": json_create(metadata=["a", "b"], mentions="metadata"),
+    "metadata_over_64_kib": json_create(metadata={"blob": "x" * (64 * 1024)}, mentions="metadata"),
+    "archive_name_bad_suffix": json_create(archive_name="model.rar", mentions="archive_name"),
+    "archive_name_with_directory": json_create(archive_name="../model.zip", mentions="archive_name"),
+    "archive_name_with_files": create(multipart_create(archive_name="model.zip"), mentions="archive_name"),
+    # -- flattened (Django-REST) keys ----------------------------------------------------------
+    "flattened_list_index_gap": create(
+        multipart_body(
+            [
+                ("name", "flat", None),
+                ("preprocessing.inputs[1]tensor_name", "data", None),
+                ("saved_model.pb", b"g", "saved_model.pb"),
+            ]
+        ),
+        mentions="gaps",
+    ),
+    "flattened_index_mixed_with_names": create(
+        multipart_body(
+            [
+                ("name", "flat", None),
+                ("postprocessings[0]tensors_output.tensors[0]", "prob", None),
+                ("postprocessings.labels", "x", None),
+                ("saved_model.pb", b"g", "saved_model.pb"),
+            ]
+        ),
+        mentions="mixes",
+    ),
+    "flattened_key_unreadable": create(
+        multipart_body(
+            [("name", "flat", None), ("metadata..author", "me", None), ("saved_model.pb", b"g", "saved_model.pb")]
+        ),
+        mentions="metadata..author",
+    ),
+    "flattened_list_index_huge": create(
+        multipart_body(
+            [
+                ("name", "flat", None),
+                ("postprocessings[99999]tensors_output.tensors[0]", "p", None),
+                ("saved_model.pb", b"g", "saved_model.pb"),
+            ]
+        ),
+        mentions="index",
+    ),
+    "flattened_field_and_json_field_together": create(
+        multipart_body(
+            [
+                ("name", "flat", None),
+                ("metadata", "{}", None),
+                ("metadata.author", "me", None),
+                ("saved_model.pb", b"g", "saved_model.pb"),
+            ]
+        ),
+        mentions="metadata",
+    ),
+    # -- files ---------------------------------------------------------------------------------
+    "file_name_parent_directory": create(multipart_create(files={**MODEL_FILES, "../x.pb": b"g"}), mentions=".."),
+    "file_name_absolute": create(multipart_create(files={**MODEL_FILES, "/etc/passwd": b"root"}), mentions="absolute"),
+    "file_name_windows_absolute": create(
+        multipart_create(files={**MODEL_FILES, "C:\\x.pb": b"g"}), mentions="absolute"
+    ),
+    "file_name_with_separator": create(multipart_create(files={**MODEL_FILES, "a/b.pb": b"g"}), mentions="separator"),
+    "file_name_variables_escape": create(
+        multipart_create(files={**MODEL_FILES, "variables/../x": b"g"}), mentions=".."
+    ),
+    "file_name_hidden": create(multipart_create(files={**MODEL_FILES, ".bashrc": b"x"}), mentions=".bashrc"),
+    "file_name_reserved_manifest": create(
+        multipart_create(files={**MODEL_FILES, "manifest.json": b"{}"}), mentions="reserved"
+    ),
+    "no_model_file": create(multipart_create(files={"mean.npy": b"m", "labels.txt": b"cat"}), mentions="model file"),
+    "duplicated_file_part": create(
+        multipart_body([*create_parts(), ("saved_model.pb", b"other graph", "saved_model.pb")]), mentions="twice"
+    ),
+    "oversized_file_part": create(
+        multipart_create(files={"saved_model.pb": b"g" * 2048, "mean.npy": b"m"}),
+        413,
+        mentions="presigned",
+        environment={"MAX_FILE_BYTES": "1024"},
+    ),
+    # -- keys and accounts ---------------------------------------------------------------------
+    "create_without_key": replace(json_create(401, mentions="X-API-KEY"), api_key=None),
+    "create_with_unknown_key": replace(json_create(401, mentions="API key"), api_key="tg_not_a_real_key_0000000000"),
+    "key_too_short": get("/v0.7/networks/", 401, mentions="API key", api_key="abc"),
+    "other_accounts_network_get": get("/v0.7/networks/1/", 404, mentions="1", api_key=OTHER_KEY, given_network=True),
+    "other_accounts_network_patch": patch({"name": "mine now"}, 404, mentions="1", api_key=OTHER_KEY),
+    "other_accounts_network_delete": BadRequest(
+        404, method="DELETE", path="/v0.7/networks/1/", api_key=OTHER_KEY, given_network=True, mentions="1"
+    ),
+    "other_accounts_task": get("/v0.7/tasks/1/", 404, mentions="1", api_key=OTHER_KEY, given_network=True),
+    # -- ids and query parameters --------------------------------------------------------------
+    "network_id_not_an_integer": get("/v0.7/networks/abc/", 404, mentions="integer"),
+    "network_id_negative": get("/v0.7/networks/-1", 404, mentions="integer"),
+    "network_id_too_long": get("/v0.7/networks/" + "9" * 40, 404, mentions="integer"),
+    "network_id_unknown": get("/v0.7/networks/424242/", 404, mentions="424242"),
+    "delete_non_integer_id": BadRequest(404, method="DELETE", path="/v0.7/networks/abc", mentions="integer"),
+    "public_network_unknown_slug": get("/v0.7/networks/public/no-such-network/", 404, mentions="no-such-network"),
+    "task_id_not_an_integer": get("/v0.7/tasks/first/", 404, mentions="integer"),
+    "offset_negative": get("/v0.7/networks/?offset=-1", 400, mentions="offset"),
+    "offset_not_a_number": get("/v0.7/networks/?offset=ten", 400, mentions="offset"),
+    "offset_beyond_maximum": get("/v0.7/networks/?offset=99999999999", 400, mentions="offset"),
+    "limit_zero": get("/v0.7/networks/?limit=0", 400, mentions="limit"),
+    "limit_over_maximum": get("/v0.7/networks/?limit=101", 400, mentions="limit"),
+    "limit_fractional_on_public_list": get("/v0.7/networks/public/?limit=2.5", 400, mentions="limit"),
+    "task_ids_not_integers": get("/v0.7/tasks/?task_ids=1&task_ids=two", 400, mentions="task_ids"),
+    "task_ids_missing": get("/v0.7/tasks/", 400, mentions="task_ids"),
+    "task_ids_too_many": get("/v0.7/tasks/?task_ids=" + ",".join(str(i) for i in range(1, 102)), 400, mentions="100"),
+    # -- updates -------------------------------------------------------------------------------
+    "patch_preprocessing_is_immutable": patch({"preprocessing": preprocessing()}, mentions="preprocessing"),
+    "patch_framework_is_immutable": patch({"framework": "onnx"}, mentions="framework"),
+    "patch_id_is_immutable": patch({"id": 2}, mentions="id"),
+    "patch_task_id_is_immutable": patch({"task_id": 99}, mentions="task_id"),
+    "patch_postprocessings_is_immutable": patch({"postprocessings": []}, mentions="postprocessings"),
+    "patch_unknown_field": patch({"colour": "blue"}, mentions="colour"),
+    "patch_bad_json": patch(b"{name: 'x'}", mentions="JSON"),
+    "patch_body_not_an_object": patch([{"name": "x"}], mentions="object"),
+    "patch_name_empty": patch({"name": ""}, mentions="name"),
+    "patch_metadata_not_an_object": patch({"metadata": "author=me"}, mentions="metadata"),
+    "patch_form_urlencoded": patch(
+        b"name=x", 415, mentions="Content-Type", content_type="application/x-www-form-urlencoded"
+    ),
+    "patch_with_a_file": patch(
+        multipart_body([("name", "x", None), ("saved_model.pb", b"g", "saved_model.pb")]),
+        mentions="file",
+        content_type=MULTIPART,
+    ),
+    "patch_non_integer_id": patch({"name": "x"}, 404, mentions="integer", network="abc"),
+    # -- routes --------------------------------------------------------------------------------
+    "method_not_allowed_on_public_network": BadRequest(
+        405, method="DELETE", path="/v0.7/networks/public/some-slug/", mentions="DELETE"
+    ),
+    "unknown_route": get("/v0.7/models/", 404, mentions="/v0.7/models/"),
+}
+
+
+def assert_one_readable_sentence(text: Any) -> None:
+    assert isinstance(text, str), text
+    assert 10 <= len(text) <= 600, text
+    assert "\n" not in text and "Traceback" not in text, text
+    assert text[0].isalnum() or text[0] in "'\"", text
+    assert text.endswith("."), text
+    # A second sentence starts after a full stop followed by a capital letter.
+    assert not re.search(r"[.!?]\s+[A-Z]", text[:-1]), f"more than one sentence: {text}"
+
+
+def everything_stored(aws: dict[str, Any]) -> dict[str, Any]:
+    """`stored_state` plus the id counters: a refused create must not even allocate an id."""
+    counters = aws["session"].client("dynamodb").scan(TableName="CountersTable")["Items"]
+    return stored_state(aws) | {"counters": counters}
+
+
+def given_a_network(api: Client) -> None:
+    response = api.post(
+        "/v0.7/networks/", headers={"X-API-KEY": DEV_KEY}, data=multipart_create(), content_type=MULTIPART
+    )
+    assert response.status_code == 201, response.text
+    assert response.json["id"] == 1
+
+
+def test_bad_requests_are_distinct() -> None:
+    requests = [
+        (c.method, c.path, c.body, c.content_type, c.api_key, c.environment.get("MAX_FILE_BYTES"))
+        for c in CASES.values()
+    ]
+    assert len(set(requests)) == len(requests) >= 30
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_request_answers_4xx_with_one_sentence_and_writes_nothing(
+    name: str, api: Client, aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tensorgate import wiring
+
+    case = CASES[name]
+    # Given
+    if case.environment:
+        for variable, value in case.environment.items():
+            monkeypatch.setenv(variable, value)
+        wiring.reset()
+    if case.given_network:
+        given_a_network(api)
+    before = everything_stored(aws)
+    headers = {} if case.api_key is None else {"X-API-KEY": case.api_key}
+    if case.content_type is not None:
+        headers["Content-Type"] = case.content_type
+    # When
+    response = api.open(case.path, method=case.method, data=case.body, headers=headers)
+    # Then
+    assert response.status_code == case.status, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    body = json.loads(response.text)
+    assert set(body) <= {"error", "details"}, body
+    assert_one_readable_sentence(body["error"])
+    assert case.mentions.lower() in body["error"].lower(), body["error"]
+    assert everything_stored(aws) == before
+
+
+MEGABYTE = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        pytest.param(
+            multipart_create(files={"saved_model.pb": b"\0" * int(6.5 * MEGABYTE), "mean.npy": b"m"}),
+            MULTIPART,
+            id="multipart_6.5MB_over_lambda_limit",
+        ),
+        pytest.param(
+            multipart_create(files={"saved_model.pb": b"\0" * int(4.7 * MEGABYTE), "mean.npy": b"m"}),
+            MULTIPART,
+            id="multipart_4.7MB_over_lambda_limit_once_base64_encoded",
+        ),
+        pytest.param(json_body(metadata={"blob": "x" * int(6.5 * MEGABYTE)}), JSON, id="json_6.5MB_over_lambda_limit"),
+        pytest.param(
+            multipart_create(files={"saved_model.pb": b"\0" * (11 * MEGABYTE), "mean.npy": b"m"}),
+            MULTIPART,
+            id="multipart_11MB_over_api_gateway_limit",
+        ),
+    ],
+)
+def test_gateway_body_over_payload_limit_answers_413_pointing_to_presigned_upload(
+    body: bytes, content_type: str, api: Client, aws: dict[str, Any]
+) -> None:
+    # Given
+    before = everything_stored(aws)
+    # When
+    response = api.post("/v0.7/networks/", data=body, headers={"X-API-KEY": DEV_KEY, "Content-Type": content_type})
+    # Then
+    assert response.status_code == 413, response.text[:500]
+    assert response.headers["Content-Type"] == "application/json"
+    error = json.loads(response.text)["error"]
+    assert_one_readable_sentence(error)
+    assert "presigned POST" in error and "JSON body" in error
+    assert everything_stored(aws) == before
+
+
+def test_gateway_body_under_lambda_limit_reaches_the_handler(api: Client) -> None:
+    # 4 MB of files grow to about 5.3 MB in the base64 event: still under Lambda's 6 MB.
+    body = multipart_create(files={"saved_model.pb": b"\0" * (4 * MEGABYTE), "mean.npy": b"m"})
+    response = api.post("/v0.7/networks/", data=body, headers={"X-API-KEY": DEV_KEY, "Content-Type": MULTIPART})
+    assert response.status_code == 201, response.text
