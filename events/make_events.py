@@ -1,0 +1,149 @@
+"""Writes the API events of `events/` with the local gateway's own event builder (see events/README.md)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
+
+EVENTS = Path(__file__).resolve().parent
+DEV_KEY = "tg_development_key_0123456789"
+UNKNOWN_KEY = "tg_unknown_key_000000000000"
+HOST = "127.0.0.1:3000"
+BOUNDARY = "tensorgate-event-boundary"
+# Fixed so that regenerating the files changes nothing unless a request changes.
+REQUEST_TIME_EPOCH = 1_767_225_600_000
+PREPROCESSING = {
+    "inputs": [
+        {
+            "tensor_name": "data",
+            "image": {
+                "dimension_order": "NCHW",
+                "target_size": "224x224",
+                "resize_type": "SQUASH",
+                "mean_file": "mean.npy",
+                "color_channels": "BGR",
+                "pixel_scaling": 255.0,
+                "data_type": "FLOAT32",
+            },
+        }
+    ],
+    "batched_output": True,
+}
+
+
+def multipart(fields: dict[str, str], files: dict[str, bytes]) -> bytes:
+    """The seed's cURL form: text fields, then one part per file named by its file name."""
+    parts = [
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    parts += [
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n".encode()
+        + content
+        + b"\r\n"
+        for name, content in files.items()
+    ]
+    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+
+
+# events/<function folder>/<NN_case>.json → the request; NN orders the cases (create before get).
+REQUESTS: dict[str, dict[str, Any]] = {
+    "networks_api/01_create_multipart.json": {
+        "method": "POST",
+        "path": "/v0.7/networks/",
+        "content_type": f"multipart/form-data; boundary={BOUNDARY}",
+        "body": multipart(
+            {
+                "name": "my new network",
+                "description": "trained with more images",
+                "metadata": json.dumps({"author": "me", "project": "Go to mars"}),
+                "framework": "tensorflow-1.x",
+                "preprocessing": json.dumps(PREPROCESSING),
+                "postprocessings": json.dumps([{"tensors_output": {"tensors": ["prob"]}}]),
+            },
+            {
+                "saved_model.pb": b"a SavedModel graph",
+                "variables.index": b"variables index",
+                "variables.data-00000-of-00001": b"variables data",
+                "mean.npy": b"\x93NUMPY a mean file",
+            },
+        ),
+    },
+    "networks_api/02_create_json.json": {
+        "method": "POST",
+        "path": "/v0.7/networks/",
+        "content_type": "application/json",
+        "body": json.dumps({"name": "large network", "archive_name": "model.tar.gz"}).encode(),
+    },
+    "networks_api/03_list.json": {"method": "GET", "path": "/v0.7/networks/", "query": {"offset": "0", "limit": "1"}},
+    "networks_api/04_list_public.json": {"method": "GET", "path": "/v0.7/networks/public/"},
+    "networks_api/05_get.json": {"method": "GET", "path": "/v0.7/networks/1/"},
+    "networks_api/06_patch.json": {
+        "method": "PATCH",
+        "path": "/v0.7/networks/1/",
+        "content_type": "application/json",
+        "body": json.dumps({"name": "new name", "description": "new description"}).encode(),
+    },
+    "networks_api/07_patch_immutable.json": {
+        "method": "PATCH",
+        "path": "/v0.7/networks/1/",
+        "content_type": "application/json",
+        "body": json.dumps({"preprocessing": PREPROCESSING}).encode(),
+    },
+    "networks_api/08_get_unknown.json": {"method": "GET", "path": "/v0.7/networks/424242/"},
+    "networks_api/09_delete.json": {"method": "DELETE", "path": "/v0.7/networks/1/"},
+    "tasks_api/01_get.json": {"method": "GET", "path": "/v0.7/tasks/1/"},
+    "tasks_api/02_list_by_ids.json": {"method": "GET", "path": "/v0.7/tasks/", "query": {"task_ids": ["1", "2"]}},
+    "tasks_api/03_unknown_key.json": {"method": "GET", "path": "/v0.7/tasks/1/", "api_key": UNKNOWN_KEY},
+}
+
+
+def build_event(gateway: Any, routes: list[Any], spec: dict[str, Any], request_id: str) -> dict[str, Any]:
+    headers = {"Host": HOST, "X-API-KEY": spec.get("api_key", DEV_KEY), "User-Agent": "sam-local-event"}
+    builder = EnvironBuilder(
+        path=spec["path"],
+        method=spec["method"],
+        query_string=spec.get("query"),
+        headers=headers,
+        data=spec.get("body"),
+        content_type=spec.get("content_type"),
+        environ_base={"REMOTE_ADDR": "127.0.0.1"},
+    )
+    request = Request(builder.get_environ())
+    for route in routes:
+        found = route.pattern().match(request.path)
+        if found and route.method == request.method:
+            break
+    else:
+        raise SystemExit(f"no route in template.yaml for {request.method} {request.path}")
+    event: dict[str, Any] = gateway.event(request, route, found.groupdict(), spec.get("body") or b"")
+    event["requestContext"].update(
+        requestId=request_id, extendedRequestId=request_id, requestTimeEpoch=REQUEST_TIME_EPOCH
+    )
+    return event
+
+
+def main() -> int:
+    from tensorgate_local.gateway import Gateway
+    from tensorgate_local.lambdas import LocalFunctions
+    from tensorgate_local.template import Template
+
+    template = Template()
+    gateway = Gateway(template, LocalFunctions({}))
+    for number, (name, spec) in enumerate(REQUESTS.items(), start=1):
+        path = EVENTS / name
+        path.parent.mkdir(exist_ok=True)
+        event = build_event(gateway, template.routes(), spec, f"00000000-0000-4000-8000-{number:012d}")
+        path.write_text(json.dumps(event, indent=2) + "\n")
+        print(f"wrote {path.relative_to(EVENTS.parent)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
