@@ -78,6 +78,14 @@ def start(
     """Start everything in this process and return once it serves requests."""
     from moto.server import ThreadedMotoServer
 
+    from tensorgate_local.template import TEMPLATE_PATH
+
+    # Handlers are named from the template's folder (`functions.networks_api.app`), as `sam local`
+    # resolves CodeUri; a console script such as `tensorgate-dev` does not have that folder on sys.path.
+    code_root = str(TEMPLATE_PATH.parent)
+    if code_root not in sys.path:
+        sys.path.insert(0, code_root)
+
     # moto's server logs every AWS call through werkzeug's logger; the gateway logs its own requests.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
