@@ -52,6 +52,10 @@ def test_walkthrough_model_deploys_with_a_parity_report(fresh_stack: RunningStac
     """The same files, deployed for real: the deploy task ends `success` carrying the parity report."""
     headers = {"X-API-KEY": fresh_stack.api_key}
     demo = "/tmp/tg-demo/"
+    if not (REPO_ROOT / demo / "saved_model.pb").exists():  # the walkthrough writes them; alone, write them here
+        subprocess.run(
+            [".venv/bin/python", "examples/make_demo_model.py", demo], cwd=REPO_ROOT, check=True, timeout=300
+        )
     preprocessing = {
         "inputs": [
             {
