@@ -47,10 +47,11 @@ from .spec import ColorChannels, ImageSpec, ResizeType, TargetSize
 DEFAULT_MAX_PIXELS = 64_000_000
 """Refuse images above 64 megapixels (8000×8000) unless the caller allows more."""
 
-JPEG_OVERSAMPLING = 1.5
+JPEG_OVERSAMPLING = 2.1
 """The DCT-scaled decode keeps at least this many decoded pixels per output pixel on each axis."""
 
-ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+# Multi-picture camera files (MPO) open through the JPEG plugin and report format "MPO".
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 COLOR_SPACES = ("rgb", "rgba", "bgr", "bgra")
 WHITE = 255
 
@@ -85,10 +86,14 @@ ImageSource = bytes | bytearray | memoryview | str | PixelArray
 
 @dataclass(frozen=True)
 class PreparedImage:
-    """Network-input pixels (uint8; H×W×3 RGB or H×W one channel) and the transform that made them."""
+    """Network-input pixels (uint8; H×W×3 RGB or H×W one channel) and the transform that made them.
+
+    ``decode_scale`` is 2, 4 or 8 when the JPEG was decoded that many times smaller, else 1.
+    """
 
     pixels: np.ndarray
     transform: ImageTransform
+    decode_scale: int = 1
 
 
 def image_bytes(source: bytes | bytearray | memoryview | str) -> bytes:
@@ -386,7 +391,7 @@ def _resample(
         canvas.paste(picture, (0, 0))
         picture = canvas
     transform = ImageTransform(original_size, crop, plan.resized, plan.offset, plan.input_size)
-    return PreparedImage(np.asarray(picture), transform)
+    return PreparedImage(np.asarray(picture), transform, scale)
 
 
 def _resize(picture: Image.Image, size: tuple[int, int], box: tuple[float, ...]) -> Image.Image:

@@ -43,6 +43,10 @@ def load_mean(data: bytes, image: ImageSpec, *, target: TargetSize | None = None
     """A validated ``mean_file`` as float32 with one axis per letter of the input's order (without N)."""
     if len(data) > MAX_MEAN_BYTES:
         raise InvalidMeanFile(f"mean_file is larger than {MAX_MEAN_BYTES // (1024 * 1024)} MB.")
+    if data[:2] == b"PK":
+        raise InvalidMeanFile("mean_file must be one array saved with numpy.save (.npy), not an .npz archive.")
+    if not data.startswith(b"\x93NUMPY"):
+        raise InvalidMeanFile("mean_file is not a readable .npy file; save it with numpy.save.")
     try:
         loaded = np.load(io.BytesIO(data), allow_pickle=False)
     except ValueError as error:
@@ -53,10 +57,6 @@ def load_mean(data: bytes, image: ImageSpec, *, target: TargetSize | None = None
         raise InvalidMeanFile("mean_file is not a readable .npy file; save it with numpy.save.") from None
     except Exception:
         raise InvalidMeanFile("mean_file is not a readable .npy file; save it with numpy.save.") from None
-    if not isinstance(loaded, np.ndarray):
-        if hasattr(loaded, "close"):
-            loaded.close()
-        raise InvalidMeanFile("mean_file must be one array saved with numpy.save (.npy), not an .npz archive.")
     if loaded.dtype.kind not in "iuf":
         raise InvalidMeanFile(f"mean_file must hold integers or floats, not {loaded.dtype}.")
     array = loaded[0] if loaded.ndim == 4 and loaded.shape[0] == 1 else loaded

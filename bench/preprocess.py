@@ -1,0 +1,296 @@
+"""Preprocessing throughput against naive Pillow, tf.image and the reduced-decode ceiling, in one run.
+
+JPEG 640×480, 1920×1080 and 4000×3000 (generated here: 1/f colour texture, soft-edged objects,
+grain, quality 90) to a 224×224 NCHW float32 input with a per-channel mean, for SQUASH, CROP and
+FILL; then a batch of 32 against 32 single calls. Every figure is single-threaded (TensorFlow is
+pinned to one thread) and measured in interleaved rounds; the median round is reported, so a
+neighbour's load on a shared machine hits every method alike. The goals are issue 3's.
+
+    python bench/preprocess.py [--rounds 5] [--seconds 0.3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+from tensorgate_preprocessing.batching import ImageInput, build_batches
+from tensorgate_preprocessing.geometry import plan_resize
+from tensorgate_preprocessing.images import JPEG_OVERSAMPLING, prepare_image
+from tensorgate_preprocessing.spec import ImageSpec, PreprocessingSpec, ResizeType, TargetSize
+from tensorgate_preprocessing.tensors import assemble, load_mean, preprocess
+
+SIZES = [(640, 480), (1920, 1080), (4000, 3000)]
+RESIZES = ["SQUASH", "CROP", "FILL"]
+TARGET = 224
+MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+PIXEL_SCALING = 1.0
+BATCH = 32
+
+
+# ---------------------------------------------------------------- images
+def _pink(height: int, width: int, rng: np.random.Generator, exponent: float) -> np.ndarray:
+    frequency = np.hypot(np.fft.rfftfreq(width)[None, :], np.fft.fftfreq(height)[:, None])
+    frequency[0, 0] = 1.0
+    spectrum = (rng.normal(size=frequency.shape) + 1j * rng.normal(size=frequency.shape)) / frequency**exponent
+    spectrum[0, 0] = 0.0
+    field = np.fft.irfft2(spectrum, s=(height, width))
+    return field / field.std()
+
+
+def synthetic_jpeg(width: int, height: int, seed: int = 0) -> bytes:
+    """A photograph-like JPEG: 1/f texture, 25 soft-edged objects, grain; quality 90, 4:2:0."""
+    rng = np.random.default_rng(seed)
+    small = (min(height, 768), min(width, 1024))
+    luma, red_green, blue_yellow = _pink(*small, rng, 1.0), _pink(*small, rng, 1.3), _pink(*small, rng, 1.3)
+    channels = [luma + 0.35 * red_green, luma - 0.2 * red_green - 0.2 * blue_yellow, luma + 0.4 * blue_yellow]
+    base = np.clip(128 + 42 * np.stack(channels, axis=-1), 0, 255).astype(np.uint8)
+    picture = Image.fromarray(base).resize((width, height), Image.Resampling.BICUBIC)
+    draw = ImageDraw.Draw(picture)
+    for _ in range(25):
+        left, top = int(rng.integers(0, width)), int(rng.integers(0, height))
+        right, bottom = (
+            left + int(rng.integers(width // 30, width // 5)),
+            top + int(rng.integers(height // 30, height // 5)),
+        )
+        color = tuple(int(value) for value in rng.integers(20, 236, 3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((left, top, right, bottom), fill=color)
+    picture = picture.filter(ImageFilter.GaussianBlur(max(1.0, width / 1600)))
+    pixels = np.clip(np.asarray(picture) + rng.normal(0, 3, size=(height, width, 3)), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- methods
+def naive_pillow(resize: str) -> Callable[[bytes], np.ndarray]:
+    """Open, convert, resize BILINEAR, numpy: what a handler would write first."""
+    mean = MEAN.reshape(1, 1, 3)
+
+    def run(data: bytes) -> np.ndarray:
+        picture = Image.open(io.BytesIO(data)).convert("RGB")
+        plan = plan_resize(picture.size, ResizeType(resize), TargetSize(width=TARGET, height=TARGET))
+        picture = picture.resize(plan.resized, Image.Resampling.BILINEAR)
+        if resize == "CROP":
+            left, top = plan.offset
+            picture = picture.crop((left, top, left + TARGET, top + TARGET))
+        elif resize == "FILL":
+            canvas = Image.new("RGB", (TARGET, TARGET), (255, 255, 255))
+            canvas.paste(picture, (0, 0))
+            picture = canvas
+        tensor = np.asarray(picture, dtype=np.float32) / 255.0 * PIXEL_SCALING - mean
+        return tensor.transpose(2, 0, 1)[np.newaxis]
+
+    return run
+
+
+def tf_image(resize: str) -> Callable[[bytes], np.ndarray] | None:
+    """tf.io.decode_jpeg + tf.image.resize (bilinear, TensorFlow's default) in a tf.function."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return None
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    mean = tf.constant(MEAN.reshape(1, 1, 3))
+    target = tf.constant(float(TARGET))
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+    def run(data: tf.Tensor) -> tf.Tensor:
+        image = tf.io.decode_jpeg(data, channels=3)
+        height, width = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1], tf.float32)
+        if resize == "SQUASH":
+            resized = tf.image.resize(image, (TARGET, TARGET))
+        else:
+            pick = tf.maximum if resize == "CROP" else tf.minimum
+            scale = pick(target / width, target / height)
+            new_height = tf.cast(tf.floor(height * scale + 0.5), tf.int32)
+            new_width = tf.cast(tf.floor(width * scale + 0.5), tf.int32)
+            if resize == "CROP":
+                new_height, new_width = tf.maximum(new_height, TARGET), tf.maximum(new_width, TARGET)
+                resized = tf.image.resize(image, tf.stack([new_height, new_width]))
+                top, left = (new_height - TARGET) // 2, (new_width - TARGET) // 2
+                resized = resized[top : top + TARGET, left : left + TARGET]
+            else:
+                new_height, new_width = tf.minimum(new_height, TARGET), tf.minimum(new_width, TARGET)
+                resized = tf.image.resize(image, tf.stack([new_height, new_width]))
+                resized = tf.pad(
+                    resized, [[0, TARGET - new_height], [0, TARGET - new_width], [0, 0]], constant_values=255
+                )
+        tensor = resized / 255.0 * PIXEL_SCALING - mean
+        return tf.transpose(tensor, (2, 0, 1))[tf.newaxis]
+
+    return lambda data: run(tf.constant(data)).numpy()
+
+
+def draft_ceiling(data: bytes) -> Image.Image:
+    """Decode only, at the reduced DCT scale Pillow's draft picks for 224×224: the practical ceiling."""
+    picture = Image.open(io.BytesIO(data))
+    picture.draft("RGB", (TARGET, TARGET))
+    picture.load()
+    return picture
+
+
+# ---------------------------------------------------------------- measurement
+def measure(methods: dict[str, Callable[[], object]], rounds: int, seconds: float) -> dict[str, float]:
+    """Images per second of each method: the median of ``rounds`` interleaved timed chunks."""
+    for method in methods.values():
+        method()
+    per_call: dict[str, list[float]] = {name: [] for name in methods}
+    for _ in range(rounds):
+        for name, method in methods.items():
+            calls, start = 0, time.perf_counter()
+            while True:
+                method()
+                calls += 1
+                elapsed = time.perf_counter() - start
+                if elapsed >= seconds:
+                    break
+            per_call[name].append(elapsed / calls)
+    return {name: 1.0 / statistics.median(times) for name, times in per_call.items()}
+
+
+def deviation(data: bytes, spec: ImageSpec) -> tuple[float, float, int]:
+    """Mean and max |default path - reference path| on the 0-255 scale, and the JPEG decode scale used."""
+    fast = prepare_image(data, spec)
+    exact = prepare_image(data, spec, jpeg_oversampling=None)
+    difference = np.abs(fast.pixels.astype(np.float64) - exact.pixels)
+    return float(difference.mean()), float(difference.max()), fast.decode_scale
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=0.3, help="length of one timed chunk")
+    args = parser.parse_args()
+
+    print(f"Generating JPEGs {', '.join(f'{w}x{h}' for w, h in SIZES)} (quality 90)...", flush=True)
+    images = {size: synthetic_jpeg(*size) for size in SIZES}
+    for (width, height), data in images.items():
+        print(f"  {width}x{height}: {len(data) / 1024:.0f} KiB")
+    print(
+        f"Target 224x224 NCHW float32, pixel_scaling {PIXEL_SCALING}, mean {MEAN.tolist()}; "
+        f"JPEG_OVERSAMPLING {JPEG_OVERSAMPLING}; medians of {args.rounds} rounds of {args.seconds}s, one thread."
+    )
+    print()
+    header = (
+        f"{'image':>9} {'resize':>6} | {'tensorgate':>10} {'reference':>9} {'naive':>7} {'tf.image':>8} "
+        f"{'ceiling':>7} | {'x naive':>7} {'x tf':>5} {'x ceil':>6} | {'scale':>5} {'mean|d|':>7} {'max|d|':>6}"
+    )
+    print("images/s (higher is better); ratios are tensorgate over the baseline; |d| is tensorgate's default")
+    print("path against its reference path on the 0-255 scale; scale is the JPEG DCT reduction it used.")
+    print(header)
+    print("-" * len(header))
+
+    results = {}
+    for size, data in images.items():
+        for resize in RESIZES:
+            spec = ImageSpec(
+                dimension_order="NCHW", target_size=f"{TARGET}x{TARGET}", resize_type=resize,
+                pixel_scaling=PIXEL_SCALING, mean_file="mean.npy",
+            )  # fmt: skip
+            buffer = io.BytesIO()
+            np.save(buffer, MEAN.reshape(3, 1, 1))
+            mean = load_mean(buffer.getvalue(), spec)
+            methods: dict[str, Callable[[], object]] = {
+                "tensorgate": partial(preprocess, data, spec, mean=mean),
+                "reference": partial(preprocess, data, spec, mean=mean, jpeg_oversampling=None),
+                "naive": partial(naive_pillow(resize), data),
+                "ceiling": partial(draft_ceiling, data),
+            }
+            tf_run = tf_image(resize)
+            if tf_run is not None:
+                methods["tf.image"] = partial(tf_run, data)
+            rates = measure(methods, args.rounds, args.seconds)
+            mean_deviation, max_deviation, scale = deviation(data, spec)
+            results[(size, resize)] = rates
+            ours = rates["tensorgate"]
+            tf_rate = rates.get("tf.image", float("nan"))
+            print(
+                f"{size[0]:>4}x{size[1]:<4} {resize:>6} | {ours:>10.1f} {rates['reference']:>9.1f} "
+                f"{rates['naive']:>7.1f} {tf_rate:>8.1f} {rates['ceiling']:>7.1f} | "
+                f"{ours / rates['naive']:>6.2f}x {ours / tf_rate:>4.2f}x {ours / rates['ceiling']:>5.2f}x | "
+                f"{'1/' + str(scale):>5} {mean_deviation:>7.2f} {max_deviation:>6.1f}",
+                flush=True,
+            )
+
+    print()
+    print(f"Batch of {BATCH} (SQUASH) straight into one array vs {BATCH} single calls, images/s:")
+    batch_results = {}
+    preprocessing = PreprocessingSpec.model_validate(
+        {"inputs": [{"tensor_name": "x", "image": {"dimension_order": "NCHW", "target_size": "224x224"}}]}
+    )
+    spec = preprocessing.inputs[0].image
+    pool = ThreadPoolExecutor(max_workers=2)
+    for size, data in images.items():
+        sources = [data] * BATCH
+        samples = [[ImageInput(source)] for source in sources]
+        rates = measure(
+            {
+                "single": partial(_one_at_a_time, sources, spec),
+                "batch": partial(_batch, sources, spec),
+                "batch, 2 threads": partial(build_batches, samples, preprocessing, executor=pool),
+            },
+            args.rounds,
+            max(args.seconds, 0.5),
+        )
+        rates = {name: rate * BATCH for name, rate in rates.items()}
+        batch_results[size] = rates
+        print(
+            f"  {size[0]:>4}x{size[1]:<4} single {rates['single']:7.1f}  batch {rates['batch']:7.1f} "
+            f"({rates['batch'] / rates['single']:.2f}x)  batch, 2 threads {rates['batch, 2 threads']:7.1f} "
+            f"({rates['batch, 2 threads'] / rates['single']:.2f}x)",
+            flush=True,
+        )
+    pool.shutdown()
+
+    print()
+    print("Goals (issue 3):")
+    _goal_lines(results, batch_results)
+
+
+def _one_at_a_time(sources: list[bytes], spec: ImageSpec) -> list[np.ndarray]:
+    return [preprocess(source, spec)[0] for source in sources]
+
+
+def _batch(sources: list[bytes], spec: ImageSpec) -> np.ndarray:
+    (batch,) = assemble([prepare_image(source, spec) for source in sources], spec)
+    return batch.array
+
+
+def _goal_lines(results: dict, batch_results: dict) -> None:
+    def check(label: str, ratio: float, goal: float) -> None:
+        verdict = "met" if ratio >= goal else "NOT met"
+        print(f"  {label:<52} {ratio:5.2f}x  (goal >= {goal}x)  {verdict}")
+
+    hd, large = (1920, 1080), (4000, 3000)
+    for resize in RESIZES:
+        check(f"{resize} 1920x1080 vs naive Pillow", _ratio(results, hd, resize, "naive"), 2.5)
+    for resize in RESIZES:
+        check(f"{resize} 4000x3000 vs naive Pillow", _ratio(results, large, resize, "naive"), 4.0)
+    for size in SIZES:
+        for resize in RESIZES:
+            check(f"{resize} {size[0]}x{size[1]} vs tf.image", _ratio(results, size, resize, "tf.image"), 1.4)
+    for size in SIZES:
+        for resize in RESIZES:
+            check(
+                f"{resize} {size[0]}x{size[1]} vs decode-only ceiling", _ratio(results, size, resize, "ceiling"), 0.85
+            )
+    for size, rates in batch_results.items():
+        check(f"batch of {BATCH} vs single, {size[0]}x{size[1]}", rates["batch"] / rates["single"], 0.9)
+
+
+def _ratio(results: dict, size: tuple[int, int], resize: str, baseline: str) -> float:
+    rates = results[(size, resize)]
+    return rates["tensorgate"] / rates.get(baseline, float("nan"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The reduced-scale JPEG path stays within its documented bound of the reference (docs/preprocessing.md).
+
+Bound, on the 0-255 scale, for photographs: mean absolute difference <= 1.0 and maximum <= 8.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tensorgate_preprocessing.images import JPEG_OVERSAMPLING, prepare_image
+from tensorgate_preprocessing.spec import ImageSpec
+from tensorgate_preprocessing.tensors import assemble
+
+from .photos import photo_jpeg
+from .reference import reference
+
+MEAN_BOUND = 1.0
+MAX_BOUND = 8.0
+
+# size, seed, EXIF orientation, target, resize type, channels, bbox, the JPEG DCT reduction expected
+CASES = [
+    ((1280, 720), 0, 1, "150x150", "SQUASH", "RGB", None, 2),
+    ((1280, 720), 1, 1, "100x60", "CROP", "RGB", None, 4),
+    ((1280, 720), 2, 1, "224x224", "FILL", "BGR", None, 2),
+    ((1280, 720), 3, 1, "300", "NETWORK", "RGB", None, 2),
+    ((1024, 768), 0, 6, "112x112", "SQUASH", "RGB", None, 2),
+    ((1024, 768), 1, 1, "96x64", "CROP", "L", None, 4),
+    ((1024, 768), 2, 3, "64x64", "FILL", "RGB", None, 4),
+    ((1024, 768), 3, 8, "100", "NETWORK", "RGB", None, 4),
+    ((800, 600), 0, 1, "160x120", "SQUASH", "RGB", None, 2),
+    ((800, 600), 1, 5, "90x90", "CROP", "RGB", None, 2),
+    ((800, 600), 2, 1, "48x48", "SQUASH", "L", None, 4),
+    ((768, 1024), 0, 1, "120x160", "FILL", "RGB", None, 2),
+    ((768, 1024), 1, 2, "64x96", "CROP", "RGB", None, 4),
+    ((768, 1024), 2, 7, "40x40", "SQUASH", "RGB", None, 8),
+    ((640, 480), 0, 1, "128x96", "SQUASH", "RGB", None, 2),
+    ((640, 480), 1, 4, "64", "NETWORK", "L", None, 4),
+    ((1600, 1200), 0, 1, "224x224", "CROP", "RGB", None, 2),
+    ((1600, 1200), 1, 1, "99x77", "FILL", "RGB", None, 4),
+    ((1600, 1200), 3, 6, "64x48", "CROP", "RGB", None, 8),
+    ((1600, 1200), 2, 1, "64x64", "SQUASH", "RGB", {"xmin": 0.25, "ymin": 0.5, "xmax": 0.75, "ymax": 1.0}, 4),
+    ((1024, 768), 0, 1, "64x64", "SQUASH", "RGB", {"xmin": 0.125, "ymin": 0.0, "xmax": 0.625, "ymax": 0.5}, 2),
+]
+
+
+@pytest.mark.parametrize(("size", "seed", "orientation", "target", "resize", "color", "bbox", "scale"), CASES)
+def test_fast_path_stays_within_documented_bound(
+    size: tuple[int, int],
+    seed: int,
+    orientation: int,
+    target: str,
+    resize: str,
+    color: str,
+    bbox: dict[str, float] | None,
+    scale: int,
+) -> None:
+    # Given a photograph, stored under an EXIF orientation, downscaled enough for a reduced decode
+    data = photo_jpeg(*size, seed=seed, orientation=orientation)
+    spec = ImageSpec(target_size=target, resize_type=resize, color_channels=color, dimension_order="NHWC")
+
+    # When the default path prepares it
+    prepared = prepare_image(data, spec, bbox=bbox)
+    tensor = assemble([prepared], spec)[0].array
+
+    # Then it did decode at reduced scale, and stays within the bound of the full-decode reference
+    assert prepared.decode_scale == scale
+    difference = np.abs(tensor.astype(np.float64) - reference(data, spec, bbox=bbox))
+    assert difference.mean() <= MEAN_BOUND
+    assert difference.max() <= MAX_BOUND
+
+
+def test_fast_path_is_skipped_when_a_decoded_pixel_would_straddle_an_edge() -> None:
+    # 1001 and 333 are not multiples of 2: a reduced decode's last pixel would be partly padding
+    odd = photo_jpeg(1001, 333, seed=1)
+    even = photo_jpeg(1000, 336, seed=1)
+    spec = ImageSpec(target_size="64x32", resize_type="SQUASH")
+
+    assert prepare_image(odd, spec).decode_scale == 1
+    assert prepare_image(even, spec).decode_scale == 4
+    # a bbox whose edges fall inside a reduced pixel drops to the scale that divides them
+    bbox = {"xmin": 0.001, "ymin": 0.0, "xmax": 1.0, "ymax": 1.0}  # left edge at pixel 1
+    assert prepare_image(even, spec, bbox=bbox).decode_scale == 1
+
+
+def test_fast_path_needs_the_documented_oversampling() -> None:
+    # 1280×720 to 224×224: 720 / 224 = 3.2 decoded rows per output row at full scale; halving would leave
+    # 1.6 < JPEG_OVERSAMPLING, so the full decode is used
+    data = photo_jpeg(1280, 720, seed=0)
+    spec = ImageSpec(target_size="224x224")
+
+    assert JPEG_OVERSAMPLING > 720 / 224 / 2
+    assert prepare_image(data, spec).decode_scale == 1
+    assert prepare_image(data, spec, jpeg_oversampling=1.5).decode_scale == 2
+    assert prepare_image(data, spec, jpeg_oversampling=None).decode_scale == 1
