@@ -18,6 +18,8 @@ the container's entry point, where SIGTERM sets the event: the messages in hand 
 from __future__ import annotations
 
 import logging
+import os
+import queue
 import signal
 import sys
 import threading
@@ -46,11 +48,13 @@ from functions.worker.pipeline import (
     discard_model_files,
 )
 from functions.worker.results import TaskResults
-from functions.worker.runtime import ModelCache, Runtime, RuntimeOptions
+from functions.worker.runtime import CUDA, ModelCache, Runtime, RuntimeOptions, select_providers
 from functions.worker.settings import WorkerSettings, get_settings
 
-log = logging.getLogger("tensorgate.worker")
+log = logging.getLogger("inference_worker")
 SQS_MAX_MESSAGES = 10
+# Results written in one round (one BatchGetItem, PutItem each, DeleteMessageBatch by tens).
+COMPLETION_CHUNK = 30
 
 
 @dataclass
@@ -157,6 +161,56 @@ class Batcher:
                 self._condition.wait(max(0.0, wake - now))
 
 
+class Completions:
+    """Threads that write results and delete messages, merging what queued up into one round of calls.
+
+    Small batches would otherwise each pay a BatchGetItem and a DeleteMessageBatch of their own.
+    """
+
+    def __init__(self, complete: Callable[[Sequence[Delivery], Sequence[Outcome]], None], threads: int) -> None:
+        self._complete = complete
+        self._queue: queue.SimpleQueue[tuple[Sequence[Delivery], Sequence[Outcome]] | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"worker-complete-{n}", daemon=True) for n in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, deliveries: Sequence[Delivery], outcomes: Sequence[Outcome]) -> None:
+        self._queue.put((deliveries, outcomes))
+
+    def close(self) -> None:
+        """Finish everything submitted, then stop the threads."""
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            deliveries, outcomes = list(item[0]), list(item[1])
+            closing = False
+            while len(outcomes) < COMPLETION_CHUNK:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    closing = True
+                    break
+                deliveries.extend(more[0])
+                outcomes.extend(more[1])
+            try:
+                self._complete(deliveries, outcomes)
+            except Exception:  # _complete handles its own failures; never lose the thread
+                log.exception("completing %d task(s) failed", len(outcomes))
+            if closing:
+                return
+
+
 @dataclass
 class WorkerStats:
     batches: int = 0
@@ -189,15 +243,16 @@ class Worker:
 
     def run(self, stop: threading.Event) -> None:
         """Serve until `stop` is set, then finish every message in hand and return."""
+        self._batcher = Batcher(self._clock)
         preparing = ThreadPoolExecutor(max(1, self.settings.preprocess_threads), thread_name_prefix="worker-prepare")
-        completing = ThreadPoolExecutor(2, thread_name_prefix="worker-complete")
+        self._completions = Completions(self._complete, threads=2)
         heartbeat_stop = threading.Event()
         receivers = [
             threading.Thread(target=self._receive_loop, args=(stop, preparing), name=f"worker-receive-{n}", daemon=True)
             for n in range(max(1, self.settings.receivers))
         ]
         runner_stop = threading.Event()
-        runner = threading.Thread(target=self._run_loop, args=(runner_stop, completing), name="worker-run", daemon=True)
+        runner = threading.Thread(target=self._run_loop, args=(runner_stop,), name="worker-run", daemon=True)
         heartbeat = threading.Thread(
             target=self._heartbeat_loop, args=(heartbeat_stop,), name="worker-heartbeat", daemon=True
         )
@@ -218,7 +273,7 @@ class Worker:
         self._batcher.flush()
         runner_stop.set()
         runner.join()
-        completing.shutdown(wait=True)
+        self._completions.close()
         heartbeat_stop.set()
         heartbeat.join()
         log.info("worker stopped (%d batches, %d tasks ended)", self.stats.batches, self.stats.ended)
@@ -271,7 +326,7 @@ class Worker:
         try:
             sample = self.pipeline.prepare(delivery.message)
         except InputRejected as rejection:
-            self._complete([delivery], [Outcome(delivery.message.task_id, error=rejection.message)])
+            self._completions.submit([delivery], [Outcome(delivery.message.task_id, error=rejection.message)])
             return
         except Exception:
             log.exception("task %s could not be prepared; it will be retried", delivery.message.task_id)
@@ -281,14 +336,14 @@ class Worker:
 
     # ---- running --------------------------------------------------------------------------------------
 
-    def _run_loop(self, stop: threading.Event, completing: ThreadPoolExecutor) -> None:
+    def _run_loop(self, stop: threading.Event) -> None:
         while True:
             batch = self._batcher.take(timeout=0.5)
             if batch is None:
                 if stop.is_set() and self._batcher.pending() == 0:
                     return
                 continue
-            self.run_batch(batch, completing.submit)
+            self.run_batch(batch, self._completions.submit)
 
     def run_batch(self, batch: Sequence[tuple[Sample, Delivery]], submit: Callable[..., Any]) -> None:
         samples = [sample for sample, _ in batch]
@@ -317,7 +372,7 @@ class Worker:
             self.stats.batches += 1
             self.stats.samples += len(batch)
             self.stats.batch_sizes.append(len(batch))
-        submit(self._complete, deliveries, outcomes)
+        submit(deliveries, outcomes)
 
     # ---- completing -----------------------------------------------------------------------------------
 
@@ -375,15 +430,26 @@ class Worker:
         return len(expiring)
 
 
+def runtime_options(settings: WorkerSettings, available: Sequence[str] | None = None) -> RuntimeOptions:
+    """On a GPU the CPU only feeds it; on a CPU worker inference and preprocessing share the cores.
+
+    There, unless WORKER_INTRA_OP_THREADS says otherwise, onnxruntime takes half the cores and does not
+    spin while idle, so the preprocessing threads keep the other half busy at the same time.
+    """
+    on_gpu = select_providers(available, settings.prefer_gpu)[0] == CUDA
+    threads = settings.intra_op_threads
+    if threads == 0 and not on_gpu:
+        threads = max(1, (os.cpu_count() or 2) // 2)
+    return RuntimeOptions(prefer_gpu=settings.prefer_gpu, intra_op_threads=threads, allow_spinning=on_gpu)
+
+
 def build_worker(settings: WorkerSettings | None = None, runtime: Runtime | None = None) -> Worker:
     """The worker with its adapters, built once per process from the settings."""
     settings = settings or get_settings()
     shared = settings.shared
     if not settings.inference_queue_url:
         raise RuntimeError("INFERENCE_QUEUE_URL is not set; the worker has no queue to serve.")
-    runtime = runtime or Runtime(
-        RuntimeOptions(prefer_gpu=settings.prefer_gpu, intra_op_threads=settings.intra_op_threads)
-    )
+    runtime = runtime or Runtime(runtime_options(settings))
     files = S3BlobStore(shared.model_bucket)
     cache: ModelCache[NetworkPlan] = ModelCache(settings.model_cache_bytes, on_evict=discard_model_files)
     pipeline = InferencePipeline(
@@ -412,8 +478,9 @@ def run_until(stop_event: threading.Event, worker: Worker | None = None) -> None
     """Serve the inference queue until `stop_event` is set (the local stack's CPU worker runs this)."""
     worker = worker or build_worker()
     # The batch lines are the worker's heartbeat in the logs: keep them even where the service's
-    # other loggers are turned down (the local stack sets Powertools to WARNING).
-    logging.getLogger("tensorgate.worker").setLevel(worker.settings.log_level)
+    # other loggers are turned down (the local stack sets Powertools to WARNING). The logger's name
+    # must not contain "tensorgate": Powertools filters such records out of the root handlers.
+    logging.getLogger("inference_worker").setLevel(worker.settings.log_level)
     worker.run(stop_event)
 
 

@@ -40,7 +40,7 @@ from functions.worker.fetch import FetchFailed, FetchPolicy, fetch
 from functions.worker.runtime import ModelCache, ModelLoadFailed, ModelRunFailed, ModelSession, Runtime
 from functions.worker.settings import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_QUEUE_DELAY_MS
 
-log = logging.getLogger("tensorgate.worker")
+log = logging.getLogger("inference_worker")
 MISSING_OBJECT_CODES = ("NoSuchKey", "404", "NotFound")
 
 

@@ -14,7 +14,7 @@ from tensorgate.ports import TaskRepository
 
 from functions.worker.pipeline import Outcome
 
-log = logging.getLogger("tensorgate.worker")
+log = logging.getLogger("inference_worker")
 
 
 class ResultStore(Protocol):

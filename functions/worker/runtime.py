@@ -13,7 +13,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import numpy as np
 import onnxruntime as ort
 
-log = logging.getLogger("tensorgate.worker.runtime")
+log = logging.getLogger("inference_worker.runtime")
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -58,6 +58,8 @@ class RuntimeOptions:
     graph_optimization: str = "all"
     # CUDA's convolution algorithm search: "EXHAUSTIVE" finds the fastest kernels once per shape.
     cudnn_conv_algo_search: str = "HEURISTIC"
+    # Idle intra-op threads spin by default; on a CPU worker that steals the cores preprocessing needs.
+    allow_spinning: bool = True
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ def session_options(options: RuntimeOptions) -> ort.SessionOptions:
     settings.intra_op_num_threads = options.intra_op_threads
     settings.inter_op_num_threads = options.inter_op_threads
     settings.log_severity_level = 3
+    settings.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.allow_spinning else "0")
     return settings
 
 

@@ -96,7 +96,7 @@ def test_select_providers_on_this_machine_falls_back_to_cpu() -> None:
 
 
 def test_runtime_logs_its_provider_choice_once_at_start(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="tensorgate.worker.runtime"):
+    with caplog.at_level(logging.INFO, logger="inference_worker.runtime"):
         runtime = Runtime(available=[CPU])
         runtime.open(channel_mean_model())
         runtime.open(channel_mean_model())
@@ -121,7 +121,7 @@ class CudaBrokenFactory:
 def test_runtime_cuda_listed_but_session_creation_fails_falls_back_to_cpu(caplog: pytest.LogCaptureFixture) -> None:
     # Given onnxruntime lists CUDA, but creating a CUDA session fails
     factory = CudaBrokenFactory()
-    with caplog.at_level(logging.INFO, logger="tensorgate.worker.runtime"):
+    with caplog.at_level(logging.INFO, logger="inference_worker.runtime"):
         runtime = Runtime(available=[CUDA, CPU], session_factory=factory)
         assert runtime.providers == [CUDA, CPU] and runtime.on_gpu
         # When a model opens
