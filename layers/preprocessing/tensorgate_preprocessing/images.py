@@ -14,9 +14,9 @@ pixels a viewer shows. Images over ``max_pixels`` are refused from their header,
 The reference semantics are a full decode and Pillow ``BILINEAR`` resampling. JPEGs take a faster
 path when they are downscaled enough: libjpeg decodes them directly at 1/2, 1/4 or 1/8 scale
 (Pillow ``draft``), keeping at least ``jpeg_oversampling`` times the resized size on both axes, and
-Pillow resamples the rest. It stays within the bound documented in docs/preprocessing.md (mean
-absolute difference <= 1.0, maximum <= 8 on the 0-255 scale, on photographs); ``jpeg_oversampling=None``
-forces the reference path.
+Pillow resamples the rest; the reduction must divide the image sides and the bbox edges. It stays
+within the bound documented in docs/preprocessing.md (mean absolute difference <= 1.0, maximum <= 8
+on the 0-255 scale, for photographs); ``jpeg_oversampling=None`` forces the reference path.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ from PIL import Image
 
 from .errors import ImageTooLarge, InvalidImage, PreprocessingError
 from .geometry import (
+    Box,
     ImageTransform,
     NormalizedBox,
     ResizePlan,
@@ -66,10 +67,6 @@ _ORIENTATIONS = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-# Which axes of the oriented image run opposite to the file's (x, y): a reduced decode's partial last
-# block then sits at the start of that axis, which shifts reduced coordinates by a fraction of a pixel.
-_REVERSED_AXES = {1: (False, False), 2: (True, False), 3: (True, True), 4: (False, True)}
-_REVERSED_AXES |= {5: (False, False), 6: (True, False), 7: (True, True), 8: (False, True)}
 _SWAPS_AXES = {5, 6, 7, 8}
 
 
@@ -126,7 +123,7 @@ def prepare_image(
     source: ImageSource,
     image: ImageSpec,
     *,
-    bbox: NormalizedBox | dict[str, Any] | None = None,
+    bbox: NormalizedBox | Mapping[str, Any] | None = None,
     target: TargetSize | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     jpeg_oversampling: float | None = JPEG_OVERSAMPLING,
@@ -137,7 +134,7 @@ def prepare_image(
     gray = image.color_channels == ColorChannels.L
     if isinstance(source, PixelArray):
         picture = _from_pixel_array(source, max_pixels)
-        return _resample(picture, 1, (0.0, 0.0), box, image.resize_type, target, gray)
+        return _resample(picture, 1, box, image.resize_type, target, gray)
     with _open(image_bytes(source), max_pixels) as opened:
         file_size = opened.size
         jpeg = opened.format in ("JPEG", "MPO")
@@ -155,8 +152,7 @@ def prepare_image(
     oriented = _oriented_size(file_size, orientation)
     if orientation in _ORIENTATIONS:
         picture = picture.transpose(_ORIENTATIONS[orientation])
-    shift = _reduced_shift(oriented, picture.size, scale, orientation)
-    return _resample(picture, scale, shift, box, image.resize_type, target, gray, oriented)
+    return _resample(picture, scale, box, image.resize_type, target, gray, oriented)
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
@@ -195,7 +191,7 @@ def _orientation(opened: Image.Image) -> int:
     except Exception:
         # A broken EXIF block is common in the wild; the pixels are still usable, unrotated.
         return 1
-    return value if isinstance(value, int) and value in _REVERSED_AXES else 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def _dct_scale(
@@ -207,7 +203,7 @@ def _dct_scale(
     an edge (a partial last block, a bbox border) would be weighted as a whole one, and those edges
     showed the largest deviations from the reference.
     """
-    if oversampling is None or opened.format not in ("JPEG", "MPO") or len(opened.tile) != 1:
+    if oversampling is None or opened.format not in ("JPEG", "MPO") or len(getattr(opened, "tile", ())) != 1:
         return 1
     reduction = min((crop[2] - crop[0]) / plan.resized[0], (crop[3] - crop[1]) / plan.resized[1])
     edges = (*crop, *opened.size)
@@ -326,30 +322,20 @@ def _as_uint8(pixels: np.ndarray) -> np.ndarray:
     return np.rint(pixels).astype(np.uint8) if pixels.dtype.kind == "f" else pixels.astype(np.uint8)
 
 
-def _reduced_shift(
-    oriented: tuple[int, int], reduced: tuple[int, int], scale: int, orientation: int
-) -> tuple[float, float]:
-    """Where original coordinates land in the oriented reduced image, beyond dividing by ``scale``."""
-    if scale == 1:
-        return (0.0, 0.0)
-    reversed_x, reversed_y = _REVERSED_AXES[orientation]
-    return (
-        reduced[0] - oriented[0] / scale if reversed_x else 0.0,
-        reduced[1] - oriented[1] / scale if reversed_y else 0.0,
-    )
-
-
 def _resample(
     picture: Image.Image,
     scale: int,
-    shift: tuple[float, float],
     bbox: NormalizedBox | None,
     resize_type: ResizeType,
     target: TargetSize,
     gray: bool,
     original_size: tuple[int, int] | None = None,
 ) -> PreparedImage:
-    """Crop, colour and resize a decoded picture that is ``scale`` times smaller than the original."""
+    """Crop, colour and resize a decoded picture that is ``scale`` times smaller than the original.
+
+    ``scale`` divides the original sides and the crop edges (``_dct_scale``), so original coordinates
+    divided by it are exact decoded-pixel coordinates, whatever the EXIF orientation.
+    """
     if original_size is None:
         original_size = picture.size
     crop = crop_box(bbox, original_size)
@@ -359,23 +345,16 @@ def _resample(
         picture = picture.convert("L")
 
     # The bbox bounds the resampling filter (it "crops first"), so cut it out as whole decoded pixels.
-    region = tuple(c / scale + shift[i % 2] for i, c in enumerate(crop))
+    region: Box = (0.0, 0.0, cropped[0] / scale, cropped[1] / scale)
     if crop != (0, 0, *original_size):
-        whole = (
-            max(0, math.floor(region[0] + 1e-9)),
-            max(0, math.floor(region[1] + 1e-9)),
-            min(picture.size[0], math.ceil(region[2] - 1e-9)),
-            min(picture.size[1], math.ceil(region[3] - 1e-9)),
-        )
-        picture = picture.crop(whole)
-        region = (region[0] - whole[0], region[1] - whole[1], region[2] - whole[0], region[3] - whole[1])
+        picture = picture.crop((crop[0] // scale, crop[1] // scale, crop[2] // scale, crop[3] // scale))
 
     per_x = (region[2] - region[0]) / plan.resized[0]
     per_y = (region[3] - region[1]) / plan.resized[1]
     if resize_type == ResizeType.CROP:
         ox, oy = plan.offset
         width, height = plan.input_size
-        source = (
+        source: Box = (
             region[0] + ox * per_x,
             region[1] + oy * per_y,
             region[0] + (ox + width) * per_x,
@@ -394,9 +373,9 @@ def _resample(
     return PreparedImage(np.asarray(picture), transform, scale)
 
 
-def _resize(picture: Image.Image, size: tuple[int, int], box: tuple[float, ...]) -> Image.Image:
+def _resize(picture: Image.Image, size: tuple[int, int], box: Box) -> Image.Image:
     if size == picture.size and box == (0, 0, *picture.size):
         return picture
     if all(float(value).is_integer() for value in box) and (box[2] - box[0], box[3] - box[1]) == size:
-        return picture.crop(tuple(int(value) for value in box))
+        return picture.crop(box)  # a whole-pixel window at scale 1 is a plain crop
     return picture.resize(size, Image.Resampling.BILINEAR, box=box)

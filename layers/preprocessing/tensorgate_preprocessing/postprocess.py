@@ -250,10 +250,10 @@ def postprocess(
                 )
             )
             labelled = True
-        elif post.tensors_output is not None and post.tensors_output.classification_tensor is not None:
-            tensors = post.tensors_output
-            assert tensors.labels is not None
-            produced.extend(classify(_output(outputs, tensors.classification_tensor), tensors.labels, tensors.top_k))
+        elif post.tensors_output is not None and post.tensors_output.labels is not None:
+            tensors, labels = post.tensors_output, post.tensors_output.labels
+            scores = _output(outputs, tensors.scores_tensor or tensors.tensors[0])
+            produced.extend(classify(scores, labels, tensors.top_k))
             labelled = True
     if labelled:
         result["outputs"] = produced

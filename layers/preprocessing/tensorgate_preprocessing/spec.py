@@ -105,9 +105,7 @@ class ImageSpec(_Strict):
             if self.resize_type is ResizeType.NETWORK and size.largest_side is None:
                 raise ValueError("resize_type NETWORK takes target_size 'N' (the largest side), not 'WxH'")
             if self.resize_type is not ResizeType.NETWORK and size.largest_side is not None:
-                raise ValueError(
-                    f"resize_type {self.resize_type.value} takes target_size 'WxH', not a single number"
-                )
+                raise ValueError(f"resize_type {self.resize_type.value} takes target_size 'WxH', not a single number")
         if self.mean_file is not None:
             if not self.mean_file.endswith(".npy"):
                 raise ValueError("mean_file must name a .npy file uploaded with the network")
