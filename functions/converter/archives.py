@@ -9,7 +9,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import IO
 
 from functions.converter.errors import ConversionFailed, Reason
 
@@ -124,7 +124,7 @@ class _Budget:
         self.max_bytes = max_bytes
         self.used = 0
 
-    def copy(self, source: BinaryIO, sink: BinaryIO) -> None:
+    def copy(self, source: IO[bytes], sink: IO[bytes]) -> None:
         while chunk := source.read(_COPY_CHUNK):
             self.used += len(chunk)
             if self.used > self.max_bytes:

@@ -143,7 +143,7 @@ def complete_preprocessing(
                 "target_size": f"{width}x{height}",
             }
             notes.append(f"{where}.image.target_size was taken from the model input shape: {width}x{height}.")
-        mean = _mean(where, image.mean_file, mean_files, order, dims)
+        mean = _mean(where, image.mean_file, mean_files, order, dims, image.channels)
         images[onnx_name] = ImageInput(
             dimension_order=order,
             width=width,
@@ -183,7 +183,7 @@ def _target_size(
                 f"{where}.image.target_size is missing and the model input {onnx_name!r} has dynamic width "
                 "or height; declare target_size 'WxH'.",
             )
-        return int(width), int(height), None
+        return int(width), int(height), None  # type: ignore[arg-type]  # fixed: both are int
     if fixed and (size.width, size.height) != (width, height):
         raise ConversionFailed(
             Reason.INVALID_DECLARATION,
@@ -193,7 +193,12 @@ def _target_size(
 
 
 def _mean(
-    where: str, mean_file: str | None, mean_files: Mapping[str, Path], order: str, dims: Mapping[str, Any]
+    where: str,
+    mean_file: str | None,
+    mean_files: Mapping[str, Path],
+    order: str,
+    dims: Mapping[str, Any],
+    channels: int,
 ) -> np.ndarray | None:
     if mean_file is None:
         return None
@@ -216,8 +221,9 @@ def _mean(
             f"The mean file {mean_file!r} holds {mean.dtype} values, not numbers.",
             {"file": mean_file},
         )
-    sample = tuple(dims.get(letter) if isinstance(dims.get(letter), int) else 1 for letter in order[1:])
-    if mean.ndim > 3 or _broadcast(mean.shape, sample) is None:
+    # Dynamic axes count as 1: a mean over them would not fit every image size.
+    sample = tuple(_fixed(dims.get(letter), channels if letter == "C" else 1) for letter in order[1:])
+    if mean.ndim > 3 or _broadcast(mean.shape, sample) != sample:
         raise ConversionFailed(
             Reason.INVALID_DECLARATION,
             f"The mean file {mean_file!r} has shape {list(mean.shape)}, which does not broadcast to one "
@@ -225,6 +231,10 @@ def _mean(
             {"file": mean_file, "shape": list(mean.shape)},
         )
     return mean.astype(np.float32)
+
+
+def _fixed(dim: Any, default: int) -> int:
+    return dim if isinstance(dim, int) else default
 
 
 def _broadcast(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ...] | None:

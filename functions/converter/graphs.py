@@ -38,11 +38,14 @@ class GraphIndex:
     def __init__(self, graph_def: Any) -> None:
         self.nodes = {node.name: node for node in graph_def.node}
         self.consumers: dict[str, set[str]] = defaultdict(set)
+        self.consumed_outputs: dict[str, set[str]] = defaultdict(set)  # node → its tensors that feed others
         for node in graph_def.node:
             for source in node.input:
                 if source.startswith("^"):
                     continue
-                self.consumers[tensor_name(source)].add(node.name)
+                tensor = tensor_name(source)
+                self.consumers[tensor].add(node.name)
+                self.consumed_outputs[split_tensor(tensor)[0]].add(tensor)
 
     def has_tensor(self, name: str) -> bool:
         return split_tensor(name)[0] in self.nodes
@@ -130,13 +133,13 @@ class GraphIndex:
         for name, node in self.nodes.items():
             if not name.startswith(prefix) or node.op in _NOT_OUTPUTS:
                 continue
-            for candidate, consumers in self.consumers.items():
-                if split_tensor(candidate)[0] != name:
-                    continue
-                if any(not consumer.startswith(prefix) for consumer in consumers):
-                    leaving.append(candidate)
-            if not any(split_tensor(c)[0] == name for c in self.consumers):
+            produced = self.consumed_outputs.get(name)
+            if not produced:
                 leaving.append(f"{name}:0")  # the scope's output may be the graph's end
+                continue
+            for candidate in produced:
+                if any(not consumer.startswith(prefix) for consumer in self.consumers[candidate]):
+                    leaving.append(candidate)
         leaving = sorted(set(leaving))
         return leaving[0] if len(leaving) == 1 else None
 

@@ -349,8 +349,12 @@ def sha256_of(paths: Iterable[Path]) -> str:
     return digest.hexdigest()
 
 
-def session_options(intra_op_threads: int = 0, optimization: str = "all") -> Any:
-    """onnxruntime session options: full graph optimisation, sequential, intra-op threads as given."""
+def session_options(intra_op_threads: int = 0, optimization: str = "all", allow_spinning: bool = True) -> Any:
+    """onnxruntime session options: full graph optimisation, sequential, intra-op threads as given.
+
+    Spinning threads win on an idle machine and lose badly on a shared one (2 busy cores: half
+    the throughput), so callers on shared CPUs turn `allow_spinning` off.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -364,6 +368,7 @@ def session_options(intra_op_threads: int = 0, optimization: str = "all") -> Any
     options.intra_op_num_threads = intra_op_threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
     return options
 
 

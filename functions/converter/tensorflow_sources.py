@@ -605,7 +605,7 @@ class _GraphPlan:
         """
         if replace_inputs:
             self.replaced_inputs = dict(self.inputs)
-            kept = []
+            kept: list[tuple[str, str]] = []
             for requested in requests.inputs:
                 onnx_name = self.names.resolve(requested.name, "input")
                 if onnx_name is not None:

@@ -252,3 +252,18 @@ def test_convert_network_scalar_output_model_keeps_its_rank(upload, output):
     result = convert_network(upload, output)
 
     assert result.outputs == [{"name": "total", "dtype": "float32", "shape": []}]
+
+
+def test_convert_network_mean_over_dynamic_axes_is_refused(upload, output):
+    onnx.save(models.onnx_image_classifier(height=None, width=None), str(upload / "model.onnx"))
+    np.save(upload / "mean.npy", np.zeros((3, 8, 8), np.float32))  # a mean image: fits only 8x8 inputs
+    preprocessing = json.loads(json.dumps(IMAGE_PREPROCESSING))
+    preprocessing["inputs"][0]["image"].update(mean_file="mean.npy", target_size="8x8")
+
+    error = _fails(upload, output, preprocessing=preprocessing)
+
+    assert error.reason is Reason.INVALID_DECLARATION
+    assert "[3, 1, 1]" in error.message
+
+    np.save(upload / "mean.npy", np.zeros((3, 1, 1), np.float32))
+    assert convert_network(upload, output, preprocessing=preprocessing).preprocessing == preprocessing

@@ -1,0 +1,239 @@
+"""Conversion benchmark: Keras MobileNetV2 and ResNet50 (weights=None) through `convert_network`.
+
+Reports, for each model, in one run on this machine: conversion seconds, ONNX size, the parity
+check's max abs diff on the softmax output, and onnxruntime's throughput against the TF
+SavedModel signature at batch 1 and 8, as ratios measured side by side.
+
+    python bench/convert.py [--models mobilenetv2,resnet50] [--seconds 3] [--json results.json]
+
+Untrained networks have degenerate activations (MobileNetV2 with weights=None gives logits near
+1e-11), so BatchNorm statistics are first set from data: one forward pass in training mode with
+momentum 0 stores each layer's batch mean and variance, as training on that data would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+from functions.converter import onnx_model  # noqa: E402
+from functions.converter.convert import ConversionOptions, convert_network  # noqa: E402
+
+GOALS = {"mobilenetv2": 2.5, "resnet50": 1.25}
+PARITY_GOAL = 1e-4
+SIZE = 224
+
+
+def build(name: str):
+    import tensorflow as tf
+
+    applications = tf.keras.applications
+    if name == "mobilenetv2":
+        model = applications.MobileNetV2(weights=None, input_shape=(SIZE, SIZE, 3))
+        # MobileNetV2 preprocessing: x / 127.5 - 1, as pixel_scaling 2 and a mean of 1.
+        preprocessing_image = {"pixel_scaling": 2.0, "mean": np.ones((1, 1, 3), np.float32), "color_channels": "RGB"}
+    elif name == "resnet50":
+        model = applications.ResNet50(weights=None, input_shape=(SIZE, SIZE, 3))
+        # ResNet50 "caffe" preprocessing: BGR, 0-255, ImageNet mean subtracted.
+        mean = np.array([103.939, 116.779, 123.68], np.float32).reshape(1, 1, 3)
+        preprocessing_image = {"pixel_scaling": 255.0, "mean": mean, "color_channels": "BGR"}
+    else:
+        raise SystemExit(f"unknown model {name!r}")
+    return model, preprocessing_image
+
+
+def calibrate_batch_norm(model, images: np.ndarray) -> None:
+    """Store each BatchNorm layer's statistics of `images`' activations (momentum 0, training pass)."""
+    import tensorflow as tf
+
+    layers = [layer for layer in model.submodules if isinstance(layer, tf.keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = 0.0
+    model(images, training=True)
+    for layer, momentum in zip(layers, momenta, strict=True):
+        layer.momentum = momentum
+
+
+def synthetic_images(count: int, rng: np.random.Generator) -> np.ndarray:
+    """Smooth random pictures on the 0–255 scale (blocks of colour plus noise), N×H×W×3."""
+    coarse = rng.uniform(0, 255, size=(count, 7, 7, 3))
+    index = np.arange(SIZE) * 7 // SIZE
+    pixels = coarse[:, index][:, :, index]
+    return np.clip(pixels + rng.normal(0, 12, size=pixels.shape), 0, 255).astype(np.float32)
+
+
+def preprocess(pixels: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+    if spec["color_channels"] == "BGR":
+        pixels = pixels[..., ::-1]
+    return (pixels / 255.0 * spec["pixel_scaling"] - spec["mean"]).astype(np.float32)
+
+
+def throughput(run, batch: np.ndarray, seconds: float) -> float:
+    """Images per second of `run(batch)`, after warm-up, over about `seconds`."""
+    for _ in range(3):
+        run(batch)
+    count = 0
+    started = time.perf_counter()
+    while True:
+        run(batch)
+        count += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds and count >= 3:
+            return count * len(batch) / elapsed
+
+
+def tuned_session(ort, path: Path, batch: np.ndarray) -> tuple[Any, dict[str, Any]]:
+    """The fastest of a few onnxruntime settings for this batch: intra-op threads and spinning.
+
+    Graph optimisation is always ORT_ENABLE_ALL (layout transforms and fusions; EXTENDED measured
+    2-3x slower here). Threads and spinning depend on how busy the machine is, so they are tried.
+    """
+    cores = os.cpu_count() or 1
+    candidates = [
+        {"intra_op_threads": threads, "allow_spinning": spin}
+        for threads in sorted({1, cores})
+        for spin in (True, False)
+    ]
+    best = None
+    for settings in candidates:
+        session = ort.InferenceSession(
+            str(path), sess_options=onnx_model.session_options(**settings), providers=["CPUExecutionProvider"]
+        )
+        name = session.get_inputs()[0].name
+        rate = throughput(lambda batch, session=session, name=name: session.run(None, {name: batch}), batch, 1.0)
+        if best is None or rate > best[0]:
+            best = (rate, session, {**settings, "graph_optimization_level": "ORT_ENABLE_ALL"})
+    assert best is not None
+    return best[1], best[2]
+
+
+def bench_model(name: str, seconds: float, workdir: Path) -> dict[str, Any]:
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    model, image_spec = build(name)
+    calibrate_batch_norm(model, preprocess(synthetic_images(32, rng), image_spec))
+    source = workdir / name / "upload"
+    tf.saved_model.save(model, str(source))
+    np.save(source / "mean.npy", image_spec["mean"])
+    input_name = model.input_names[0]
+    preprocessing = {
+        "inputs": [
+            {
+                "tensor_name": input_name,
+                "image": {
+                    "dimension_order": "NHWC",
+                    "resize_type": "SQUASH",
+                    "color_channels": image_spec["color_channels"],
+                    "pixel_scaling": image_spec["pixel_scaling"],
+                    "mean_file": "mean.npy",
+                },
+            }
+        ]
+    }
+    output_dir = workdir / name / "onnx"
+    started = time.perf_counter()
+    result = convert_network(
+        source, output_dir, framework="tensorflow-2.x", preprocessing=preprocessing, options=ConversionOptions()
+    )
+    conversion_seconds = time.perf_counter() - started
+    softmax = result.parity["outputs"][0]
+
+    # A second, independent parity figure on realistic pictures, at batch 8.
+    loaded = tf.saved_model.load(str(source))
+    signature = loaded.signatures["serving_default"]
+    output_key = next(iter(signature.structured_outputs))
+    pictures = preprocess(synthetic_images(8, rng), image_spec)
+    tf_probs = signature(**{input_name: tf.constant(pictures)})[output_key].numpy()
+
+    def run_tf(batch):
+        return signature(**{input_name: tf.constant(batch)})[output_key].numpy()
+
+    speeds: dict[str, Any] = {}
+    picture_diff = 0.0
+    for batch_size in (1, 8):
+        batch = preprocess(synthetic_images(batch_size, rng), image_spec)
+        session, settings = tuned_session(ort, output_dir / "model.onnx", batch)
+        onnx_input = session.get_inputs()[0].name
+        picture_diff = max(picture_diff, float(np.max(np.abs(tf_probs - session.run(None, {onnx_input: pictures})[0]))))
+
+        def run_onnx(batch, session=session, onnx_input=onnx_input):
+            return session.run(None, {onnx_input: batch})[0]
+
+        rounds = []
+        for _ in range(3):  # TF and onnxruntime side by side, so machine load hits both alike
+            tf_rate = throughput(run_tf, batch, seconds)
+            onnx_rate = throughput(run_onnx, batch, seconds)
+            rounds.append((tf_rate, onnx_rate, onnx_rate / tf_rate))
+        speeds[f"batch_{batch_size}"] = {
+            "tf_images_per_s": round(statistics.median(r[0] for r in rounds), 2),
+            "onnx_images_per_s": round(statistics.median(r[1] for r in rounds), 2),
+            "ratio": round(statistics.median(r[2] for r in rounds), 2),
+            "ratios": [round(r[2], 2) for r in rounds],
+            "onnxruntime": settings,
+        }
+    return {
+        "model": name,
+        "conversion_s": round(conversion_seconds, 1),
+        "load_freeze_convert_s": result.timings.get("convert_s"),
+        "timings": result.timings,
+        "onnx_bytes": result.model_size,
+        "parity_max_abs": softmax["max_abs"],
+        "parity_max_rel": softmax["max_rel"],
+        "parity_passed": result.parity["passed"],
+        "pictures_max_abs": picture_diff,
+        "softmax_max": float(np.max(tf_probs)),
+        "throughput": speeds,
+        "load_average": os.getloadavg()[0],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="mobilenetv2,resnet50")
+    parser.add_argument("--seconds", type=float, default=3.0, help="timing window per measurement")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    arguments = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="tensorgate-bench-") as workdir:
+        for name in arguments.models.split(","):
+            print(f"… {name}", file=sys.stderr, flush=True)
+            results.append(bench_model(name.strip(), arguments.seconds, Path(workdir)))
+    print(
+        f"{'model':<12} {'convert s':>9} {'load+convert s':>14} {'ONNX MB':>8} {'max abs':>9} "
+        f"{'b1 ONNX/TF':>10} {'b8 ONNX/TF':>10}  goals"
+    )
+    for row in results:
+        goal = GOALS.get(row["model"], 1.0)
+        ratios = [row["throughput"][f"batch_{size}"]["ratio"] for size in (1, 8)]
+        parity_ok = max(row["parity_max_abs"], row["pictures_max_abs"]) <= PARITY_GOAL
+        speed_ok = all(ratio >= goal for ratio in ratios)
+        print(
+            f"{row['model']:<12} {row['conversion_s']:>9.1f} {row['load_freeze_convert_s']:>14.1f} "
+            f"{row['onnx_bytes'] / 1e6:>8.1f} {max(row['parity_max_abs'], row['pictures_max_abs']):>9.2e} "
+            f"{ratios[0]:>10.2f} {ratios[1]:>10.2f}  "
+            f"parity<= {PARITY_GOAL:g}: {'met' if parity_ok else 'NOT met'}; "
+            f"speed>= {goal}x: {'met' if speed_ok else 'NOT met'}"
+        )
+    print(json.dumps(results, indent=2))
+    if arguments.json:
+        arguments.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
