@@ -437,6 +437,10 @@ def _generated_feeds(
     feeds = {}
     for tensor in signature.inputs:
         image = images.get(tensor.name)
+        pictures = parity.preprocessed_images(image, options.test_batch_size, rng) if image else None
+        if pictures is not None:
+            feeds[tensor.name] = pictures
+            continue
         shape = parity.input_shape(
             tensor, batch_size=options.test_batch_size, symbols=symbols, declared=declared.get(tensor.name), image=image
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import ValidationError
-from tensorgate_preprocessing.spec import PostprocessingSpec, PreprocessingSpec, describe_errors
+from tensorgate_preprocessing.spec import PostprocessingSpec, PreprocessingSpec, TargetSize, describe_errors
 
 from functions.converter.errors import ConversionFailed, Reason
 from functions.converter.parity import ImageInput
@@ -143,8 +143,10 @@ def complete_preprocessing(
                 "target_size": f"{width}x{height}",
             }
             notes.append(f"{where}.image.target_size was taken from the model input shape: {width}x{height}.")
-        mean = _mean(where, image.mean_file, mean_files, order, dims, image.channels)
+        target = TargetSize(width=width, height=height) if width and height else TargetSize(largest_side=largest)
         images[onnx_name] = ImageInput(
+            spec=image,
+            target=target,
             dimension_order=order,
             width=width,
             height=height,
@@ -152,7 +154,7 @@ def complete_preprocessing(
             channels=image.channels,
             pixel_scaling=image.pixel_scaling,
             data_type=image.data_type.value,
-            mean=mean,
+            mean=_mean(where, image, mean_files, target),
         )
     return CompletedPreprocessing(preprocessing=written, images=images, notes=notes)
 
@@ -194,51 +196,28 @@ def _target_size(
 
 def _mean(
     where: str,
-    mean_file: str | None,
+    image: Any,
     mean_files: Mapping[str, Path],
-    order: str,
-    dims: Mapping[str, Any],
-    channels: int,
+    target: TargetSize | None,
 ) -> np.ndarray | None:
-    if mean_file is None:
+    """The mean file, validated by the preprocessing layer itself (the workers load it the same way)."""
+    from tensorgate_preprocessing.errors import PreprocessingError
+    from tensorgate_preprocessing.tensors import load_mean
+
+    if image.mean_file is None:
         return None
-    path = mean_files.get(mean_file)
+    path = mean_files.get(image.mean_file)
     if path is None:
         raise ConversionFailed(
             Reason.MISSING_FILE,
-            f"{where}.image.mean_file {mean_file!r} was not uploaded with the network.",
-            {"missing": [mean_file]},
+            f"{where}.image.mean_file {image.mean_file!r} was not uploaded with the network.",
+            {"missing": [image.mean_file]},
         )
     try:
-        mean = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise ConversionFailed(
-            Reason.CORRUPT_FILE, f"The mean file {mean_file!r} is not a NumPy .npy array: {error}.", {"file": mean_file}
-        ) from None
-    if mean.dtype.kind not in "fiu":
-        raise ConversionFailed(
-            Reason.CORRUPT_FILE,
-            f"The mean file {mean_file!r} holds {mean.dtype} values, not numbers.",
-            {"file": mean_file},
-        )
-    # Dynamic axes count as 1: a mean over them would not fit every image size.
-    sample = tuple(_fixed(dims.get(letter), channels if letter == "C" else 1) for letter in order[1:])
-    if mean.ndim > 3 or _broadcast(mean.shape, sample) != sample:
+        return load_mean(path.read_bytes(), image, target=target)
+    except PreprocessingError as error:
         raise ConversionFailed(
             Reason.INVALID_DECLARATION,
-            f"The mean file {mean_file!r} has shape {list(mean.shape)}, which does not broadcast to one "
-            f"{order[1:]} sample {list(sample)} (for example (1, 1, 3) for NHWC or (3, 1, 1) for NCHW).",
-            {"file": mean_file, "shape": list(mean.shape)},
-        )
-    return mean.astype(np.float32)
-
-
-def _fixed(dim: Any, default: int) -> int:
-    return dim if isinstance(dim, int) else default
-
-
-def _broadcast(left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, ...] | None:
-    try:
-        return tuple(np.broadcast_shapes(left, right))
-    except ValueError:
-        return None
+            f"{where}.image.mean_file {image.mean_file!r}: {error.message}",
+            {"file": image.mean_file},
+        ) from None

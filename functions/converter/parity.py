@@ -166,7 +166,11 @@ class ParityCase:
 
 @dataclass(frozen=True)
 class ImageInput:
-    """An input fed by image preprocessing: where its axes are and how pixels become values."""
+    """An input fed by image preprocessing: where its axes are and how pixels become values.
+
+    `spec` (a `tensorgate_preprocessing` ImageSpec) and `target` let test pictures go through the
+    layer's own pipeline; without them, values are synthesised directly (`image_like_input`).
+    """
 
     dimension_order: str
     width: int | None
@@ -176,6 +180,8 @@ class ImageInput:
     pixel_scaling: float
     data_type: str
     mean: np.ndarray | None = None
+    spec: Any = None
+    target: Any = None
 
     def axis(self, letter: str) -> int:
         return self.dimension_order.index(letter)
@@ -282,6 +288,35 @@ def image_like_input(shape: list[int], image: ImageInput, dtype: np.dtype[Any], 
     if image.mean is not None:
         tensor = tensor - image.mean
     return tensor.astype(dtype)
+
+
+def preprocessed_images(image: ImageInput, batch_size: int, rng: np.random.Generator) -> np.ndarray | None:
+    """Test pictures run through the network's own preprocessing (DESIGN §3), as a batch.
+
+    Pictures are smooth random colour fields with noise, larger than the target and of another
+    aspect ratio, so decoding, resizing, cropping or padding, scaling and the mean all take part.
+    None when the preprocessing layer is not importable.
+    """
+    if image.spec is None or image.target is None:
+        return None
+    try:
+        from tensorgate_preprocessing.images import PixelArray
+        from tensorgate_preprocessing.tensors import preprocess
+    except ImportError:
+        return None
+    if image.target.largest_side is not None:
+        width, height = round(image.target.largest_side * 1.5), round(image.target.largest_side * 1.1)
+    else:
+        width, height = round(image.target.width * 1.37) + 3, round(image.target.height * 1.21) + 5
+    samples = []
+    for _ in range(batch_size):
+        coarse = rng.uniform(0, 255, size=(max(2, height // 6), max(2, width // 6), 3))
+        rows = np.linspace(0, coarse.shape[0] - 1, height).round().astype(int)
+        columns = np.linspace(0, coarse.shape[1] - 1, width).round().astype(int)
+        pixels = np.clip(coarse[rows][:, columns] + rng.normal(0, 8, size=(height, width, 3)), 0, 255)
+        array, _ = preprocess(PixelArray(pixels.astype(np.uint8)), image.spec, mean=image.mean, target=image.target)
+        samples.append(array)
+    return np.concatenate(samples)
 
 
 def load_npz(path: Path, label: str) -> dict[str, np.ndarray]:

@@ -254,16 +254,18 @@ def test_convert_network_scalar_output_model_keeps_its_rank(upload, output):
     assert result.outputs == [{"name": "total", "dtype": "float32", "shape": []}]
 
 
-def test_convert_network_mean_over_dynamic_axes_is_refused(upload, output):
+def test_convert_network_network_resize_mean_must_be_per_channel(upload, output):
     onnx.save(models.onnx_image_classifier(height=None, width=None), str(upload / "model.onnx"))
-    np.save(upload / "mean.npy", np.zeros((3, 8, 8), np.float32))  # a mean image: fits only 8x8 inputs
+    np.save(upload / "mean.npy", np.zeros((3, 8, 8), np.float32))  # a mean image: NETWORK sizes vary
     preprocessing = json.loads(json.dumps(IMAGE_PREPROCESSING))
-    preprocessing["inputs"][0]["image"].update(mean_file="mean.npy", target_size="8x8")
+    preprocessing["inputs"][0]["image"].update(mean_file="mean.npy", resize_type="NETWORK", target_size="16")
 
     error = _fails(upload, output, preprocessing=preprocessing)
 
     assert error.reason is Reason.INVALID_DECLARATION
-    assert "[3, 1, 1]" in error.message
+    assert error.message.startswith("preprocessing.inputs[0].image.mean_file 'mean.npy': mean_file has shape (3, 8, 8)")
 
     np.save(upload / "mean.npy", np.zeros((3, 1, 1), np.float32))
-    assert convert_network(upload, output, preprocessing=preprocessing).preprocessing == preprocessing
+    result = convert_network(upload, output, preprocessing=preprocessing)
+    assert result.preprocessing == preprocessing
+    assert result.parity["cases"][0]["input_shapes"] == {"image": [2, 3, 12, 16]}  # pictures resized to 16

@@ -186,3 +186,22 @@ def test_spec_runtime_check_symbols_must_agree():
 
     assert symbols == {"n": 5}
     assert problems == ["symbol 'n' was 5 elsewhere but 'y' dimension 0 was 4"]
+
+
+def test_preprocessed_images_go_through_the_preprocessing_layer():
+    from tensorgate_preprocessing.spec import ImageSpec, TargetSize
+
+    from functions.converter.parity import preprocessed_images
+
+    spec = ImageSpec(dimension_order="NCHW", resize_type="CROP", color_channels="BGR", pixel_scaling=255.0)
+    mean = np.array([100.0, 110.0, 120.0], np.float32).reshape(3, 1, 1)
+    image = ImageInput(
+        "NCHW", 10, 6, None, 3, 255.0, "FLOAT32", mean=mean, spec=spec, target=TargetSize(width=10, height=6)
+    )
+
+    batch = preprocessed_images(image, 3, np.random.default_rng(1))
+
+    assert batch.shape == (3, 3, 6, 10) and batch.dtype == np.float32
+    pixels = batch + mean  # back to 0-255 pixels: whole numbers, as decoded and resized by the layer
+    np.testing.assert_allclose(pixels, np.round(pixels), atol=1e-3)
+    assert pixels.min() >= 0 and pixels.max() <= 255
