@@ -11,10 +11,10 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from tensorgate import layout, wiring
 from tensorgate.events import s3_keys
-from tensorgate.services.conversions import fail_task
 
 logger = Logger()
-tracer = Tracer()
+# botocore is the only library this handler calls out with; patching all would import requests.
+tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -36,6 +36,9 @@ def record_handler(record: SQSRecord) -> None:
                 logger.warning("deploy ended by dead letter", extra={"key": key})
                 metrics.add_metric(name="DeploysDeadLettered", unit="Count", value=1)
         return
+    # Imported here, like the services in `wiring`: pydantic and the models load on the first record.
+    from tensorgate.services.conversions import fail_task
+
     message: Any = json.loads(record.body)
     task_id = message.get("task_id") if isinstance(message, dict) else None
     if isinstance(task_id, int) and fail_task(wiring.task_repository(), task_id, INFERENCE_FAILED):
@@ -47,6 +50,4 @@ def record_handler(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

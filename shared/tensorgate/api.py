@@ -15,7 +15,9 @@ from tensorgate.errors import NotAuthenticated, TensorgateError
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger()
-tracer = Tracer()
+# The handlers call AWS through botocore only; patching every library X-Ray knows would import
+# requests and others on every cold start for nothing.
+tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from aws_lambda_powertools.event_handler import Response
@@ -13,7 +13,10 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from tensorgate import errors
 from tensorgate.forms import Form, parse_body
-from tensorgate.models import Page
+
+if TYPE_CHECKING:
+    # Only a type here: importing the models (and pydantic) waits for the first service call.
+    from tensorgate.models import Page
 
 JSON = "application/json"
 DEFAULT_LIMIT = 20

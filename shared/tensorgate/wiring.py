@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
-from tensorgate.adapters.aws import reset_clients
-from tensorgate.adapters.dynamodb import (
-    DynamoApiKeyRepository,
-    DynamoIdAllocator,
-    DynamoNetworkRepository,
-    DynamoTaskRepository,
-)
-from tensorgate.adapters.s3 import S3BlobStore
-from tensorgate.adapters.sqs import SqsQueue
 from tensorgate.config import get_settings
-from tensorgate.services.auth import AuthService
-from tensorgate.services.conversions import ConversionService, Converter
-from tensorgate.services.inference import InferencePolicy, InferenceService
-from tensorgate.services.networks import NetworkService, UploadPolicy
-from tensorgate.services.tasks import TaskService
+
+if TYPE_CHECKING:
+    from tensorgate.adapters.dynamodb import DynamoTaskRepository
+    from tensorgate.services.auth import AuthService
+    from tensorgate.services.conversions import ConversionService, Converter
+    from tensorgate.services.inference import InferenceService
+    from tensorgate.services.networks import NetworkService
+    from tensorgate.services.tasks import TaskService
+
+# Each builder imports its own adapters and service: a handler's cold start loads only the
+# services it uses (the tasks API never loads the preprocessing schemas, for example).
 
 
 @cache
 def network_service() -> NetworkService:
+    from tensorgate.adapters.dynamodb import DynamoIdAllocator, DynamoNetworkRepository, DynamoTaskRepository
+    from tensorgate.adapters.s3 import S3BlobStore
+    from tensorgate.services.networks import NetworkService, UploadPolicy
+
     settings = get_settings()
     return NetworkService(
         networks=DynamoNetworkRepository(settings.networks_table),
@@ -40,12 +42,21 @@ def network_service() -> NetworkService:
 
 @cache
 def task_service() -> TaskService:
+    from tensorgate.adapters.dynamodb import DynamoTaskRepository
+    from tensorgate.adapters.s3 import S3BlobStore
+    from tensorgate.services.tasks import TaskService
+
     settings = get_settings()
     return TaskService(DynamoTaskRepository(settings.tasks_table), results=S3BlobStore(settings.model_bucket))
 
 
 @cache
 def inference_service() -> InferenceService:
+    from tensorgate.adapters.dynamodb import DynamoIdAllocator, DynamoNetworkRepository, DynamoTaskRepository
+    from tensorgate.adapters.s3 import S3BlobStore
+    from tensorgate.adapters.sqs import SqsQueue
+    from tensorgate.services.inference import InferencePolicy, InferenceService
+
     settings = get_settings()
     return InferenceService(
         networks=DynamoNetworkRepository(settings.networks_table),
@@ -59,11 +70,18 @@ def inference_service() -> InferenceService:
 
 @cache
 def auth_service() -> AuthService:
+    from tensorgate.adapters.dynamodb import DynamoApiKeyRepository
+    from tensorgate.services.auth import AuthService
+
     settings = get_settings()
     return AuthService(DynamoApiKeyRepository(settings.api_keys_table), settings.api_key_pepper)
 
 
 def conversion_service(converter: Converter | None = None) -> ConversionService:
+    from tensorgate.adapters.dynamodb import DynamoNetworkRepository, DynamoTaskRepository
+    from tensorgate.adapters.s3 import S3BlobStore
+    from tensorgate.services.conversions import ConversionService
+
     settings = get_settings()
     return ConversionService(
         networks=DynamoNetworkRepository(settings.networks_table),
@@ -74,11 +92,15 @@ def conversion_service(converter: Converter | None = None) -> ConversionService:
 
 
 def task_repository() -> DynamoTaskRepository:
+    from tensorgate.adapters.dynamodb import DynamoTaskRepository
+
     return DynamoTaskRepository(get_settings().tasks_table)
 
 
 def reset() -> None:
     """Forget settings, clients and services (tests change the environment between cases)."""
+    from tensorgate.adapters.aws import reset_clients
+
     get_settings.cache_clear()
     reset_clients()
     for builder in (network_service, task_service, auth_service, inference_service):
