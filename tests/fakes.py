@@ -1,0 +1,168 @@
+"""In-memory fakes of the ports in `tensorgate.ports`, for service tests without AWS.
+
+They keep the adapters' contracts: records are copied in and out (a caller cannot change what is
+stored without a write), `replace` checks the expected version as DynamoDB's condition does,
+`finish` ends a pending task only once, ids come from counters that never repeat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from tensorgate.errors import ConcurrentUpdate, NetworkNotFound, StorageUnavailable
+from tensorgate.models import PUBLIC_ACCOUNT, ApiKey, Network, Task, TaskStatus
+
+
+class InMemoryNetworkRepository:
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, int], Network] = {}
+        # Called with the network about to be replaced, before the version check: lets a test play
+        # another writer that changes the record between a service's read and its write.
+        self.before_replace: Callable[[Network], None] | None = None
+
+    def put_new(self, network: Network) -> None:
+        key = (network.account_id, network.network_id)
+        if key in self.records:
+            raise StorageUnavailable(f"network {key} already exists")
+        self.records[key] = network.model_copy(deep=True)
+
+    def get(self, account_id: str, network_id: int) -> Network | None:
+        network = self.records.get((account_id, network_id))
+        return None if network is None else network.model_copy(deep=True)
+
+    def get_by_slug(self, slug: str) -> Network | None:
+        for (account_id, _), network in sorted(self.records.items()):
+            if account_id == PUBLIC_ACCOUNT and network.slug == slug:
+                return network.model_copy(deep=True)
+        return None
+
+    def list(self, account_id: str, offset: int, limit: int) -> tuple[int, list[Network]]:
+        # DynamoDB returns a partition in sort-key order: by network id.
+        mine = [network for (owner, _), network in sorted(self.records.items()) if owner == account_id]
+        return len(mine), [network.model_copy(deep=True) for network in mine[offset : offset + limit]]
+
+    def replace(self, network: Network, expected_version: int) -> None:
+        if self.before_replace is not None:
+            self.before_replace(network)
+        key = (network.account_id, network.network_id)
+        current = self.records.get(key)
+        if current is None:
+            raise NetworkNotFound(network.public_id)
+        if current.version != expected_version:
+            raise ConcurrentUpdate(f"Network {network.public_id} changed meanwhile.")
+        self.records[key] = network.model_copy(deep=True)
+
+    def delete(self, account_id: str, network_id: int) -> None:
+        self.records.pop((account_id, network_id), None)
+
+
+class InMemoryTaskRepository:
+    def __init__(self) -> None:
+        self.records: dict[int, Task] = {}
+
+    def put_new(self, task: Task) -> None:
+        if task.task_id in self.records:
+            raise StorageUnavailable(f"task {task.task_id} already exists")
+        self.records[task.task_id] = task.model_copy(deep=True)
+
+    def get(self, task_id: int) -> Task | None:
+        task = self.records.get(task_id)
+        return None if task is None else task.model_copy(deep=True)
+
+    def get_many(self, task_ids: Iterable[int]) -> list[Task]:
+        # BatchGetItem promises no order; answer in reverse so callers cannot rely on one.
+        found = [self.records[task_id] for task_id in dict.fromkeys(task_ids) if task_id in self.records]
+        return [task.model_copy(deep=True) for task in reversed(found)]
+
+    def finish(self, task: Task) -> bool:
+        current = self.records.get(task.task_id)
+        if current is None or current.status is not TaskStatus.PENDING:
+            return False
+        self.records[task.task_id] = task.model_copy(deep=True)
+        return True
+
+    def delete(self, task_id: int) -> None:
+        self.records.pop(task_id, None)
+
+
+class InMemoryApiKeyRepository:
+    def __init__(self) -> None:
+        self.records: dict[str, ApiKey] = {}
+
+    def put(self, key_hash: str, key: ApiKey) -> None:
+        self.records[key_hash] = key.model_copy()
+
+    def get(self, key_hash: str) -> ApiKey | None:
+        key = self.records.get(key_hash)
+        return None if key is None else key.model_copy()
+
+    def delete_by_id(self, key_id: str) -> bool:
+        hashes = [key_hash for key_hash, key in self.records.items() if key.key_id == key_id]
+        for key_hash in hashes:
+            del self.records[key_hash]
+        return bool(hashes)
+
+    def list(self) -> list[ApiKey]:
+        return [key.model_copy() for key in self.records.values()]
+
+
+class CountingIdAllocator:
+    def __init__(self) -> None:
+        self.counters: dict[str, int] = {}
+
+    def next_id(self, counter: str) -> int:
+        self.counters[counter] = self.counters.get(counter, 0) + 1
+        return self.counters[counter]
+
+
+class InMemoryBlobStore:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.content_types: dict[str, str] = {}
+        self.writes: list[str] = []  # keys in the order they were written
+        # Keys whose write fails, as a throttled or unavailable S3 would.
+        self.failing_keys: set[str] = set()
+
+    def put(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
+        if key in self.failing_keys:
+            raise StorageUnavailable(f"The file store refused a write of {key}; retry shortly.")
+        self.objects[key] = bytes(body)
+        self.content_types[key] = content_type
+        self.writes.append(key)
+
+    def get(self, key: str) -> bytes:
+        return self.objects[key]
+
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = [key for key in self.objects if key.startswith(prefix)]
+        for key in keys:
+            del self.objects[key]
+            self.content_types.pop(key, None)
+        return len(keys)
+
+    def copy_prefix(self, source: str, destination: str) -> int:
+        keys = [key for key in self.objects if key.startswith(source)]
+        for key in keys:
+            copied = destination + key.removeprefix(source)
+            self.objects[copied] = self.objects[key]
+            self.content_types[copied] = self.content_types.get(key, "application/octet-stream")
+        return len(keys)
+
+    def presigned_post(self, key: str, max_bytes: int, expires_in: int) -> dict[str, Any]:
+        return {
+            "url": "https://uploads.example.test/",
+            "fields": {"key": key, "policy": f"max {max_bytes} bytes for {expires_in} s"},
+        }
+
+
+class InMemoryMessageQueue:
+    def __init__(self) -> None:
+        self.messages: list[tuple[dict[str, Any], str | None]] = []
+
+    def send(self, body: dict[str, Any], group: str | None = None) -> str:
+        self.messages.append((body, group))
+        return f"message-{len(self.messages)}"
