@@ -119,8 +119,9 @@ class GraphIndex:
 
     def _scope_output(self, scope: str) -> str | None:
         prefixes = set()
-        for name in self.nodes:
-            if name.startswith(_INLINING_PREFIX):
+        for name, node in self.nodes.items():
+            # Frozen variables keep their own names (`hidden/kernel`): constants do not make a scope.
+            if name.startswith(_INLINING_PREFIX) or node.op in _NOT_OUTPUTS:
                 continue
             padded = "/" + name + "/"
             index = padded.find("/" + scope + "/")

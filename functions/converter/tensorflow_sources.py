@@ -323,9 +323,11 @@ def _choose_signature(info: _SavedModelInfo, label: str, required: bool) -> str 
 def _convert_saved_model(located: LocatedModel, requests: Requests, *, opset: int, large_model: bool) -> Conversion:
     label = located.model_files[0]
     info = _read_saved_model(located.path, label)
-    if info.tf2:
+    if info.tf2 and large_model:
+        # Session freezing and grappler serialise the graph, which protobuf caps at 2 GB; tf2onnx's
+        # large-model freezing of the signature function is the path that survives that.
         return _convert_saved_model_v2(located, requests, info, opset=opset, large_model=large_model)
-    return _convert_saved_model_v1(located, requests, info, opset=opset, large_model=large_model)
+    return _convert_saved_model_in_session(located, requests, info, opset=opset, large_model=large_model)
 
 
 def _convert_saved_model_v2(
@@ -379,9 +381,15 @@ def _convert_saved_model_v2(
     )
 
 
-def _convert_saved_model_v1(
+def _convert_saved_model_in_session(
     located: LocatedModel, requests: Requests, info: _SavedModelInfo, *, opset: int, large_model: bool
 ) -> Conversion:
+    """Load the MetaGraph in a session, as TensorFlow Serving does, for TF 1.x and 2.x SavedModels.
+
+    Much faster than `tf.saved_model.load` (no Keras objects are revived: ResNet50 loads in
+    1.5 s instead of 13 s). Names are resolved on the top-level graph first (TF 1.x graphs), then
+    on the frozen graph with its functions inlined (the layers inside a TF 2.x signature).
+    """
     tf = tensorflow()
     label = located.model_files[0]
     has_declared_io = bool(requests.inputs) and bool(requests.outputs)
@@ -394,34 +402,72 @@ def _convert_saved_model_v1(
     except Exception as error:  # noqa: BLE001 - TensorFlow raises many types for bad files
         session.close()
         raise _load_error(error, label) from None
-    graph_def = graph.as_graph_def(add_shapes=True)
-    index = GraphIndex(graph_def)
-    plan = _GraphPlan(index)
+    plan = _GraphPlan(GraphIndex(graph.as_graph_def(add_shapes=True)))
     if signature_name is not None:
         definition = info.signatures[signature_name]
         for key, name in sorted(definition["inputs"].items()):
             plan.add_input(tensor_name(name), key, [])
         for key, name in sorted(definition["outputs"].items()):
             plan.add_output(tensor_name(name), key, [])
-    plan.apply_requests(requests, replace_inputs=bool(requests.inputs))
-    plan.require_outputs(label)
+    replace_inputs = bool(requests.inputs)
+    pending = plan.apply_requests(requests, replace_inputs=replace_inputs, defer_unknown=True)
+    if not plan.outputs and not pending.outputs:
+        plan.require_outputs(label)
     from tf2onnx import tf_loader
 
     try:
         with graph.as_default():
             frozen = tf_loader.freeze_session(session, input_names=plan.input_tensors, output_names=plan.output_tensors)
+        if frozen.library.function and not large_model:
+            frozen = _inline_functions(frozen, plan.input_tensors + plan.output_tensors)
     except Exception as error:  # noqa: BLE001
         raise _conversion_error(error, opset) from None
-    reference = _SessionReference(session, plan, "the SavedModel run in a TensorFlow 1.x session")
+    top_level = set(plan.input_tensors + plan.output_tensors)
+    plan.index = GraphIndex(frozen)
+    plan.refresh_aliases()
+    plan.apply_requests(pending, replace_inputs=False)
+    if replace_inputs:
+        plan.add_needed_placeholders()
+    plan.require_outputs(label)
+    internal = {tensor for tensor in plan.input_tensors + plan.output_tensors if tensor not in top_level}
+    description = "the SavedModel's serving graph run in a TensorFlow session (as TensorFlow Serving loads it)"
+    frozen_reference = _SessionReference.from_graph_def(frozen, plan, description + ", frozen")
+    if any(tensor in internal for tensor in plan.input_tensors):
+        reference: Reference = frozen_reference
+    else:
+        reference = _SessionReference(session, plan, description)
+        reference.internal = {name for tensor, name in plan.outputs if tensor in internal}
+        reference.fallback = frozen_reference
     model, unknown_rank = _convert_graph_def(frozen, plan, opset=opset, large_model=large_model, name=label)
     return Conversion(
         model=model,
         names=plan.names,
         reference=reference,
-        source={"saved_model": "tf1", "signature": signature_name, "tags": info.tags},
+        source={"saved_model": "tf2" if info.tf2 else "tf1", "signature": signature_name, "tags": info.tags},
         notes=plan.notes,
         unknown_rank=unknown_rank,
     )
+
+
+def _inline_functions(graph_def: Any, fetches: list[str]) -> Any:
+    """Inline the function calls of a frozen graph (grappler's function optimiser alone).
+
+    A TF 2.x signature is one call to a function holding every layer; inlined, its nodes are
+    named `StatefulPartitionedCall/.../<layer>/<op>` and can be found and exposed as outputs.
+    """
+    tf = tensorflow()
+    from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
+    from tensorflow.python.grappler import tf_optimizer
+
+    config = config_pb2.ConfigProto()
+    config.graph_options.rewrite_options.optimizers[:] = ["function"]
+    config.graph_options.rewrite_options.min_graph_nodes = -1
+    with tf.Graph().as_default():
+        meta_graph = tf.compat.v1.train.export_meta_graph(graph_def=graph_def)
+    fetch_collection = meta_graph_pb2.CollectionDef()
+    fetch_collection.node_list.value.extend(fetches)
+    meta_graph.collection_def["train_op"].CopyFrom(fetch_collection)
+    return tf_optimizer.OptimizeGraph(config, meta_graph)
 
 
 def _freeze_function(function: Any, large_model: bool) -> Any:
@@ -597,12 +643,14 @@ class _GraphPlan:
         shorter = [short for name in chain for short in self.index.short_names(name)]
         self.names.add_tensor(onnx_name, "output", [*aliases, tensor, *chain, *shorter])
 
-    def apply_requests(self, requests: Requests, *, replace_inputs: bool) -> None:
+    def apply_requests(self, requests: Requests, *, replace_inputs: bool, defer_unknown: bool = False) -> Requests:
         """Resolve declared names; unknown inputs become cut points, unknown outputs extra outputs.
 
         With `replace_inputs`, the declared inputs replace the signature's (a TF 1.x SavedModel
-        fed after its decoding stage, as the v0.7 example does).
+        fed after its decoding stage, as the v0.7 example does). With `defer_unknown`, names not
+        in this graph are returned for a later look in another (the inlined frozen graph).
         """
+        pending = Requests()
         if replace_inputs:
             self.replaced_inputs = dict(self.inputs)
             kept: list[tuple[str, str]] = []
@@ -616,6 +664,9 @@ class _GraphPlan:
             if self.names.resolve(requested.name, "input") is not None:
                 continue
             found = self.index.find(requested.name)
+            if found is None and defer_unknown:
+                pending.inputs.append(requested)
+                continue
             if found is None:
                 raise unknown_tensor(
                     requested.name,
@@ -628,6 +679,9 @@ class _GraphPlan:
             if self.names.resolve(requested.name, "output") is not None:
                 continue
             found = self.index.find(requested.name)
+            if found is None and defer_unknown:
+                pending.outputs.append(requested)
+                continue
             if found is None:
                 raise unknown_tensor(
                     requested.name,
@@ -636,8 +690,18 @@ class _GraphPlan:
                     [name for _, name in self.outputs] + self.index.example_names(),
                 )
             self.add_output(found, requested.name, [])
-        if replace_inputs:
+        if replace_inputs and not defer_unknown:
             self.add_needed_placeholders()
+        return pending
+
+    def refresh_aliases(self) -> None:
+        """Alias the outputs by the names they have in the current index (after inlining)."""
+        for tensor, onnx_name in self.outputs:
+            if not self.index.has_tensor(tensor):
+                continue
+            chain = sorted(name for name in self.index.same_tensor(tensor) if not name.startswith("Func/"))
+            for alias in [*chain, *(short for name in chain for short in self.index.short_names(name))]:
+                self.names.add(alias, onnx_name)
 
     def add_needed_placeholders(self) -> None:
         """Placeholders still feeding the outputs once the graph is cut must stay inputs."""
@@ -732,6 +796,9 @@ class _SessionReference(Reference):
     def __init__(self, session: Any, plan: _GraphPlan, description: str) -> None:
         self._session = session
         self._graph_def: Any = None
+        # Outputs that exist only inside inlined functions, computed by `fallback` (the frozen graph).
+        self.internal: set[str] = set()
+        self.fallback: _SessionReference | None = None
         self.feeds = {onnx_name: tensor for tensor, onnx_name in plan.inputs}
         self.fetches = {onnx_name: tensor for tensor, onnx_name in plan.outputs}
         self.description = description
@@ -754,9 +821,14 @@ class _SessionReference(Reference):
         return self._session
 
     def run(self, feeds: Mapping[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+        own = [name for name in outputs if name not in self.internal]
         feed_dict = {self.feeds[name]: value for name, value in feeds.items() if name in self.feeds}
-        values = self.session.run([self.fetches[name] for name in outputs], feed_dict=feed_dict)
-        return {name: np.asarray(value) for name, value in zip(outputs, values, strict=True)}
+        values = self.session.run([self.fetches[name] for name in own], feed_dict=feed_dict) if own else []
+        found = {name: np.asarray(value) for name, value in zip(own, values, strict=True)}
+        rest = [name for name in outputs if name in self.internal]
+        if rest and self.fallback is not None:
+            found.update(self.fallback.run(feeds, rest))
+        return {name: found[name] for name in outputs}
 
 
 # ---- TFLite ---------------------------------------------------------------------------------------

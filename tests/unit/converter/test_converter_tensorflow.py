@@ -73,10 +73,14 @@ def test_convert_network_saved_model_flat_files_as_the_v07_client_sends_them(cla
     assert result.source["signature"] == "serving_default"
     assert sorted(result.source["files"]) == ["saved_model.pb", "variables.data-00000-of-00001", "variables.index"]
     names = result.name_map
-    assert names["serving_default_features:0"] == names["features:0"] == "features"
-    assert names["StatefulPartitionedCall:0"] == "probs"
-    assert "SignatureReference" not in result.parity["reference"]
-    assert result.parity["reference"] == "the SavedModel signature 'serving_default' (TensorFlow)"
+    assert names["serving_default_features:0"] == names["serving_default_features"] == "features"
+    assert (
+        names["StatefulPartitionedCall:0"] == names["probs/Softmax:0"] == names["classifier/probs/Softmax"] == "probs"
+    )
+    assert result.source["saved_model"] == "tf2"
+    assert result.parity["reference"] == (
+        "the SavedModel's serving graph run in a TensorFlow session (as TensorFlow Serving loads it)"
+    )
 
 
 @pytest.mark.parametrize("archive", ["network.zip", "network.tar.gz"])
@@ -245,7 +249,8 @@ def test_convert_network_tf1_saved_model_fed_after_its_decoding_stage(tmp_path, 
     assert result.preprocessing["inputs"][0]["image"]["target_size"] == "8x8"
     assert result.preprocessing["batched_output"] is True
     assert result.parity["passed"]
-    assert "TensorFlow 1.x session" in result.parity["reference"]
+    assert result.source["saved_model"] == "tf1"
+    assert "TensorFlow session" in result.parity["reference"]
 
 
 def test_convert_network_tf1_saved_model_signature_input_by_default(tmp_path, output):
