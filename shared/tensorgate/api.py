@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -11,8 +10,6 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from tensorgate import http, wiring
 from tensorgate.errors import NotAuthenticated, TensorgateError
 
-# A request that only reads records has no metric of its own; that is expected, not worth a warning.
-warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 logger = Logger()
 # The handlers call AWS through botocore only; patching every library X-Ray knows would import
