@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from tensorgate import http, wiring
 from tensorgate.errors import NotAuthenticated, TensorgateError
-
 
 logger = Logger()
 # The handlers call AWS through botocore only; patching every library X-Ray knows would import
