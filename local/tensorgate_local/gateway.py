@@ -6,6 +6,7 @@ import base64
 import fnmatch
 import json
 import logging
+import threading
 import time
 import uuid
 from typing import Any
@@ -26,6 +27,29 @@ TOO_LARGE = (
 )
 
 
+THROTTLED = "Too many requests for this API key; slow down and retry in a moment."
+
+
+class KeyThrottle:
+    """API Gateway's usage-plan throttling: a token bucket per API key (steady rate, burst)."""
+
+    def __init__(self, rate: float, burst: int, clock: Any = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> bool:
+        with self._lock:
+            now = self._clock()
+            tokens, last = self._buckets.get(key, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            allowed = tokens >= 1.0
+            self._buckets[key] = (tokens - 1.0 if allowed else tokens, now)
+            return allowed
+
+
 class Gateway:
     """A WSGI application routing by the template's `Api` events to the template's handlers."""
 
@@ -34,6 +58,8 @@ class Gateway:
         self._functions = functions
         api = next(iter(template.of_type("AWS::Serverless::Api").values()), {"Properties": {}})
         self._binary_types = [media.replace("~1", "/") for media in api["Properties"].get("BinaryMediaTypes", [])]
+        throttle = template.resolve(api["Properties"].get("Auth", {}).get("UsagePlan", {}).get("Throttle"))
+        self.throttle = KeyThrottle(float(throttle["RateLimit"]), int(throttle["BurstLimit"])) if throttle else None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
@@ -65,6 +91,11 @@ class Gateway:
                 {"error": f"No route for {request.method} {request.path}; see the API reference in the README."},
             )
         route, parameters = match
+        key = request.headers.get("X-API-KEY")
+        if self.throttle is not None and key and not self.throttle.allow(key):
+            response = _json(429, {"error": THROTTLED})
+            response.headers["Retry-After"] = "1"
+            return response
         body = request.get_data(cache=False)
         if len(body) > API_GATEWAY_PAYLOAD_LIMIT:
             return _json(413, {"error": TOO_LARGE.format(size=len(body), limit=API_GATEWAY_PAYLOAD_LIMIT)})

@@ -23,6 +23,7 @@ class Settings:
     presigned_upload_seconds: int
     max_archive_bytes: int
     max_file_bytes: int
+    usage_plan_id: str
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -40,6 +41,7 @@ class Settings:
             presigned_upload_seconds=int(env.get("PRESIGNED_UPLOAD_SECONDS", "900")),
             max_archive_bytes=int(env.get("MAX_ARCHIVE_BYTES", str(5 * 1024**3))),
             max_file_bytes=int(env.get("MAX_FILE_BYTES", str(6 * 1024**2))),
+            usage_plan_id=env.get("USAGE_PLAN_ID", ""),
         )
 
 

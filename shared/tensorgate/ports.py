@@ -47,3 +47,10 @@ class BlobStore(Protocol):
 
 class MessageQueue(Protocol):
     def send(self, body: dict[str, Any], group: str | None = None) -> str: ...
+
+
+class GatewayKeys(Protocol):
+    """API Gateway's copy of each key, which its usage plan throttles per key."""
+
+    def register(self, key_id: str, api_key: str) -> None: ...
+    def remove(self, key_id: str) -> None: ...

@@ -74,7 +74,14 @@ def auth_service() -> AuthService:
     from tensorgate.services.auth import AuthService
 
     settings = get_settings()
-    return AuthService(DynamoApiKeyRepository(settings.api_keys_table), settings.api_key_pepper)
+    gateway_keys = None
+    if settings.usage_plan_id:  # deployed: keys also join API Gateway's usage plan (per-key throttling)
+        from tensorgate.adapters.apigateway import ApiGatewayKeys
+
+        gateway_keys = ApiGatewayKeys(settings.usage_plan_id)
+    return AuthService(
+        DynamoApiKeyRepository(settings.api_keys_table), settings.api_key_pepper, gateway_keys=gateway_keys
+    )
 
 
 def conversion_service(converter: Converter | None = None) -> ConversionService:

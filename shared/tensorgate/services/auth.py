@@ -11,18 +11,26 @@ from datetime import datetime
 
 from tensorgate.errors import NotAuthenticated, ValidationFailed
 from tensorgate.models import PUBLIC_ACCOUNT, ApiKey, utc_now
-from tensorgate.ports import ApiKeyRepository
+from tensorgate.ports import ApiKeyRepository, GatewayKeys
 
 KEY_PREFIX = "tg"
 _ACCOUNT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _KEY_PATTERN = re.compile(r"[A-Za-z0-9_.-]{16,128}")
+GATEWAY_MIN_KEY_LENGTH = 20  # API Gateway refuses shorter key values
 
 
 class AuthService:
-    def __init__(self, keys: ApiKeyRepository, pepper: str, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        keys: ApiKeyRepository,
+        pepper: str,
+        clock: Callable[[], datetime] = utc_now,
+        gateway_keys: GatewayKeys | None = None,
+    ) -> None:
         self._keys = keys
         self._pepper = pepper.encode()
         self._clock = clock
+        self._gateway_keys = gateway_keys
 
     def key_hash(self, api_key: str) -> str:
         return hmac.new(self._pepper, api_key.encode(), hashlib.sha256).hexdigest()
@@ -49,13 +57,21 @@ class AuthService:
             api_key = f"{KEY_PREFIX}_{secrets.token_urlsafe(32)}"
         elif not _KEY_PATTERN.fullmatch(api_key):
             raise ValidationFailed("A chosen key must be 16-128 letters, digits, '.', '_' or '-'.")
+        if self._gateway_keys is not None and len(api_key) < GATEWAY_MIN_KEY_LENGTH:
+            raise ValidationFailed(
+                f"A key registered with API Gateway must have at least {GATEWAY_MIN_KEY_LENGTH} characters."
+            )
         key_hash = self.key_hash(api_key)
         # The key id names a key in listings and revocations without revealing it.
         record = ApiKey(key_id=key_hash[:12], account_id=account_id, create_date=self._clock())
+        if self._gateway_keys is not None:
+            self._gateway_keys.register(record.key_id, api_key)
         self._keys.put(key_hash, record)
         return record, api_key
 
     def revoke(self, key_id: str) -> bool:
+        if self._gateway_keys is not None:
+            self._gateway_keys.remove(key_id)
         return self._keys.delete_by_id(key_id)
 
     def list_keys(self) -> list[ApiKey]:
