@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -52,7 +54,7 @@ MODEL_FILE_SUFFIXES = (
 )
 DEFAULT_ARCHIVE_NAME = "model.zip"
 MAX_FILES = 64
-UPDATE_ATTEMPTS = 5
+UPDATE_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class NetworkService:
         blobs: BlobStore,
         policy: UploadPolicy | None = None,
         clock: Callable[[], datetime] = utc_now,
+        pause: Callable[[float], None] = time.sleep,
     ) -> None:
         self._networks = networks
         self._tasks = tasks
@@ -91,6 +94,7 @@ class NetworkService:
         self._blobs = blobs
         self._policy = policy or UploadPolicy()
         self._clock = clock
+        self._pause = pause
 
     # -- create -------------------------------------------------------------------------------
 
@@ -256,14 +260,15 @@ class NetworkService:
         request: UpdateNetwork = validate(UpdateNetwork, decode_json_fields(changes, {"metadata"}), "update")
         values = request.model_dump(exclude_unset=True)
         # Changes are field assignments, so re-applying them to a fresher copy is safe.
-        for _ in range(UPDATE_ATTEMPTS):
+        for attempt in range(UPDATE_ATTEMPTS):
             network = self.get(account_id, network_id)
             updated = network.model_copy(update=values | {"update_date": self._clock(), "version": network.version + 1})
             try:
                 self._networks.replace(updated, expected_version=network.version)
                 return updated
             except ConcurrentUpdate:
-                continue
+                # Jittered backoff, so writers that collided do not collide again in lockstep.
+                self._pause(random.uniform(0, 0.005 * 2**attempt))
         raise ConcurrentUpdate(f"Network {network_id} is being changed by another request; try again.")
 
     # -- delete -------------------------------------------------------------------------------
