@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
@@ -231,7 +232,7 @@ def referenced_tensors(
     return {"inputs": inputs, "outputs": outputs}
 
 
-def describe_errors(errors: list[dict[str, Any]], prefix: str = "") -> list[dict[str, str]]:
+def describe_errors(errors: Sequence[Mapping[str, Any]], prefix: str = "") -> list[dict[str, str]]:
     """Pydantic errors as `{"field", "message"}` pairs a person can read."""
     described = []
     for error in errors:
