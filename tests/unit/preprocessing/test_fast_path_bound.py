@@ -5,13 +5,15 @@ Bound, on the 0-255 scale, for photographs: mean absolute difference <= 1.0 and 
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from tensorgate_preprocessing.images import JPEG_OVERSAMPLING, prepare_image
 from tensorgate_preprocessing.spec import ImageSpec
 from tensorgate_preprocessing.tensors import assemble
 
-from .photos import photo_jpeg
+from .photos import photo, photo_jpeg
 from .reference import reference
 
 MEAN_BOUND = 1.0
@@ -92,3 +94,36 @@ def test_fast_path_needs_the_documented_oversampling() -> None:
     assert prepare_image(data, spec).decode_scale == 1
     assert prepare_image(data, spec, jpeg_oversampling=1.5).decode_scale == 2
     assert prepare_image(data, spec, jpeg_oversampling=None).decode_scale == 1
+
+
+@pytest.mark.parametrize(
+    ("variant", "options"),
+    [
+        ("progressive", {"progressive": True}),
+        ("4:4:4", {"subsampling": 0}),
+        ("grayscale", {}),
+        ("CMYK", {}),
+        ("MPO", {}),
+    ],
+)
+@pytest.mark.parametrize("color", ["RGB", "L"])
+def test_fast_path_jpeg_variants_stay_within_bound(variant: str, options: dict[str, object], color: str) -> None:
+    picture = photo(1024, 768, seed=5)
+    if variant == "grayscale":
+        picture = picture.convert("L")
+    elif variant == "CMYK":
+        picture = picture.convert("CMYK")
+    buffer = io.BytesIO()
+    if variant == "MPO":
+        picture.save(buffer, "MPO", quality=90, save_all=True, append_images=[picture.rotate(90)])
+    else:
+        picture.save(buffer, "JPEG", quality=90, **options)
+    data = buffer.getvalue()
+    spec = ImageSpec(target_size="112x112", color_channels=color)
+
+    prepared = prepare_image(data, spec)
+
+    assert prepared.decode_scale == 2
+    difference = np.abs(assemble([prepared], spec)[0].array.astype(np.float64) - reference(data, spec))
+    assert difference.mean() <= MEAN_BOUND
+    assert difference.max() <= MAX_BOUND
