@@ -219,8 +219,8 @@ def _decode(opened: Image.Image, scale: int, gray: bool, max_pixels: int) -> Ima
     if scale > 1:
         opened.draft("L" if gray else "RGB", (file_size[0] // scale, file_size[1] // scale))
         expected = (-(-file_size[0] // scale), -(-file_size[1] // scale))
-        if opened.size != expected:  # pragma: no cover - a Pillow that scales differently
-            raise PreprocessingError("The JPEG decoder did not reduce the image as planned.")
+        if opened.size != expected:  # pragma: no cover - a Pillow that scales differently is our bug
+            raise RuntimeError(f"draft reduced {file_size} to {opened.size}, not {expected}")
     try:
         opened.load()
         picture = _flatten(opened)
