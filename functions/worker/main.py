@@ -2,8 +2,9 @@
 
 Threads, so that preprocessing overlaps inference:
 - receivers long-poll the inference queue while fewer than `max_in_flight` messages are held;
-- a pool downloads and preprocesses each message's inputs (`InferencePipeline.prepare`) and queues the
-  sample in the batcher, keyed by model and input size;
+- a pool of fetching threads reads each message's network plan and downloads its inputs (waiting on
+  S3 or URLs), and a pool of one thread per core preprocesses them (`InferencePipeline.fetch`, then
+  `preprocess`) and queues the sample in the batcher, keyed by model and input size;
 - one runner takes the next batch (full at `max_batch_size`, or the oldest sample waited
   `max_queue_delay_ms`) and runs it;
 - a small pool writes each batch's results and deletes the messages whose tasks ended;
@@ -39,6 +40,7 @@ from tensorgate.messages import InferenceMessage
 
 from functions.worker.fetch import FetchPolicy
 from functions.worker.pipeline import (
+    Fetched,
     InferencePipeline,
     InputRejected,
     NetworkPlan,
@@ -243,12 +245,17 @@ class Worker:
 
     def run(self, stop: threading.Event) -> None:
         """Serve until `stop` is set, then finish every message in hand and return."""
+        if self.settings.switch_interval_ms > 0:
+            sys.setswitchinterval(self.settings.switch_interval_ms / 1000)
         self._batcher = Batcher(self._clock)
-        preparing = ThreadPoolExecutor(max(1, self.settings.preprocess_threads), thread_name_prefix="worker-prepare")
+        fetching = ThreadPoolExecutor(max(1, self.settings.fetch_threads), thread_name_prefix="worker-fetch")
+        self._preprocessing = ThreadPoolExecutor(
+            max(1, self.settings.preprocess_threads), thread_name_prefix="worker-preprocess"
+        )
         self._completions = Completions(self._complete, threads=2)
         heartbeat_stop = threading.Event()
         receivers = [
-            threading.Thread(target=self._receive_loop, args=(stop, preparing), name=f"worker-receive-{n}", daemon=True)
+            threading.Thread(target=self._receive_loop, args=(stop, fetching), name=f"worker-receive-{n}", daemon=True)
             for n in range(max(1, self.settings.receivers))
         ]
         runner_stop = threading.Event()
@@ -259,17 +266,19 @@ class Worker:
         for thread in (*receivers, runner, heartbeat):
             thread.start()
         log.info(
-            "worker serving %s (batch %d, delay %d ms, %d preprocessing threads)",
+            "worker serving %s (batch %d, delay %d ms, %d fetching and %d preprocessing threads)",
             self.settings.inference_queue_url,
             self.settings.max_batch_size,
             self.settings.max_queue_delay_ms,
+            self.settings.fetch_threads,
             self.settings.preprocess_threads,
         )
         stop.wait()
         log.info("worker stopping: finishing %d message(s) in hand", len(self._in_flight))
         for thread in receivers:
             thread.join()
-        preparing.shutdown(wait=True)
+        fetching.shutdown(wait=True)
+        self._preprocessing.shutdown(wait=True)
         self._batcher.flush()
         runner_stop.set()
         runner.join()
@@ -280,13 +289,14 @@ class Worker:
 
     # ---- receiving ----------------------------------------------------------------------------------
 
-    def _receive_loop(self, stop: threading.Event, preparing: ThreadPoolExecutor) -> None:
+    def _receive_loop(self, stop: threading.Event, fetching: ThreadPoolExecutor) -> None:
         while not stop.is_set():
             try:
-                self.receive_once(preparing.submit)
+                self.receive_once(fetching.submit)
             except Exception:
+                # botocore has already retried with backoff; wait a little more, then poll again.
                 log.exception("receiving from the inference queue failed; retrying")
-                stop.wait(1)
+                stop.wait(0.5)
 
     def receive_once(self, submit: Callable[..., Any]) -> int:
         room = self._in_flight.room(timeout=1.0)
@@ -310,10 +320,10 @@ class Worker:
         ]
         self._in_flight.add(deliveries)
         for delivery in deliveries:
-            submit(self._prepare, delivery)
+            submit(self._fetch, delivery)
         return len(deliveries)
 
-    def _prepare(self, delivery: Delivery) -> None:
+    def _fetch(self, delivery: Delivery) -> None:
         try:
             delivery.message = InferenceMessage.model_validate_json(delivery.body)
         except ValidationError:
@@ -323,16 +333,27 @@ class Worker:
             )
             self._in_flight.remove([delivery])
             return
+        message = delivery.message
+        fetched = self._attempt(delivery, lambda: self.pipeline.fetch(message))
+        if fetched is not None:
+            self._preprocessing.submit(self._preprocess, delivery, fetched)
+
+    def _preprocess(self, delivery: Delivery, fetched: Fetched) -> None:
+        sample = self._attempt(delivery, lambda: self.pipeline.preprocess(fetched))
+        if sample is not None:
+            self._batcher.put(sample, delivery)
+
+    def _attempt(self, delivery: Delivery, step: Callable[[], Any]) -> Any:
+        """`step()`, or None once a rejection was queued for writing or the message released for a retry."""
+        assert delivery.message is not None
         try:
-            sample = self.pipeline.prepare(delivery.message)
+            return step()
         except InputRejected as rejection:
             self._completions.submit([delivery], [Outcome(delivery.message.task_id, error=rejection.message)])
-            return
         except Exception:
             log.exception("task %s could not be prepared; it will be retried", delivery.message.task_id)
             self._release([delivery])
-            return
-        self._batcher.put(sample, delivery)
+        return None
 
     # ---- running --------------------------------------------------------------------------------------
 

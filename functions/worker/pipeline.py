@@ -115,6 +115,15 @@ class NetworkPlan:
 
 
 @dataclass
+class Fetched:
+    """One message's input bytes, downloaded and waiting for a preprocessing thread."""
+
+    message: InferenceMessage
+    plan: NetworkPlan
+    data: list[bytes]
+
+
+@dataclass
 class Sample:
     """One message's inputs, preprocessed and waiting for a batch."""
 
@@ -299,6 +308,10 @@ class InferencePipeline:
 
     def prepare(self, message: InferenceMessage) -> Sample:
         """Fetch and preprocess one message's inputs (raises InputRejected for a bad request)."""
+        return self.preprocess(self.fetch(message))
+
+    def fetch(self, message: InferenceMessage) -> Fetched:
+        """The network's plan and the input bytes (waits on S3 or URLs: the worker runs many at once)."""
         plan = self.plan_for(message)
         if len(message.inputs) != len(plan.inputs):
             raise InputRejected(
@@ -308,9 +321,13 @@ class InferencePipeline:
         for name in message.output_tensors or []:
             if plan.resolve_output(name) is None:
                 raise InputRejected(f"Unknown output tensor {name!r} for network {message.network_id}.")
+        return Fetched(message, plan, [self.source_bytes(message, index) for index in range(len(message.inputs))])
+
+    def preprocess(self, fetched: Fetched) -> Sample:
+        """Decode and resize each input for its network input (CPU work: one thread per core)."""
+        plan, message = fetched.plan, fetched.message
         images = []
-        for index, (item, spec) in enumerate(zip(message.inputs, plan.inputs, strict=True)):
-            data = self.source_bytes(message, index)
+        for index, (item, spec, data) in enumerate(zip(message.inputs, plan.inputs, fetched.data, strict=True)):
             try:
                 images.append(
                     prepare_image(

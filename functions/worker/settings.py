@@ -25,7 +25,9 @@ class WorkerSettings:
     shared: Settings
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
     max_queue_delay_ms: int = DEFAULT_MAX_QUEUE_DELAY_MS
-    # Threads that download and preprocess inputs while the runner thread runs batches.
+    # Threads that download inputs (they mostly wait on S3 or URLs) and threads that preprocess them
+    # (CPU work, one per core), while the runner thread runs batches.
+    fetch_threads: int = 8
     preprocess_threads: int = 2
     # Threads long-polling the queue: one receive returns at most 10 messages.
     receivers: int = 2
@@ -49,6 +51,10 @@ class WorkerSettings:
     intra_op_threads: int = 0
     prefer_gpu: bool = True
     log_level: str = "INFO"
+    # How long a Python thread may hold the interpreter lock before another gets it. Below Python's
+    # 5 ms, the threads that mostly run C code (Pillow decoding, onnxruntime) get the lock back sooner
+    # from the threads parsing AWS responses.
+    switch_interval_ms: float = 1.0
 
     @property
     def inference_queue_url(self) -> str:
@@ -62,6 +68,7 @@ class WorkerSettings:
             shared=get_shared_settings(),
             max_batch_size=int(env.get("WORKER_MAX_BATCH_SIZE", DEFAULT_MAX_BATCH_SIZE)),
             max_queue_delay_ms=int(env.get("WORKER_MAX_QUEUE_DELAY_MS", DEFAULT_MAX_QUEUE_DELAY_MS)),
+            fetch_threads=int(env.get("WORKER_FETCH_THREADS", "8")),
             preprocess_threads=int(env.get("WORKER_PREPROCESS_THREADS", cores)),
             receivers=int(env.get("WORKER_RECEIVERS", "2")),
             receive_wait_seconds=int(env.get("WORKER_RECEIVE_WAIT_SECONDS", "5")),
@@ -80,6 +87,7 @@ class WorkerSettings:
             intra_op_threads=int(env.get("WORKER_INTRA_OP_THREADS", "0")),
             prefer_gpu=not _flag(env.get("WORKER_FORCE_CPU", "false")),
             log_level=env.get("WORKER_LOG_LEVEL", "INFO").upper(),
+            switch_interval_ms=float(env.get("WORKER_SWITCH_INTERVAL_MS", "1")),
         )
 
 

@@ -381,13 +381,13 @@ def test_worker_stop_finishes_the_messages_in_hand(service: Service) -> None:
     ids = [service.submit(network, solid_image((n, 0, 0))) for n in range(5)]
     worker = build_worker(service.settings(), runtime=Runtime(available=[CPU]))
     stop = threading.Event()
-    prepare = worker.pipeline.prepare
+    fetch = worker.pipeline.fetch
 
-    def prepare_then_stop(message: InferenceMessage) -> Any:
+    def fetch_then_stop(message: InferenceMessage) -> Any:
         stop.set()
-        return prepare(message)
+        return fetch(message)
 
-    worker.pipeline.prepare = prepare_then_stop  # type: ignore[method-assign]
+    worker.pipeline.fetch = fetch_then_stop  # type: ignore[method-assign]
     # When it runs (as SIGTERM would end it)
     worker.run(stop)
     # Then every message it had received ended and was deleted; the others are still queued, untouched
@@ -412,8 +412,8 @@ def test_worker_heartbeat_extends_messages_held_during_a_long_batch(service: Ser
 
     worker.pipeline.run_batch = slow  # type: ignore[method-assign]
     prepared: list[int] = []
-    prepare = worker.pipeline.prepare
-    worker.pipeline.prepare = lambda message: (prepared.append(message.task_id), prepare(message))[1]  # type: ignore[method-assign]
+    fetch = worker.pipeline.fetch
+    worker.pipeline.fetch = lambda message: (prepared.append(message.task_id), fetch(message))[1]  # type: ignore[method-assign]
     service.serve(ids, worker=worker)
     # Then no message came back while it was held: each was prepared once
     assert sorted(prepared) == sorted(ids)
