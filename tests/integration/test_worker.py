@@ -475,3 +475,96 @@ def test_worker_duplicate_deliveries_of_one_task_write_one_result(service: Servi
     (task,) = service.get([task_id])
     assert tensors(task)["mean"].tolist() == [[0.0, 255.0, 0.0]]
     assert worker.stats.ended == 4 and service.queued() == 0
+
+
+@pytest.fixture
+def moto_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Service]:
+    """The template's resources in moto's server, reachable from a worker process of its own."""
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+    from tensorgate import wiring
+    from tensorgate_local.resources import create_all
+    from tensorgate_local.template import Template
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    for name, value in {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    template = Template(parameters={"ApiKeyPepper": "test-pepper-0123456789abcdef0123456789"})
+    template.endpoint = endpoint
+    session = boto3.session.Session()
+    create_all(template, session)
+    for function in template.functions().values():
+        for name, value in function.environment.items():
+            monkeypatch.setenv(name, value)
+    wiring.reset()
+    try:
+        yield Service({"session": session}, tmp_path)
+    finally:
+        wiring.reset()
+        server.stop()
+
+
+def test_worker_process_sigterm_finishes_the_messages_in_hand_then_exits(moto_server: Service) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tensorgate_local.template import REPO_ROOT
+
+    # Given a worker process (the container's entry point) serving a queue of requests
+    service = moto_server
+    network = service.network()
+    ids = [service.submit(network, noise_png(seed, size=(96, 64))) for seed in range(24)]
+    environment = os.environ | {
+        "WORKER_RECEIVE_WAIT_SECONDS": "1",
+        "WORKER_MODEL_DIR": str(service.tmp_path / "models"),
+        "WORKER_PREPROCESS_THREADS": "1",
+        "WORKER_FETCH_THREADS": "1",
+        # Holding few messages at once leaves most of the queue untouched when the signal comes.
+        "WORKER_MAX_IN_FLIGHT": "4",
+        "WORKER_RECEIVERS": "1",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "functions.worker.main"],
+        cwd=REPO_ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and all(task.status is TaskStatus.PENDING for task in service.get(ids)):
+            time.sleep(0.05)
+        # When ECS stops the task mid-stream
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    # Then it exits cleanly, and every message it held ended: none is left in flight
+    assert worker.returncode == 0, output
+    assert "received SIGTERM" in output and "worker stopped" in output
+    tasks = service.get(ids)
+    ended = [task for task in tasks if task.status is not TaskStatus.PENDING]
+    assert ended and all(task.status is TaskStatus.SUCCESS for task in ended)
+    attributes = service.sqs.get_queue_attributes(
+        QueueUrl=service.queue.url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+    assert service.queued() == len(ids) - len(ended)
