@@ -7,20 +7,21 @@ Threads, so that preprocessing overlaps inference:
   `preprocess`) and queues the sample in the batcher, keyed by model and input size;
 - one runner takes the next batch (full at `max_batch_size`, or the oldest sample waited
   `max_queue_delay_ms`) and runs it;
-- a small pool writes each batch's results and deletes the messages whose tasks ended;
+- two completion threads write the results and delete the messages whose tasks ended, merging the
+  batches that queued up meanwhile into one round of calls;
 - a heartbeat extends the visibility of held messages, so a long batch is not redelivered meanwhile.
 A message that failed for a transient reason is released to come back after `retry_delay_seconds`;
 one that keeps failing reaches the dead-letter queue, whose handler ends its task.
 
-`run_until(stop_event)` serves until the event is set (the local stack runs it in a thread); `main()` is
-the container's entry point, where SIGTERM sets the event: the messages in hand are finished, then it exits.
+`run_until(stop_event)` serves until the event is set; `main()` is the entry point of the container (and
+of the local stack's worker process), where SIGTERM sets the event: the messages in hand are finished,
+then it exits.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import signal
 import sys
 import threading
@@ -30,6 +31,7 @@ from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from pydantic import ValidationError
@@ -171,7 +173,7 @@ class Completions:
 
     def __init__(self, complete: Callable[[Sequence[Delivery], Sequence[Outcome]], None], threads: int) -> None:
         self._complete = complete
-        self._queue: queue.SimpleQueue[tuple[Sequence[Delivery], Sequence[Outcome]] | None] = queue.SimpleQueue()
+        self._queue: SimpleQueue[tuple[Sequence[Delivery], Sequence[Outcome]] | None] = SimpleQueue()
         self._threads = [
             threading.Thread(target=self._loop, name=f"worker-complete-{n}", daemon=True) for n in range(threads)
         ]
@@ -198,7 +200,7 @@ class Completions:
             while len(outcomes) < COMPLETION_CHUNK:
                 try:
                     more = self._queue.get_nowait()
-                except queue.Empty:
+                except Empty:
                     break
                 if more is None:
                     closing = True
