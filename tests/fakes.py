@@ -166,3 +166,16 @@ class InMemoryMessageQueue:
     def send(self, body: dict[str, Any], group: str | None = None) -> str:
         self.messages.append((body, group))
         return f"message-{len(self.messages)}"
+
+
+class InMemoryGatewayKeys:
+    """API Gateway's usage-plan keys, as a dict of key id → key value."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, str] = {}
+
+    def register(self, key_id: str, api_key: str) -> None:
+        self.keys[key_id] = api_key
+
+    def remove(self, key_id: str) -> None:
+        self.keys.pop(key_id, None)

@@ -105,3 +105,17 @@ def test_auth_list_keys_shows_ids_and_accounts_only(auth: AuthService) -> None:
         [("alice", alice.key_id), ("bob", bob.key_id)]
     )
     assert alice_key not in repr(listed) and bob_key not in repr(listed)
+
+
+def test_keys_join_and_leave_the_gateway_usage_plan_when_one_is_configured() -> None:
+    from tensorgate.services.auth import AuthService
+
+    from tests.fakes import InMemoryApiKeyRepository, InMemoryGatewayKeys
+
+    gateway = InMemoryGatewayKeys()
+    service = AuthService(InMemoryApiKeyRepository(), "pepper-" * 6, gateway_keys=gateway)
+    record, key = service.create_key("alice")
+    assert gateway.keys == {record.key_id: key}
+    assert service.authenticate(key) == "alice"
+    assert service.revoke(record.key_id)
+    assert gateway.keys == {}

@@ -16,6 +16,7 @@ FAKES = {
     ports.IdAllocator: fakes.CountingIdAllocator,
     ports.BlobStore: fakes.InMemoryBlobStore,
     ports.MessageQueue: fakes.InMemoryMessageQueue,
+    ports.GatewayKeys: fakes.InMemoryGatewayKeys,
 }
 
 
