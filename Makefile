@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/preprocess.py
 	$(BIN)/python bench/convert.py
+	$(BIN)/python bench/worker.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .aws-sam
