@@ -1,4 +1,4 @@
-"""Writes a small image classifier as the v0.7 file set (saved_model.pb, variables.*, mean.npy) into a folder."""
+"""Writes a small image classifier as the v0.7 file set (saved_model.pb, variables.*, mean.npy) and a picture."""
 
 from __future__ import annotations
 
@@ -36,6 +36,12 @@ def main() -> None:
     with open(args.folder / "mean.npy", "wb") as handle:
         np.save(handle, np.array([[[0.485, 0.456, 0.406]]], dtype=np.float32), allow_pickle=False)
     shutil.rmtree(saved)
+    # A picture to send for inference: a gradient with a disc, saved as a JPEG.
+    from PIL import Image, ImageDraw
+
+    picture = Image.linear_gradient("L").resize((320, 240)).convert("RGB")
+    ImageDraw.Draw(picture).ellipse((100, 60, 220, 180), fill=(200, 40, 40))
+    picture.save(args.folder / "example.jpg", quality=90)
     print("\n".join(sorted(path.name for path in args.folder.iterdir())))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -42,6 +43,9 @@ def test_readme_walkthrough_runs_verbatim(fresh_stack: RunningStack, tmp_path: o
     assert created["id"] == 1 and created["task_id"] == 1 and created["status"] == "pending"
     listed = json.loads(outputs[1])
     assert listed["count"] == 1 and listed["next"] is None
+    inference = next(json.loads(line) for line in outputs if line.startswith('{"task_id"'))
+    answered = next(json.loads(line) for line in outputs if f'"id":{inference["task_id"]},' in line)
+    assert answered["status"] == "success" and answered["data"]["tensors"][0]["name"] == "probabilities"
     renamed = next(json.loads(line) for line in outputs if '"new name"' in line)
     assert renamed["description"] == "new description"
     assert result.stdout.rstrip().endswith("204")
@@ -53,9 +57,7 @@ def test_walkthrough_model_deploys_with_a_parity_report(fresh_stack: RunningStac
     headers = {"X-API-KEY": fresh_stack.api_key}
     demo = "/tmp/tg-demo/"
     if not (REPO_ROOT / demo / "saved_model.pb").exists():  # the walkthrough writes them; alone, write them here
-        subprocess.run(
-            [".venv/bin/python", "examples/make_demo_model.py", demo], cwd=REPO_ROOT, check=True, timeout=300
-        )
+        subprocess.run([sys.executable, "examples/make_demo_model.py", demo], cwd=REPO_ROOT, check=True, timeout=300)
     preprocessing = {
         "inputs": [
             {
