@@ -19,7 +19,7 @@ from tensorgate_local.template import Route, Template
 API_GATEWAY_PAYLOAD_LIMIT = 10 * 1024 * 1024  # bytes of request body API Gateway accepts
 LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024  # bytes of the invocation event (the body grows by a third in base64)
 STAGE = "local"
-log = logging.getLogger("tensorgate.local.gateway")
+log = logging.getLogger("local.gateway")
 TOO_LARGE = (
     "The request is {size} bytes, over the {limit} bytes one request can carry through API Gateway and "
     "Lambda; create the network with a JSON body (no files) and upload the model archive with the "

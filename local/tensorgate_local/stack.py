@@ -3,6 +3,8 @@
 moto's server holds the tables, bucket, queues and S3→SQS notifications of `template.yaml`;
 an API Gateway emulation serves the template's routes with the same handlers; SQS pollers feed
 the converter and the dead-letter handler; a CPU worker serves the inference queue.
+The converter and the worker are child processes, supervised: they can die as a Lambda or an ECS
+task does (their messages come back after the visibility timeout) and are started again.
 State lives in memory and is gone when the stack stops.
 """
 
@@ -22,9 +24,15 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
+from tensorgate_local.supervisor import ChildProcess, child_environment, stop_all
+
 DEFAULT_PORT = 3000
 DEFAULT_ACCOUNT = "dev"
-log = logging.getLogger("tensorgate.local")
+# Functions fed by SQS that run in a child process of their own: the one a fault can take down mid-event.
+CHILD_FUNCTIONS = ("Converter",)
+# On SIGINT the children get this long to finish what they hold; the stack exits within 20 s.
+CHILD_STOP_SECONDS = 8.0
+log = logging.getLogger("local")
 
 
 def free_port() -> int:
@@ -42,8 +50,10 @@ class LocalStack:
     stop_event: threading.Event
     threads: list[threading.Thread] = field(default_factory=list)
     servers: list[Any] = field(default_factory=list)
+    children: list[ChildProcess] = field(default_factory=list)
 
     def stop(self) -> None:
+        stop_all(self.children, CHILD_STOP_SECONDS)
         self.stop_event.set()
         for server in self.servers:
             server.shutdown()
@@ -130,12 +140,15 @@ def start(
     serve.start()
     stack.threads.append(serve)
     if with_workers:
+        # The dead-letter handler stays in this process; the converter and the worker are children.
         sqs = session.client("sqs")
         for source in template.queue_sources():
+            if source.function in CHILD_FUNCTIONS:
+                continue
             poller = QueuePoller(source, template, local_functions, sqs, stop_event)
             poller.start()
             stack.threads.append(poller)
-        stack.threads.extend(_start_worker(stop_event))
+        stack.children.extend(_start_children(code_root, {source.function for source in template.queue_sources()}))
 
     class _Moto:
         def shutdown(self) -> None:
@@ -145,15 +158,20 @@ def start(
     return stack
 
 
-def _start_worker(stop_event: threading.Event) -> list[threading.Thread]:
-    """The inference worker, when this checkout has one (it runs the same code as the GPU image)."""
-    try:
-        from functions.worker import main as worker_main  # noqa: PLC0415
-    except ImportError:
-        return []
-    thread = threading.Thread(target=worker_main.run_until, args=(stop_event,), name="worker", daemon=True)
-    thread.start()
-    return [thread]
+def _start_children(code_root: str, queue_functions: set[str]) -> list[ChildProcess]:
+    """The converter's pollers and the inference worker (the same code as the GPU image), each a child process."""
+    environment = child_environment(code_root)
+    command = [sys.executable, "-m", "tensorgate_local.children"]
+    children = [
+        ChildProcess(function.lower(), [*command, "poll", function], environment, cwd=code_root)
+        for function in CHILD_FUNCTIONS
+        if function in queue_functions
+    ]
+    if os.path.exists(os.path.join(code_root, "functions", "worker", "main.py")):
+        children.append(ChildProcess("worker", [*command, "worker"], environment, cwd=code_root))
+    for child in children:
+        child.start()
+    return children
 
 
 @contextmanager

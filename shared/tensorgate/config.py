@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 DEVELOPMENT_PEPPER = "tensorgate-local-development-pepper-not-a-secret"
+# The Converter function's Timeout in template.yaml: no conversion runs longer than this.
+CONVERTER_TIMEOUT_SECONDS = 900
+# A converter's claim on a deploy outlives any conversion by 5 minutes; an older claim belongs to a
+# converter that died (killed, out of memory, timed out), and the next delivery takes it over.
+DEFAULT_CONVERSION_CLAIM_SECONDS = CONVERTER_TIMEOUT_SECONDS + 300
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,7 @@ class Settings:
     max_archive_bytes: int
     max_file_bytes: int
     usage_plan_id: str
+    conversion_claim_seconds: int = DEFAULT_CONVERSION_CLAIM_SECONDS
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -42,6 +48,7 @@ class Settings:
             max_archive_bytes=int(env.get("MAX_ARCHIVE_BYTES", str(5 * 1024**3))),
             max_file_bytes=int(env.get("MAX_FILE_BYTES", str(6 * 1024**2))),
             usage_plan_id=env.get("USAGE_PLAN_ID", ""),
+            conversion_claim_seconds=int(env.get("CONVERSION_CLAIM_SECONDS", str(DEFAULT_CONVERSION_CLAIM_SECONDS))),
         )
 
 

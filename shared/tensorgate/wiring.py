@@ -85,6 +85,8 @@ def auth_service() -> AuthService:
 
 
 def conversion_service(converter: Converter | None = None) -> ConversionService:
+    from datetime import timedelta
+
     from tensorgate.adapters.dynamodb import DynamoNetworkRepository, DynamoTaskRepository
     from tensorgate.adapters.s3 import S3BlobStore
     from tensorgate.services.conversions import ConversionService
@@ -95,6 +97,7 @@ def conversion_service(converter: Converter | None = None) -> ConversionService:
         tasks=DynamoTaskRepository(settings.tasks_table),
         files=S3BlobStore(settings.model_bucket),
         converter=converter,
+        claim_expiry=timedelta(seconds=settings.conversion_claim_seconds),
     )
 
 

@@ -52,9 +52,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_stack(with_workers: bool) -> RunningStack:
+def start_stack(with_workers: bool, environment: dict[str, str] | None = None, keep_lines: int = 300) -> RunningStack:
+    """`tensorgate-dev`, with `environment` added to this process's (a fault test's short timeouts, say)."""
+    overrides = environment or {}
     environment = {name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "POWERTOOLS_"))}
     environment |= {"PORT": str(free_port()), "TENSORGATE_DEV_API_KEY": E2E_API_KEY, "PYTHONUNBUFFERED": "1"}
+    environment |= overrides
     arguments = [str(dev_command())] + ([] if with_workers else ["--no-workers"])
     process = subprocess.Popen(
         arguments,
@@ -65,7 +68,7 @@ def start_stack(with_workers: bool) -> RunningStack:
         text=True,
         bufsize=1,
     )
-    output: collections.deque[str] = collections.deque(maxlen=300)
+    output: collections.deque[str] = collections.deque(maxlen=keep_lines)
     banner: dict[str, str] = {}
     ready = threading.Event()
 

@@ -10,6 +10,18 @@ from tensorgate.adapters.aws import client, error_code
 from tensorgate.errors import StorageUnavailable
 
 DELETE_BATCH = 1000
+MISSING_CODES = ("404", "NoSuchKey", "NotFound")
+
+
+def _unavailable(error: ClientError, what: str) -> Exception:
+    """S3 kept failing after botocore's retries (SlowDown, 5xx): the caller may retry later.
+
+    A missing object is not an outage: callers that expect one check `error_code` on the ClientError,
+    which is re-raised as it is.
+    """
+    if error_code(error) in MISSING_CODES:
+        return error
+    return StorageUnavailable(f"The file store could not {what} right now ({error_code(error)}); retry shortly.")
 
 
 class S3BlobStore:
@@ -24,47 +36,65 @@ class S3BlobStore:
             raise StorageUnavailable(f"The file store refused a write ({error_code(error)}); retry shortly.") from None
 
     def get(self, key: str) -> bytes:
-        response = self._s3.get_object(Bucket=self._bucket, Key=key)
-        return bytes(response["Body"].read())
+        try:
+            response = self._s3.get_object(Bucket=self._bucket, Key=key)
+            return bytes(response["Body"].read())
+        except ClientError as error:
+            raise _unavailable(error, "read a file") from None
 
     def download(self, key: str, path: str) -> None:
-        self._s3.download_file(self._bucket, key, path)
+        try:
+            self._s3.download_file(self._bucket, key, path)
+        except ClientError as error:
+            raise _unavailable(error, "read a file") from None
 
     def upload(self, path: str, key: str) -> None:
-        self._s3.upload_file(path, self._bucket, key)
+        try:
+            self._s3.upload_file(path, self._bucket, key)
+        except ClientError as error:
+            raise _unavailable(error, "store a file") from None
 
     def exists(self, key: str) -> bool:
         try:
             self._s3.head_object(Bucket=self._bucket, Key=key)
             return True
         except ClientError as error:
-            if error_code(error) in ("404", "NoSuchKey", "NotFound"):
+            if error_code(error) in MISSING_CODES:
                 return False
-            raise
+            raise _unavailable(error, "look up a file") from None
 
     def list_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []
-        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
-            keys.extend(item["Key"] for item in page.get("Contents", []))
+        try:
+            for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
+                keys.extend(item["Key"] for item in page.get("Contents", []))
+        except ClientError as error:
+            raise _unavailable(error, "list files") from None
         return keys
 
     def delete_prefix(self, prefix: str) -> int:
         keys = self.list_keys(prefix)
-        for start in range(0, len(keys), DELETE_BATCH):
-            batch = keys[start : start + DELETE_BATCH]
-            self._s3.delete_objects(
-                Bucket=self._bucket, Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True}
-            )
+        try:
+            for start in range(0, len(keys), DELETE_BATCH):
+                batch = keys[start : start + DELETE_BATCH]
+                self._s3.delete_objects(
+                    Bucket=self._bucket, Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True}
+                )
+        except ClientError as error:
+            raise _unavailable(error, "delete files") from None
         return len(keys)
 
     def copy_prefix(self, source: str, destination: str) -> int:
         keys = self.list_keys(source)
-        for key in keys:
-            self._s3.copy_object(
-                Bucket=self._bucket,
-                Key=destination + key.removeprefix(source),
-                CopySource={"Bucket": self._bucket, "Key": key},
-            )
+        try:
+            for key in keys:
+                self._s3.copy_object(
+                    Bucket=self._bucket,
+                    Key=destination + key.removeprefix(source),
+                    CopySource={"Bucket": self._bucket, "Key": key},
+                )
+        except ClientError as error:
+            raise _unavailable(error, "copy files") from None
         return len(keys)
 
     def presigned_post(self, key: str, max_bytes: int, expires_in: int) -> dict[str, Any]:

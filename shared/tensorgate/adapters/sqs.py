@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tensorgate.adapters.aws import client
+from botocore.exceptions import ClientError
+
+from tensorgate.adapters.aws import client, error_code
+from tensorgate.errors import StorageUnavailable
 
 
 class SqsQueue:
@@ -14,7 +17,12 @@ class SqsQueue:
         self._sqs = sqs or client("sqs")
 
     def send(self, body: dict[str, Any], group: str | None = None) -> str:
-        response = self._sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(body))
+        try:
+            response = self._sqs.send_message(QueueUrl=self.url, MessageBody=json.dumps(body))
+        except ClientError as error:
+            raise StorageUnavailable(
+                f"The work queue could not take the request right now ({error_code(error)}); retry shortly."
+            ) from None
         return str(response["MessageId"])
 
     def receive(

@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tensorgate import layout
+from tensorgate.config import DEFAULT_CONVERSION_CLAIM_SECONDS
 from tensorgate.errors import ConcurrentUpdate, ConversionRejected, NetworkNotFound
 from tensorgate.models import Network, NetworkStatus, Task, TaskStatus, utc_now
 from tensorgate.ports import NetworkRepository, TaskRepository
 
 log = logging.getLogger(__name__)
 # A claim older than the converter's timeout belongs to a converter that died: take it over.
-CLAIM_EXPIRY = timedelta(minutes=20)
+# Functions pass CONVERSION_CLAIM_SECONDS from their settings (see `wiring`); this is its default.
+CLAIM_EXPIRY = timedelta(seconds=DEFAULT_CONVERSION_CLAIM_SECONDS)
 
 
 @dataclass
@@ -54,12 +56,14 @@ class ConversionService:
         files: ModelFiles,
         converter: Converter | None = None,
         clock: Callable[[], datetime] = utc_now,
+        claim_expiry: timedelta = CLAIM_EXPIRY,
     ) -> None:
         self._networks = networks
         self._tasks = tasks
         self._files = files
         self._converter = converter
         self._clock = clock
+        self._claim_expiry = claim_expiry
 
     def handle_upload(self, key: str) -> str:
         """Deploy the network an uploaded manifest or archive belongs to; returns what happened."""
@@ -103,7 +107,7 @@ class ConversionService:
 
     def claim_is_live(self, network: Network) -> bool:
         claim = network.conversion_claimed_at
-        return claim is not None and self._clock() - claim < CLAIM_EXPIRY
+        return claim is not None and self._clock() - claim < self._claim_expiry
 
     def _claim(self, network: Network) -> Network | None:
         if self.claim_is_live(network):

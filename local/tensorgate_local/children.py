@@ -1,0 +1,101 @@
+"""The local stack's child processes: the inference worker, and the SQS pollers of one function (the converter).
+
+`python -m tensorgate_local.children worker` runs the worker container's entry point;
+`python -m tensorgate_local.children poll Converter` feeds the function from its queues as Lambda's event
+source mapping does. Both reach the embedded AWS through AWS_ENDPOINT_URL like any other client, and end
+when their parent (`tensorgate-dev`) is gone, so a stack killed outright leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+log = logging.getLogger("local")
+PARENT_CHECK_SECONDS = 1.0
+# After SIGTERM, a function's poller may finish the event in hand for this long (a conversion can
+# take minutes; Lambda would not wait either once its own timeout passed).
+POLLER_STOP_SECONDS = 5.0
+
+
+def watch_parent(grace_seconds: float = 10.0) -> None:
+    """SIGTERM this process when its parent dies, and leave outright if that does not end it in time."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def run_worker() -> int:
+    from functions.worker import main as worker_main
+
+    return worker_main.main()
+
+
+def run_pollers(function: str) -> int:
+    import boto3
+
+    from tensorgate_local.lambdas import LocalFunctions
+    from tensorgate_local.pollers import QueuePoller
+    from tensorgate_local.template import Template
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
+    for noisy in ("botocore", "urllib3", "boto3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    template = Template()
+    template.endpoint = os.environ["AWS_ENDPOINT_URL"]
+    sources = [source for source in template.queue_sources() if source.function == function]
+    if not sources:
+        log.error("%s has no SQS event source in template.yaml", function)
+        return 2
+    # The functions' environment (tables, queues, the pepper given to the stack) is the parent's, inherited.
+    stop = threading.Event()
+
+    def on_signal(signum: int, _: object) -> None:
+        log.info("%s pollers received %s, stopping", function, signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    functions = LocalFunctions(template.functions())
+    sqs = boto3.session.Session().client("sqs")
+    pollers = [QueuePoller(source, template, functions, sqs, stop) for source in sources]
+    for poller in pollers:
+        poller.start()
+    log.info("%s polling %s", function, ", ".join(source.queue for source in sources))
+    stop.wait()
+    deadline = time.monotonic() + POLLER_STOP_SECONDS
+    for poller in pollers:
+        poller.join(timeout=max(0.0, deadline - time.monotonic()))
+    sys.stdout.flush()
+    # A conversion still running is abandoned, as a Lambda past its timeout is: its message comes back
+    # after the visibility timeout. Skipping interpreter teardown keeps TensorFlow's threads from delaying exit.
+    os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tensorgate_local.children", description=__doc__.splitlines()[0])
+    roles = parser.add_subparsers(dest="role", required=True)
+    roles.add_parser("worker", help="the inference worker (functions/worker/main.py)")
+    poll = roles.add_parser("poll", help="a function fed by its SQS event sources in template.yaml")
+    poll.add_argument("function", help="the function's logical id, e.g. Converter")
+    args = parser.parse_args(argv)
+    watch_parent()
+    if args.role == "worker":
+        return run_worker()
+    return run_pollers(args.function)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
