@@ -37,9 +37,11 @@ class LocalFunctions:
     def __init__(self, functions: dict[str, Function]) -> None:
         self._functions = functions
         self._handlers: dict[str, Any] = {}
-        # One lock per function: a Lambda container runs one event at a time, and handler modules
-        # (Powertools resolvers) keep per-event state on module globals.
-        self._locks = {name: threading.Lock() for name in functions}
+        # One event at a time in this process, whatever the function: a Lambda container runs one event
+        # at a time, and Powertools keeps the event being handled on a class every resolver shares
+        # (`BaseRouter.current_event`), so two functions running at once in one process would read each
+        # other's request (its body, query and API key). Functions in child processes run beside these.
+        self._lock = threading.Lock()
         self._import_lock = threading.Lock()
 
     def handler(self, name: str) -> Any:
@@ -53,5 +55,5 @@ class LocalFunctions:
     def invoke(self, name: str, event: dict[str, Any]) -> Any:
         handler = self.handler(name)
         context = LocalContext(function_name=name, timeout_seconds=self._functions[name].timeout)
-        with self._locks[name]:
+        with self._lock:
             return handler(event, context)

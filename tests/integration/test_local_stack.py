@@ -1,0 +1,149 @@
+"""The local stack's own machinery: handlers invoked side by side, SQS pollers, supervised child processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+from tensorgate_local.pollers import QueuePoller
+from tensorgate_local.supervisor import ChildProcess, describe_exit
+from tensorgate_local.template import QueueSource
+from werkzeug.test import Client
+
+from tests.conftest import DEV_KEY, OTHER_KEY
+from tests.integration.test_converter import create
+
+
+def test_gateway_requests_to_different_functions_at_once_each_see_their_own_request(api: Client, aws: Any) -> None:
+    from tensorgate_local.gateway import Gateway
+    from tensorgate_local.lambdas import LocalFunctions
+
+    # Given one network per account, and the gateway shared by many client threads
+    mine = create(api)
+    gateway = Gateway(aws["template"], LocalFunctions(aws["functions"]))
+    gateway.throttle = None  # the per-key rate limit is tested elsewhere; here every request must pass
+    requests = {
+        "my network": ("GET", f"/v0.7/networks/{mine['id']}", DEV_KEY, None),
+        "my task": ("GET", f"/v0.7/tasks?task_ids={mine['task_id']}", DEV_KEY, None),
+        "their list": ("GET", "/v0.7/networks", OTHER_KEY, None),
+        "my rename": ("PATCH", f"/v0.7/networks/{mine['id']}", DEV_KEY, {"description": "renamed"}),
+    }
+    answers: Counter[tuple[str, int]] = Counter()
+    wrong: list[str] = []
+    lock = threading.Lock()
+
+    def client(name: str) -> None:
+        method, path, key, body = requests[name]
+        http = Client(gateway)
+        for _ in range(15):
+            response = http.open(path, method=method, headers={"X-API-KEY": key}, json=body)
+            payload = response.json
+            with lock:
+                answers[(name, response.status_code)] += 1
+            if name == "their list" and payload.get("count") != 0:
+                wrong.append(f"{name}: another account's networks {payload}")
+            if name == "my task" and [task["id"] for task in payload.get("results", [])] != [mine["task_id"]]:
+                wrong.append(f"{name}: {payload}")
+            if name in ("my network", "my rename") and payload.get("id") != mine["id"]:
+                wrong.append(f"{name}: {payload}")
+
+    # When the four kinds of request (three functions, two accounts) arrive at the same time
+    threads = [threading.Thread(target=client, args=(name,)) for name in requests for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then each was answered from its own request: its body, query string and API key
+    assert wrong == []
+    assert answers == {(name, 200): 30 for name in requests}
+
+
+class RecordingSqs:
+    def __init__(self) -> None:
+        self.receives: list[dict[str, Any]] = []
+
+    def receive_message(self, **arguments: Any) -> dict[str, Any]:
+        self.receives.append(arguments)
+        return {}
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("", None), ("6", 6)])
+def test_poller_receive_visibility_is_the_queues_own_unless_set(
+    monkeypatch: pytest.MonkeyPatch, setting: str, expected: int | None
+) -> None:
+    from tensorgate_local.template import Template
+
+    monkeypatch.setenv("LOCAL_QUEUE_VISIBILITY_SECONDS", setting)
+    sqs = RecordingSqs()
+    source = QueueSource("Converter", "ConversionQueue", batch_size=1, reports_batch_failures=True)
+    poller = QueuePoller(source, Template(), functions=None, sqs=sqs, stop=threading.Event())  # type: ignore[arg-type]
+    assert poller.poll_once() == 0
+    assert sqs.receives[0].get("VisibilityTimeout") == expected
+
+
+# ---- supervised child processes ------------------------------------------------------------------
+
+
+class Lines:
+    """A text stream collecting the supervisor's forwarded lines."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.lines.append(text)
+
+    def flush(self) -> None:
+        pass
+
+    def wait_for(self, text: str, count: int = 1, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while sum(text in line for line in list(self.lines)) < count:
+            assert time.monotonic() < deadline, f"{text!r} x{count} not in {self.lines}"
+            time.sleep(0.02)
+
+
+def child(code: str, output: Lines) -> ChildProcess:
+    return ChildProcess("probe", [sys.executable, "-u", "-c", code], {}, output=output, restart_delay=0.1)  # type: ignore[arg-type]
+
+
+def test_child_output_is_forwarded_with_its_name_and_a_killed_child_restarts() -> None:
+    output = Lines()
+    probe = child("import os, time; print('up', os.getpid(), flush=True); time.sleep(60)", output)
+    probe.start()
+    try:
+        output.wait_for("[probe] up")
+        first = probe.pid
+        assert first is not None
+        # When it is killed outright, it is started again (a new process)
+        os.kill(first, signal.SIGKILL)
+        output.wait_for("[probe] up", count=2)
+        assert probe.starts == 2 and probe.pid != first
+    finally:
+        probe.stop(grace_seconds=5)
+
+
+def test_child_stop_ends_it_with_sigterm_and_kills_one_that_ignores_it() -> None:
+    output = Lines()
+    stubborn = child(
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); "
+        "time.sleep(60)",
+        output,
+    )
+    stubborn.start()
+    output.wait_for("[probe] ready")
+    started = time.monotonic()
+    stubborn.stop(grace_seconds=1)
+    assert time.monotonic() - started < 5
+    assert stubborn.starts == 1  # a child stopped on purpose is not restarted
+
+
+def test_exit_descriptions_name_the_signal() -> None:
+    assert describe_exit(-9) == "killed by SIGKILL"
+    assert describe_exit(3) == "exited with status 3"
