@@ -1,5 +1,6 @@
-"""The local stack's child processes: the inference worker, and the SQS pollers of one function (the converter).
+"""The local stack's child processes: the embedded AWS, the inference worker, a function's SQS pollers (the converter).
 
+`python -m tensorgate_local.children aws --port N` serves moto's emulation of the template's resources;
 `python -m tensorgate_local.children worker` runs the worker container's entry point;
 `python -m tensorgate_local.children poll Converter` feeds the function from its queues as Lambda's event
 source mapping does. Both reach the embedded AWS through AWS_ENDPOINT_URL like any other client, and end
@@ -18,6 +19,7 @@ import time
 
 log = logging.getLogger("local")
 PARENT_CHECK_SECONDS = 1.0
+PARENT_VARIABLE = "TENSORGATE_LOCAL_PARENT_PID"
 # After SIGTERM, a function's poller may finish the event in hand for this long (a conversion can
 # take minutes; Lambda would not wait either once its own timeout passed).
 POLLER_STOP_SECONDS = 5.0
@@ -25,7 +27,8 @@ POLLER_STOP_SECONDS = 5.0
 
 def watch_parent(grace_seconds: float = 10.0) -> None:
     """SIGTERM this process when its parent dies, and leave outright if that does not end it in time."""
-    parent = os.getppid()
+    # The parent names itself: one that died before this line ran would otherwise go unnoticed.
+    parent = int(os.environ.get(PARENT_VARIABLE) or os.getppid())
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -35,6 +38,21 @@ def watch_parent(grace_seconds: float = 10.0) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def run_aws(host: str, port: int) -> int:
+    """moto's server: the embedded AWS, in a process of its own so that it runs beside the handlers."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call otherwise
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    server.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+    return 0
 
 
 def run_worker() -> int:
@@ -87,11 +105,16 @@ def run_pollers(function: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tensorgate_local.children", description=__doc__.splitlines()[0])
     roles = parser.add_subparsers(dest="role", required=True)
+    aws = roles.add_parser("aws", help="the embedded AWS (moto's server)")
+    aws.add_argument("--host", default="127.0.0.1")
+    aws.add_argument("--port", type=int, required=True)
     roles.add_parser("worker", help="the inference worker (functions/worker/main.py)")
     poll = roles.add_parser("poll", help="a function fed by its SQS event sources in template.yaml")
     poll.add_argument("function", help="the function's logical id, e.g. Converter")
     args = parser.parse_args(argv)
     watch_parent()
+    if args.role == "aws":
+        return run_aws(args.host, args.port)
     if args.role == "worker":
         return run_worker()
     return run_pollers(args.function)

@@ -17,6 +17,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ DEFAULT_ACCOUNT = "dev"
 CHILD_FUNCTIONS = ("Converter",)
 # On SIGINT the children get this long to finish what they hold; the stack exits within 20 s.
 CHILD_STOP_SECONDS = 8.0
+AWS_STARTUP_SECONDS = 60
 log = logging.getLogger("local")
 
 
@@ -51,6 +53,7 @@ class LocalStack:
     threads: list[threading.Thread] = field(default_factory=list)
     servers: list[Any] = field(default_factory=list)
     children: list[ChildProcess] = field(default_factory=list)
+    aws: ChildProcess | None = None
 
     def stop(self) -> None:
         stop_all(self.children, CHILD_STOP_SECONDS)
@@ -59,6 +62,8 @@ class LocalStack:
             server.shutdown()
         for thread in self.threads:
             thread.join(timeout=10)
+        if self.aws is not None:  # last: the others may use it until they stop
+            self.aws.stop(grace_seconds=3)
 
 
 def configure_environment(aws_endpoint: str) -> None:
@@ -85,9 +90,7 @@ def start(
     host: str = "127.0.0.1",
     with_workers: bool = True,
 ) -> LocalStack:
-    """Start everything in this process and return once it serves requests."""
-    from moto.server import ThreadedMotoServer
-
+    """Start the stack (the gateway and the dead-letter poller in this process) and return once it serves requests."""
     from tensorgate_local.template import TEMPLATE_PATH
 
     # Handlers are named from the template's folder (`functions.networks_api.app`), as `sam local`
@@ -96,13 +99,20 @@ def start(
     if code_root not in sys.path:
         sys.path.insert(0, code_root)
 
-    # moto's server logs every AWS call through werkzeug's logger; the gateway logs its own requests.
+    # werkzeug logs every request it serves; the gateway logs its own.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
     aws_port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=aws_port, verbose=False)
-    moto.start()
+    aws = ChildProcess(
+        "aws",
+        [sys.executable, "-m", "tensorgate_local.children", "aws", "--port", str(aws_port)],
+        child_environment(code_root),
+        cwd=code_root,
+        restart=False,  # it holds the stack's state: a new one would be empty
+    )
+    aws.start()
     aws_endpoint = f"http://127.0.0.1:{aws_port}"
+    _wait_for_port(aws_port, AWS_STARTUP_SECONDS)
     configure_environment(aws_endpoint)
 
     import boto3
@@ -134,6 +144,7 @@ def start(
         aws_endpoint=aws_endpoint,
         bucket=template.physical_name("ModelBucket"),
         stop_event=stop_event,
+        aws=aws,
     )
     stack.servers.append(server)
     serve = threading.Thread(target=server.serve_forever, name="gateway", daemon=True)
@@ -149,13 +160,19 @@ def start(
             poller.start()
             stack.threads.append(poller)
         stack.children.extend(_start_children(code_root, {source.function for source in template.queue_sources()}))
-
-    class _Moto:
-        def shutdown(self) -> None:
-            moto.stop()
-
-    stack.servers.append(_Moto())
     return stack
+
+
+def _wait_for_port(port: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the embedded AWS did not listen on port {port} within {seconds} s") from None
+            time.sleep(0.05)
 
 
 def _start_children(code_root: str, queue_functions: set[str]) -> list[ChildProcess]:

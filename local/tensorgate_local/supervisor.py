@@ -42,6 +42,7 @@ class ChildProcess:
         output: IO[str] | None = None,
         restart_delay: float = 1.0,
         max_restart_delay: float = 30.0,
+        restart: bool = True,
     ) -> None:
         self.name = name
         self.command = list(command)
@@ -50,6 +51,7 @@ class ChildProcess:
         self.starts = 0
         self._output = output or sys.stdout
         self._restart_delay = restart_delay
+        self._restart = restart
         self._max_restart_delay = max_restart_delay
         self._stopping = threading.Event()
         self._process: subprocess.Popen[str] | None = None
@@ -120,6 +122,9 @@ class ChildProcess:
             if self._stopping.is_set():
                 log.info("%s (pid %d) stopped: %s", self.name, process.pid, describe_exit(status))
                 return
+            if not self._restart:
+                log.error("%s (pid %d) %s; it is not restarted", self.name, process.pid, describe_exit(status))
+                return
             quick_deaths = 0 if time.monotonic() - began > 30 else quick_deaths + 1
             wait = min(self._restart_delay * 2 ** max(0, quick_deaths - 1), self._max_restart_delay)
             log.warning("%s (pid %d) %s; restarting it in %.0f s", self.name, process.pid, describe_exit(status), wait)
@@ -149,4 +154,5 @@ def child_environment(code_root: str) -> dict[str, str]:
     path = environment.get("PYTHONPATH")
     environment["PYTHONPATH"] = code_root if not path else f"{code_root}{os.pathsep}{path}"
     environment["PYTHONUNBUFFERED"] = "1"
+    environment["TENSORGATE_LOCAL_PARENT_PID"] = str(os.getpid())  # see children.watch_parent
     return environment

@@ -29,7 +29,7 @@ class RunningStack:
     url: str  # the API root as the banner prints it, e.g. http://127.0.0.1:3000/v0.7
     api_key: str
     process: subprocess.Popen[str]
-    output: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=300))
+    output: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=100_000))
 
     @property
     def host(self) -> str:
@@ -52,7 +52,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_stack(with_workers: bool, environment: dict[str, str] | None = None, keep_lines: int = 300) -> RunningStack:
+def start_stack(
+    with_workers: bool, environment: dict[str, str] | None = None, keep_lines: int = 100_000
+) -> RunningStack:
     """`tensorgate-dev`, with `environment` added to this process's (a fault test's short timeouts, say)."""
     overrides = environment or {}
     environment = {name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "POWERTOOLS_"))}

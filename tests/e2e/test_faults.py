@@ -235,12 +235,18 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    running = start_stack(with_workers=True, environment=FAULT_ENVIRONMENT, keep_lines=100_000)
+    running = start_stack(with_workers=True, environment=FAULT_ENVIRONMENT)
     stack = Stack(running)
     stack.record_writes("TasksTable")
     stack.record_writes("NetworksTable")
     yield stack
+    children = [int(pid) for pid in re.findall(r"\w+ started \(pid (\d+)\)", running.printed())]
     stop_stack(running)
+    # Stopping the stack stops its children too: the embedded AWS, the converter, the worker (and restarts)
+    assert len(children) >= 5
+    for pid in children:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 @pytest.fixture(scope="module")

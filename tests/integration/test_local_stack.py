@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -147,3 +148,40 @@ def test_child_stop_ends_it_with_sigterm_and_kills_one_that_ignores_it() -> None
 def test_exit_descriptions_name_the_signal() -> None:
     assert describe_exit(-9) == "killed by SIGKILL"
     assert describe_exit(3) == "exited with status 3"
+
+
+def test_children_leave_when_the_stack_is_killed_outright(tmp_path: Any) -> None:
+    """A `tensorgate-dev` killed with SIGKILL cannot stop its children: they notice and leave by themselves."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pid_file = tmp_path / "child.pid"
+    # A parent that starts a child as the stack does (its environment names the parent), then dies at once
+    parent = (
+        "import subprocess, sys, time; from tensorgate_local.supervisor import child_environment; "
+        "child = subprocess.Popen([sys.executable, '-m', 'tensorgate_local.children', 'aws', '--port', "
+        f"'{port}'], env=child_environment('.')); open({str(pid_file)!r}, 'w').write(str(child.pid)); time.sleep(60)"
+    )
+    process = subprocess.Popen([sys.executable, "-c", parent])
+    deadline = time.monotonic() + 20
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    child_pid = int(pid_file.read_text())
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 15
+    while alive(child_pid):
+        assert time.monotonic() < deadline, "the child outlived its parent"
+        time.sleep(0.1)
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie (an orphan's exit status waits for whoever adopted it to read it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
