@@ -41,6 +41,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/preprocess.py
 	$(BIN)/python bench/convert.py
+	$(BIN)/python bench/e2e.py
+	$(BIN)/python bench/load.py
 	$(BIN)/python bench/worker.py
 
 clean:
