@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install dev test test-fast lint format bench clean
+.PHONY: install dev test test-fast fuzz lint format bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not e2e"
+
+# Schemathesis against the local stack, 500 examples per operation (`make test` runs 20); FUZZ_SEED replays a run.
+fuzz: $(STAMP)
+	TENSORGATE_FUZZ_EXAMPLES=$${TENSORGATE_FUZZ_EXAMPLES:-500} TENSORGATE_FUZZ_SEED=$(FUZZ_SEED) \
+		$(BIN)/python -m pytest tests/e2e/test_fuzz.py -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared layers functions local tests bench

@@ -101,6 +101,7 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "tasks_api/01_get.json": {"method": "GET", "path": "/v0.7/tasks/1/"},
     "tasks_api/02_list_by_ids.json": {"method": "GET", "path": "/v0.7/tasks/", "query": {"task_ids": ["1", "2"]}},
     "tasks_api/03_unknown_key.json": {"method": "GET", "path": "/v0.7/tasks/1/", "api_key": UNKNOWN_KEY},
+    "docs_api/01_openapi_document.json": {"method": "GET", "path": "/v0.7/openapi.json"},
 }
 
 

@@ -32,7 +32,8 @@ class Route:
                 regex += f"/(?P<{part[1:-1]}>[^/]+)"
             else:
                 regex += "/" + re.escape(part)
-        return re.compile(f"^{regex}/?$")
+        # \Z, not $: `$` also matches before a final line break, and API Gateway routes `/public/%0A` by its slug.
+        return re.compile(f"^{regex}/?\\Z")
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
 from tensorgate import http, wiring
-from tensorgate.errors import NotAuthenticated, TensorgateError
+from tensorgate.errors import NotAuthenticated, RouteNotFound, TensorgateError
 
 logger = Logger()
 # The handlers call AWS through botocore only; patching every library X-Ray knows would import
@@ -16,8 +17,20 @@ tracer = Tracer(patch_modules=["botocore"])
 metrics = Metrics()
 
 
+def _refuse_control_characters(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+    """No id or slug holds a control character. Powertools matches routes with `$`, which also matches
+    before a final line break, so without this `GET /v0.7/tasks/%0A` reached the list route, not a 404."""
+    event = app.current_event
+    if any(ord(character) < 0x20 or ord(character) == 0x7F for character in event.path):
+        raise RouteNotFound(
+            f"No route for {event.http_method} {event.path!r}; ids and slugs hold no control characters."
+        )
+    return next_middleware(app)
+
+
 def build_resolver() -> APIGatewayRestResolver:
     app = APIGatewayRestResolver()
+    app.use(middlewares=[_refuse_control_characters])
 
     @app.exception_handler(TensorgateError)
     def _domain_error(error: TensorgateError) -> Response:

@@ -131,7 +131,9 @@ def _read_parts(boundary: bytes, body: bytes, max_parts: int) -> list[Part]:
         header_value.extend(data[start:end])
 
     def on_header_end() -> None:
-        headers[header_field.decode("latin-1").lower()] = header_value.decode("utf-8", "replace")
+        # Latin-1 maps each byte to one character and back: parse_options_header re-encodes the value
+        # so, and the UTF-8 names clients send (`name="données.npy"`) are decoded below, as UTF-8.
+        headers[header_field.decode("latin-1").lower()] = header_value.decode("latin-1")
         header_field.clear()
         header_value.clear()
 

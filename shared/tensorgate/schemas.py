@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.json_schema import SkipJsonSchema
 from tensorgate_preprocessing.spec import (
     PostprocessingSpec,
     PreprocessingSpec,
@@ -87,12 +88,28 @@ class CreateNetwork(BaseModel):
     _metadata = field_validator("metadata")(_metadata_size)
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    """A field that may be left out but not set to null documents no `default: null`."""
+    schema.pop("default", None)
+
+
 class UpdateNetwork(BaseModel):
+    """The fields a PATCH changes; a field left out keeps its value."""
+
     model_config = ConfigDict(extra="forbid")
 
-    name: Name | None = None
-    description: Description | None = None
-    metadata: dict[str, Any] | None = None
+    # `None` only marks a field as left out: an explicit null is refused (and undocumented), since a
+    # network without a name or metadata could no longer be read back.
+    name: Name | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    description: Description | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    metadata: dict[str, Any] | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+
+    @field_validator("name", "description", "metadata")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be null; leave the field out to keep its value")
+        return value
 
     _metadata = field_validator("metadata")(lambda value: value if value is None else _metadata_size(value))
 

@@ -26,6 +26,7 @@ EXPECTED_STATUS: dict[str, int] = {
     "tasks_api/01_get.json": 200,
     "tasks_api/02_list_by_ids.json": 200,
     "tasks_api/03_unknown_key.json": 401,
+    "docs_api/01_openapi_document.json": 200,
 }
 
 # Events of other folders replayed first, for a folder whose handler only reads what others write.

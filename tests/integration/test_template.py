@@ -41,12 +41,24 @@ def test_function_folders_are_named_after_their_logical_ids() -> None:
 
 
 def test_every_route_is_served_by_its_handler(api: object) -> None:
-    """A route the handler serves asks for a key (401); one it does not serve would answer 404."""
+    """A route the handler serves asks for a key (401), or answers (200) when its documentation says it needs none;
+    one it does not serve would answer 404."""
+    from tensorgate import openapi
+
+    public = {(operation.method, operation.path) for operation in openapi.OPERATIONS if operation.public}
     for route in Template().routes():
         sample = re.sub(r"\{[^}]+\}", "1", route.path)
+        expected = 200 if (route.method, route.path) in public else 401
         for path in (sample, sample + "/"):
             response = api.open(path, method=route.method)  # type: ignore[attr-defined]
-            assert response.status_code == 401, f"{route.method} {path}: {response.status_code} {response.text}"
+            assert response.status_code == expected, f"{route.method} {path}: {response.status_code} {response.text}"
+
+
+def test_route_patterns_match_as_api_gateway_does_even_before_a_final_line_break() -> None:
+    routes = {(route.method, route.path): route.pattern() for route in Template().routes()}
+    assert routes[("GET", "/v0.7/networks/public")].match("/v0.7/networks/public/")
+    assert not routes[("GET", "/v0.7/networks/public")].match("/v0.7/networks/public/\n")
+    assert routes[("GET", "/v0.7/networks/public/{slug}")].match("/v0.7/networks/public/\n")
 
 
 def test_event_source_queues_exist_in_the_template() -> None:

@@ -251,6 +251,16 @@ def test_parse_body_reads_multipart_fields_and_files_by_part_name() -> None:
     ]
 
 
+def test_parse_body_reads_utf8_part_names_beyond_latin1() -> None:
+    # Found by fuzzing: a name outside Latin-1 (sent as UTF-8, as browsers and requests do) was a 500.
+    form = parse_body(
+        f"multipart/form-data; boundary={BOUNDARY}",
+        multipart(("metadata.auteur", "é", None), ("metadata.作者", "me", None), ("données.npy", b"x", "données.npy")),
+    )
+    assert form.fields == {"metadata": {"auteur": "é", "作者": "me"}}
+    assert [file.name for file in form.files] == ["données.npy"]
+
+
 @pytest.mark.parametrize(
     ("content_type", "body", "message"),
     [

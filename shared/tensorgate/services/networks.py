@@ -55,6 +55,8 @@ MODEL_FILE_SUFFIXES = (
 DEFAULT_ARCHIVE_NAME = "model.zip"
 MAX_FILES = 64
 UPDATE_ATTEMPTS = 8
+# DynamoDB holds 400 KB per item, and a network's record later takes its conversion's report too.
+MAX_RECORD_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class NetworkService:
         """Validate everything first, so a refused create writes nothing; then records, files, manifest."""
         request: CreateNetwork = validate(CreateNetwork, decode_json_fields(fields, JSON_FIELDS), "network")
         self._check_files(request, files)
+        _check_record_size(request)
         archive_name = None
         if not files:
             archive_name = request.archive_name or DEFAULT_ARCHIVE_NAME
@@ -263,6 +266,7 @@ class NetworkService:
         for attempt in range(UPDATE_ATTEMPTS):
             network = self.get(account_id, network_id)
             updated = network.model_copy(update=values | {"update_date": self._clock(), "version": network.version + 1})
+            _check_record_size(updated)
             try:
                 self._networks.replace(updated, expected_version=network.version)
                 return updated
@@ -318,6 +322,16 @@ class NetworkService:
     def unpublish(self, slug: str) -> None:
         # The public copy shares its deploy task with the account's network: keep that task.
         self._remove(self.get_public(slug), delete_task=False)
+
+
+def _check_record_size(fields: CreateNetwork | Network) -> None:
+    """Refused here, a record over the store's item size is a 413 the caller can act on, not a failed write."""
+    size = len(fields.model_dump_json().encode())
+    if size > MAX_RECORD_BYTES:
+        raise PayloadTooLarge(
+            f"The network's fields come to {size // 1024} KiB of JSON, over the {MAX_RECORD_BYTES // 1024} KiB a "
+            "network holds; send fewer or shorter labels, or a smaller metadata or description."
+        )
 
 
 def _dump(model: Any) -> Any:

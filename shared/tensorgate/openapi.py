@@ -1,0 +1,484 @@
+"""The OpenAPI 3.1 document of the whole v0.7 API, built from the pydantic models the handlers validate and answer with.
+
+One table here rather than Powertools' per-resolver generator: the API is split over several
+functions (one resolver each), and the handlers read their own bodies (JSON or multipart with
+flattened keys) so that every refusal keeps the `{"error", "details"}` shape, which Powertools'
+request validation would replace with its own 422 body. `tests/integration/test_openapi.py` holds
+this table to template.yaml's routes and to the handlers' real answers. Only the docs function
+imports this module: the other handlers never pay for it at cold start.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from tensorgate import http, responses
+from tensorgate.schemas import JSON_FIELDS, CreateNetwork, UpdateNetwork
+from tensorgate.services.inference import InferenceRequest
+from tensorgate.services.networks import MAX_RECORD_BYTES
+from tensorgate.services.tasks import MAX_TASK_IDS
+
+OPENAPI_VERSION = "3.1.0"
+API_VERSION = "0.7"
+SECURITY_SCHEME = "ApiKey"
+LARGEST_ID = 10**18 - 1  # ids are at most 18 digits (http.integer_id)
+ERROR_DESCRIPTIONS = {
+    400: "The request is invalid: `error` names the first problem, `details` every field concerned.",
+    401: "The X-API-KEY header is missing or names no key.",
+    404: "Nothing with this id in this account (another account's network answers the same way).",
+    409: "The request conflicts with the resource's state.",
+    413: "Too large: a request over API Gateway's 10 MiB, a file over the 6 MiB a direct upload takes, or a "
+    f"network's fields over {MAX_RECORD_BYTES // 1024} KiB of JSON.",
+    415: "The body is neither application/json nor multipart/form-data.",
+    429: "Too many requests with this key; retry after a pause.",
+    503: "A backing service kept failing after retries; retry shortly.",
+}
+# Every authenticated operation can answer these, whatever it does.
+AUTHENTICATED_ERRORS = (401, 429, 503)
+
+
+@dataclass(frozen=True)
+class Success:
+    status: int
+    description: str
+    model: type[BaseModel] | None = None
+    content: dict[str, Any] | None = None  # for a body no model describes (the document, the docs page)
+    links: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    operation_id: str  # the template's event name, so a route and its documentation share one name
+    tag: str
+    summary: str
+    success: Success
+    description: str = ""
+    parameters: tuple[dict[str, Any], ...] = ()
+    body: dict[str, type[BaseModel] | str] = field(default_factory=dict)  # media type → model or form name
+    body_example: dict[str, Any] | None = None  # of the JSON body
+    errors: dict[int, str | None] = field(default_factory=dict)  # status → description (None: the usual one)
+    public: bool = False
+
+
+def _path_id(name: str, what: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": f"The {what}'s id: an integer. Any other text answers 404.",
+        "schema": {"type": "integer", "minimum": 0, "maximum": LARGEST_ID},
+    }
+
+
+PAGINATION = (
+    {
+        "name": "offset",
+        "in": "query",
+        "description": "Items to skip.",
+        "schema": {"type": "integer", "minimum": 0, "maximum": http.MAX_OFFSET, "default": 0},
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "description": "Items per page.",
+        "schema": {"type": "integer", "minimum": 1, "maximum": http.MAX_LIMIT, "default": http.DEFAULT_LIMIT},
+    },
+)
+NETWORK_ID = _path_id("network_id", "network")
+NETWORK_LINKS = {
+    "GetNetwork": {"operationId": "GetNetwork", "parameters": {"network_id": "$response.body#/id"}},
+    "UpdateNetwork": {"operationId": "UpdateNetwork", "parameters": {"network_id": "$response.body#/id"}},
+    "DeleteNetwork": {"operationId": "DeleteNetwork", "parameters": {"network_id": "$response.body#/id"}},
+    "SubmitInference": {"operationId": "SubmitInference", "parameters": {"network_id": "$response.body#/id"}},
+    "GetDeployTask": {"operationId": "GetTask", "parameters": {"task_id": "$response.body#/task_id"}},
+}
+CREATE_EXAMPLE = {
+    "name": "inception v3",
+    "description": "Trained on 40k more images",
+    "metadata": {"author": "me", "project": "Go to mars"},
+    "framework": "tensorflow-1.x",
+    "preprocessing": {
+        "inputs": [
+            {
+                "tensor_name": "map/TensorArrayStack/TensorArrayGatherV3:0",
+                "image": {
+                    "dimension_order": "NHWC",
+                    "target_size": "299x299",
+                    "resize_type": "CROP",
+                    "color_channels": "BGR",
+                    "pixel_scaling": 2.0,
+                    "data_type": "FLOAT32",
+                },
+            }
+        ],
+        "batched_output": True,
+    },
+    "postprocessings": [{"tensors_output": {"tensors": ["softmax:0"]}}],
+    "archive_name": "model.zip",
+}
+NETWORK_READ_ONLY = "Read-only fields (id, framework, preprocessing, ...) answer 400 naming the field as immutable."
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "POST",
+        "/v0.7/networks",
+        "CreateNetwork",
+        "networks",
+        "Register a network",
+        description=(
+            "Either multipart/form-data, the fields with the model files as parts named by their file names "
+            "(`saved_model.pb`, `variables.index`, `mean.npy`, ...), each at most 6 MiB; or JSON without "
+            "files, whose answer carries `upload`, a presigned POST for one model archive (.zip, .tar.gz) of "
+            "up to 5 GiB. Object fields of a form are JSON text (`-F preprocessing='{...}'`) or flattened "
+            "Django-REST style (`preprocessing.inputs[0]image.dimension_order=NCHW`). The network is "
+            "`pending` until its deploy task (`task_id`) ends."
+        ),
+        body={"application/json": CreateNetwork, "multipart/form-data": "CreateNetworkForm"},
+        body_example=CREATE_EXAMPLE,
+        success=Success(201, "The network, pending its conversion.", responses.CreatedNetworkBody, links=NETWORK_LINKS),
+        errors={400: None, 413: None, 415: None},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/networks",
+        "ListNetworks",
+        "networks",
+        "List the account's networks",
+        parameters=PAGINATION,
+        success=Success(200, "One page of networks, newest last.", responses.NetworkPage),
+        errors={400: "`offset` or `limit` is out of range."},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/networks/public",
+        "ListPublicNetworks",
+        "public networks",
+        "List the public networks",
+        parameters=PAGINATION,
+        success=Success(200, "One page of public networks (their ids are slugs).", responses.NetworkPage),
+        errors={400: "`offset` or `limit` is out of range."},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/networks/public/{slug}",
+        "GetPublicNetwork",
+        "public networks",
+        "Get a public network",
+        parameters=(
+            {
+                "name": "slug",
+                "in": "path",
+                "required": True,
+                "description": "The public network's slug, e.g. `imagenet-inception-v3`.",
+                "schema": {"type": "string"},
+            },
+        ),
+        success=Success(200, "The public network.", responses.NetworkBody),
+        errors={404: "No public network has this slug."},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/networks/{network_id}",
+        "GetNetwork",
+        "networks",
+        "Get a network",
+        parameters=(NETWORK_ID,),
+        success=Success(200, "The network.", responses.NetworkBody),
+        errors={404: None},
+    ),
+    Operation(
+        "PATCH",
+        "/v0.7/networks/{network_id}",
+        "UpdateNetwork",
+        "networks",
+        "Rename a network or change its description or metadata",
+        description=f"Only `name`, `description` and `metadata` change. {NETWORK_READ_ONLY}",
+        parameters=(NETWORK_ID,),
+        body={"application/json": UpdateNetwork, "multipart/form-data": "UpdateNetworkForm"},
+        body_example={"name": "inception v3, retrained", "metadata": {"author": "me", "epochs": 12}},
+        success=Success(200, "The network as changed.", responses.NetworkBody),
+        errors={
+            400: None,
+            404: None,
+            409: "The network kept being changed by other requests; retry.",
+            413: None,
+            415: None,
+        },
+    ),
+    Operation(
+        "DELETE",
+        "/v0.7/networks/{network_id}",
+        "DeleteNetwork",
+        "networks",
+        "Delete a network, its files and its converted model",
+        parameters=(NETWORK_ID,),
+        success=Success(204, "Deleted."),
+        errors={404: None},
+    ),
+    Operation(
+        "POST",
+        "/v0.7/networks/{network_id}/inference",
+        "SubmitInference",
+        "inference",
+        "Queue one inference",
+        description=(
+            "One entry of `inputs` per network input, in `preprocessing.inputs` order. An image source is an "
+            "http(s) URL, base64 bytes (optionally a `data:` URL) or an `s3://` URI under the account's upload "
+            "prefix. As multipart/form-data the same fields are flattened and `inputs[0]image.source` is a "
+            "file part holding the image bytes; any other Content-Type is read as JSON. The answer comes at once; "
+            "poll the task for the result."
+        ),
+        parameters=(NETWORK_ID,),
+        body={"application/json": InferenceRequest, "multipart/form-data": "InferenceForm"},
+        body_example={"inputs": [{"image": {"source": "https://example.com/cat.jpg"}}]},
+        success=Success(
+            200,
+            "The inference task, pending.",
+            responses.TaskQueued,
+            links={
+                "GetInferenceTask": {"operationId": "GetTask", "parameters": {"task_id": "$response.body#/task_id"}}
+            },
+        ),
+        errors={
+            400: None,
+            404: None,
+            409: "The network is not ready: its deploy task is pending, or it failed.",
+            413: "An input is over 5 MiB; upload it and send its s3:// URI or an https URL.",
+        },
+    ),
+    Operation(
+        "GET",
+        "/v0.7/tasks",
+        "ListTasks",
+        "tasks",
+        "Get several tasks",
+        description="Tasks of other accounts and unknown ids are left out of `results`.",
+        parameters=(
+            {
+                "name": "task_ids",
+                "in": "query",
+                "required": True,
+                "description": f"Task ids, `task_ids=1&task_ids=2` or `task_ids=1,2`; at most {MAX_TASK_IDS}.",
+                "style": "form",
+                "explode": True,
+                "schema": {
+                    "type": "array",
+                    "items": {"type": "integer", "minimum": 0, "maximum": LARGEST_ID},
+                    "minItems": 1,
+                    "maxItems": MAX_TASK_IDS,
+                },
+            },
+            *PAGINATION,
+        ),
+        success=Success(200, "One page of the tasks asked for, in the order asked.", responses.TaskPage),
+        errors={400: "`task_ids` is missing, holds a non-integer or too many ids, or the page is out of range."},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/tasks/{task_id}",
+        "GetTask",
+        "tasks",
+        "Get a task",
+        parameters=(_path_id("task_id", "task"),),
+        success=Success(200, "The task.", responses.TaskBody),
+        errors={404: None},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/openapi.json",
+        "GetOpenApiDocument",
+        "documentation",
+        "This document",
+        public=True,
+        errors={429: "Too many requests to the API; retry after a pause."},
+        success=Success(200, "The OpenAPI 3.1 document.", content={"application/json": {"schema": {"type": "object"}}}),
+    ),
+    Operation(
+        "GET",
+        "/v0.7/docs",
+        "GetDocsPage",
+        "documentation",
+        "This document as a web page",
+        public=True,
+        errors={429: "Too many requests to the API; retry after a pause."},
+        success=Success(
+            200, "An HTML page rendering this document.", content={"text/html": {"schema": {"type": "string"}}}
+        ),
+    ),
+)
+
+
+def _json_form(model_schema: dict[str, Any], title: str, description: str, files: bool) -> dict[str, Any]:
+    """A JSON body model as a form: the same fields, objects and arrays as JSON text parts, plus file parts."""
+    form = {
+        "type": "object",
+        "title": title,
+        "description": description,
+        "properties": {name: value for name, value in model_schema["properties"].items() if name != "archive_name"},
+        "additionalProperties": (
+            {"type": "string", "format": "binary", "description": "A model file, named by its file name."}
+            if files
+            else {"type": "string", "description": "A flattened key of an object field, e.g. `metadata.author`."}
+        ),
+    }
+    if not files:
+        # Without files, a part is a field or a flattened key of an object field (`metadata.author`).
+        names = "|".join(form["properties"])
+        form["propertyNames"] = {"pattern": rf"^({names})$|^metadata[.\[]"}
+    if model_schema.get("required"):
+        form["required"] = list(model_schema["required"])
+    return form
+
+
+def _inference_form() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "title": "InferenceForm",
+        "description": (
+            "The JSON body flattened: `inputs[0]image.source` (a file part with the image bytes, or text as in "
+            "JSON), `inputs[1]image.source` for a second input, `inputs[0]image.bbox.xmin`, `output_tensors[0]`, "
+            "`bounding_box_threshold`, ..."
+        ),
+        "properties": {
+            "inputs[0]image.source": {"type": "string", "format": "binary", "description": "The first input's image."}
+        },
+        "required": ["inputs[0]image.source"],
+        "additionalProperties": {"type": "string"},
+        "propertyNames": {
+            "pattern": r"^inputs\[\d+\]|^output_tensors\[\d+\]$|^(bounding_box_threshold|iou_threshold|max_objects)$"
+        },
+    }
+
+
+def _form_encoding(form: dict[str, Any]) -> dict[str, Any]:
+    return {name: {"contentType": "application/json"} for name in sorted(JSON_FIELDS & form["properties"].keys())}
+
+
+@cache
+def _components() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Component schemas of every model the operations name, and the `$ref` of each model."""
+    models: list[type[BaseModel]] = [responses.ErrorBody]
+    for operation in OPERATIONS:
+        models += [model for model in operation.body.values() if not isinstance(model, str)]
+        if operation.success.model is not None:
+            models.append(operation.success.model)
+    unique = list(dict.fromkeys(models))
+    refs, definitions = models_json_schema(
+        [(model, "validation") for model in unique], ref_template="#/components/schemas/{model}"
+    )
+    schemas = definitions.get("$defs", {})
+    schemas["CreateNetworkForm"] = _json_form(
+        schemas["CreateNetwork"],
+        "CreateNetworkForm",
+        "CreateNetwork as a form, plus one file part per model file. Object fields are JSON text.",
+        files=True,
+    )
+    schemas["UpdateNetworkForm"] = _json_form(
+        schemas["UpdateNetwork"], "UpdateNetworkForm", "UpdateNetwork as a form (text fields only).", files=False
+    )
+    schemas["InferenceForm"] = _inference_form()
+    return schemas, {model.__name__: refs[(model, "validation")] for model in unique}
+
+
+def _schema_of(model: type[BaseModel] | str, refs: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(model, str):
+        return {"$ref": f"#/components/schemas/{model}"}
+    return dict(refs[model.__name__])
+
+
+def _operation(operation: Operation, schemas: dict[str, Any], refs: dict[str, Any]) -> dict[str, Any]:
+    success: dict[str, Any] = {"description": operation.success.description}
+    if operation.success.model is not None:
+        success["content"] = {"application/json": {"schema": _schema_of(operation.success.model, refs)}}
+    elif operation.success.content is not None:
+        success["content"] = operation.success.content
+    if operation.success.links:
+        success["links"] = operation.success.links
+    answers: dict[str, Any] = {str(operation.success.status): success}
+    statuses = dict(operation.errors)
+    if not operation.public:
+        statuses |= {status: statuses.get(status) for status in AUTHENTICATED_ERRORS}
+    for status in sorted(statuses):
+        answers[str(status)] = {
+            "description": statuses[status] or ERROR_DESCRIPTIONS[status],
+            "content": {"application/json": {"schema": _schema_of(responses.ErrorBody, refs)}},
+        }
+    document: dict[str, Any] = {
+        "operationId": operation.operation_id,
+        "tags": [operation.tag],
+        "summary": operation.summary,
+    }
+    if operation.description:
+        document["description"] = operation.description
+    if operation.parameters:
+        document["parameters"] = copy.deepcopy(list(operation.parameters))
+    if operation.body:
+        content: dict[str, Any] = {}
+        for media_type, model in operation.body.items():
+            media: dict[str, Any] = {"schema": _schema_of(model, refs)}
+            if media_type == "multipart/form-data" and isinstance(model, str) and model != "InferenceForm":
+                media["encoding"] = _form_encoding(schemas[model])
+            if media_type == "application/json" and operation.body_example is not None:
+                media["example"] = operation.body_example
+            content[media_type] = media
+        document["requestBody"] = {"required": True, "content": content}
+    document["responses"] = answers
+    if operation.public:
+        document["security"] = []
+    return document
+
+
+@cache
+def _document() -> dict[str, Any]:
+    schemas, refs = _components()
+    paths: dict[str, dict[str, Any]] = {}
+    for operation in OPERATIONS:
+        paths.setdefault(operation.path, {})[operation.method.lower()] = _operation(operation, schemas, refs)
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "Tensorgate",
+            "version": API_VERSION,
+            "description": (
+                "Serverless model hosting, wire-compatible with the Deepomatic API v0.7 networks resource: "
+                "register a network, let it convert to ONNX, queue inferences and poll their tasks. Every "
+                'path also answers with a trailing slash. Errors are `{"error": "<one sentence>", '
+                '"details": [...]}`.'
+            ),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": dict(sorted(schemas.items())),
+            "securitySchemes": {
+                SECURITY_SCHEME: {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-API-KEY",
+                    "description": "The account's API key.",
+                }
+            },
+        },
+        "security": [{SECURITY_SCHEME: []}],
+        "tags": [
+            {"name": "networks", "description": "The account's networks."},
+            {"name": "public networks", "description": "The public catalogue, readable by every account."},
+            {"name": "inference", "description": "Queued inference on a ready network."},
+            {"name": "tasks", "description": "Deploy and inference tasks."},
+            {"name": "documentation", "description": "This document; no key needed."},
+        ],
+    }
+
+
+def document(server_url: str | None = None) -> dict[str, Any]:
+    """The document, addressed to `server_url` (the API's root, before `/v0.7`) when given."""
+    built = copy.deepcopy(_document())
+    built["servers"] = [{"url": server_url or "/"}]
+    return built

@@ -1,0 +1,107 @@
+"""Response bodies of the v0.7 API as pydantic models: what `to_wire` answers, described for the OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from tensorgate_preprocessing.spec import Dimension, PostprocessingSpec, PreprocessingSpec, TensorSpec
+
+from tensorgate.models import Framework, NetworkStatus, TaskKind, TaskStatus
+
+
+class _Body(BaseModel):
+    """A field the handlers answer with but the document lacks fails the contract tests, so it cannot drift."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(BaseModel):
+    field: str = Field(description="The field, query parameter or file the message is about (dotted path).")
+    message: str
+
+
+class ErrorBody(_Body):
+    error: str = Field(description="One sentence saying what was wrong and what to do instead.")
+    details: list[ErrorDetail] = Field(
+        default_factory=list, description="Per-field errors; absent when the sentence says it all."
+    )
+
+
+class TensorSignature(BaseModel):
+    """One input or output of the converted ONNX model."""
+
+    name: str
+    dtype: str = Field(description="numpy dtype name, e.g. float32.")
+    shape: list[Dimension] | None = Field(description="Dimensions: integers, symbols shared between tensors, or null.")
+
+
+class NetworkBody(_Body):
+    id: int | str = Field(description="An integer for the account's own networks; the slug (a string) when public.")
+    name: str
+    description: str
+    metadata: dict[str, Any]
+    framework: Framework
+    preprocessing: PreprocessingSpec | None
+    postprocessings: list[PostprocessingSpec]
+    task_id: int = Field(description="The deploy task: it ends `success` when the network is ready.")
+    update_date: datetime = Field(description="ISO 8601 in UTC with a Z.")
+    create_date: datetime = Field(description="ISO 8601 in UTC with a Z.")
+    status: NetworkStatus = Field(description="`ready` once converted; inference opens then.")
+    error: str | None = Field(description="Why the deploy failed, when status is `error`.")
+    files: list[str] = Field(description="Names of the files of a multipart create.")
+    input_spec: list[TensorSpec] | None
+    output_spec: list[TensorSpec] | None
+    inputs: list[TensorSignature] | None = Field(description="The converted model's inputs; null until converted.")
+    outputs: list[TensorSignature] | None = Field(description="The converted model's outputs; null until converted.")
+    conversion: dict[str, Any] | None = Field(
+        description="The conversion report (format, opset, ONNX size and sha256, parity); null until converted."
+    )
+
+
+class UploadInstructions(_Body):
+    """A presigned S3 POST for the one model archive of a JSON create."""
+
+    url: str = Field(description="POST the archive here as multipart/form-data: `fields` first, then `file`.")
+    fields: dict[str, str]
+    key: str
+    max_bytes: int
+    expires_in: int = Field(description="Seconds the POST stays valid.")
+
+
+class CreatedNetworkBody(NetworkBody):
+    upload: UploadInstructions | None = Field(
+        default=None, description="JSON create only: where to upload the model archive."
+    )
+
+
+class NetworkPage(_Body):
+    count: int = Field(description="All the items, over every page.")
+    next: str | None = Field(description="Absolute URL of the next page, or null on the last one.")
+    previous: str | None = Field(description="Absolute URL of the previous page, or null on the first one.")
+    results: list[NetworkBody]
+
+
+class TaskBody(_Body):
+    id: int
+    status: TaskStatus
+    error: str | None = Field(description="Why the task failed, when status is `error`.")
+    data: Any = Field(
+        description="The result once `success`: for an inference `{tensors: [{name, shape, data}], outputs?}` "
+        "(data flattened row-major); for a deploy, the conversion report. Null while pending."
+    )
+    kind: TaskKind
+    create_date: datetime
+    update_date: datetime
+
+
+class TaskPage(_Body):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[TaskBody] = Field(description="The tasks found in this account, in the order asked.")
+
+
+class TaskQueued(_Body):
+    task_id: int = Field(description="Poll GET /v0.7/tasks/{task_id} for the result.")
