@@ -76,8 +76,9 @@ class DeletingConverter(FakeConverter):
 
 
 def test_delete_during_a_conversion_leaves_no_orphan(api: Client, aws: dict[str, Any], monkeypatch: Any) -> None:
-    from functions.converter import app
     from tensorgate import wiring
+
+    from functions.converter import app
 
     network = api.post(
         "/v0.7/networks", headers=HEADERS, data={"name": "n", "model.onnx": (io.BytesIO(b"onnx"), "model.onnx")}
