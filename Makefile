@@ -35,7 +35,7 @@ fuzz: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check shared layers functions local tests bench
 	$(BIN)/ruff format --check shared layers functions local tests bench
-	$(BIN)/mypy shared layers functions
+	$(BIN)/mypy shared layers functions local
 	$(BIN)/cfn-lint template.yaml
 
 format: $(STAMP)

@@ -56,7 +56,7 @@ class Gateway:
     def __init__(self, template: Template, functions: LocalFunctions) -> None:
         self._routes = [(route, route.pattern()) for route in template.routes()]
         self._functions = functions
-        api = next(iter(template.of_type("AWS::Serverless::Api").values()), {"Properties": {}})
+        api: dict[str, Any] = next(iter(template.of_type("AWS::Serverless::Api").values()), {"Properties": {}})
         self._binary_types = [media.replace("~1", "/") for media in api["Properties"].get("BinaryMediaTypes", [])]
         throttle = template.resolve(api["Properties"].get("Auth", {}).get("UsagePlan", {}).get("Throttle"))
         self.throttle = KeyThrottle(float(throttle["RateLimit"]), int(throttle["BurstLimit"])) if throttle else None
@@ -82,10 +82,12 @@ class Gateway:
         if match is None:
             allowed = self._methods_for(request.path)
             if allowed:
-                return _json(
+                refused = _json(
                     405,
                     {"error": f"{request.method} is not allowed on {request.path}; use {', '.join(allowed)}."},
                 )
+                refused.headers["Allow"] = ", ".join(allowed)
+                return refused
             return _json(
                 404,
                 {"error": f"No route for {request.method} {request.path}; see the API reference in the README."},
