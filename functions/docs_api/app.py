@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from tensorgate import http, openapi
+from tensorgate import http
 from tensorgate.api import build_resolver, logger, metrics, tracer
 
 app = build_resolver()
@@ -33,6 +33,9 @@ def server_url() -> str:
 @app.get("/v0.7/openapi.json")
 @tracer.capture_method
 def get_openapi_document() -> Response:
+    # The document is built from every request model: load them on the first call, not at cold start.
+    from tensorgate import openapi
+
     return http.json_response(200, openapi.document(server_url()))
 
 
