@@ -11,19 +11,11 @@ import pytest
 from werkzeug.test import Client
 
 from tests.conftest import DEV_KEY, OTHER_KEY, stored_state
+from tests.samples import IMAGE
 
 BOUNDARY = "tensorgate-test-boundary"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
 JSON = "application/json"
-IMAGE = {
-    "dimension_order": "NCHW",
-    "target_size": "224x224",
-    "resize_type": "SQUASH",
-    "mean_file": "mean.npy",
-    "color_channels": "BGR",
-    "pixel_scaling": 255.0,
-    "data_type": "FLOAT32",
-}
 MODEL_FILES = {"saved_model.pb": b"graph", "mean.npy": b"mean"}
 
 Part = tuple[str, bytes | str, str | None]  # form name, content, file name (None for a text field)

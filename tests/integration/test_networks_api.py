@@ -10,25 +10,9 @@ from urllib.parse import unquote_plus
 from werkzeug.test import Client
 
 from tests.conftest import DEV_KEY, OTHER_KEY
+from tests.samples import PREPROCESSING
 
 HEADERS = {"X-API-KEY": DEV_KEY}
-PREPROCESSING = {
-    "inputs": [
-        {
-            "tensor_name": "data",
-            "image": {
-                "dimension_order": "NCHW",
-                "target_size": "224x224",
-                "resize_type": "SQUASH",
-                "mean_file": "mean.npy",
-                "color_channels": "BGR",
-                "pixel_scaling": 255.0,
-                "data_type": "FLOAT32",
-            },
-        }
-    ],
-    "batched_output": True,
-}
 
 
 def create_multipart(api: Client, **fields: Any) -> Any:

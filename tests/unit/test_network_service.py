@@ -31,24 +31,8 @@ from tests.fakes import (
     InMemoryNetworkRepository,
     InMemoryTaskRepository,
 )
+from tests.samples import PREPROCESSING
 
-PREPROCESSING = {
-    "inputs": [
-        {
-            "tensor_name": "data",
-            "image": {
-                "dimension_order": "NCHW",
-                "target_size": "224x224",
-                "resize_type": "SQUASH",
-                "mean_file": "mean.npy",
-                "color_channels": "BGR",
-                "pixel_scaling": 255.0,
-                "data_type": "FLOAT32",
-            },
-        }
-    ],
-    "batched_output": True,
-}
 FILES = [
     UploadedFile("saved_model.pb", b"graph"),
     UploadedFile("variables/variables.index", b"index"),
