@@ -660,39 +660,43 @@ class _GraphPlan:
                     kept.extend(item for item in self.inputs if item[1] == onnx_name and item not in kept)
             self.inputs = kept
             self.cuts = [tensor for tensor, _ in kept if self.index.op(tensor) not in PLACEHOLDER_OPS]
-        for requested in requests.inputs:
-            if self.names.resolve(requested.name, "input") is not None:
-                continue
-            found = self.index.find(requested.name)
-            if found is None and defer_unknown:
-                pending.inputs.append(requested)
-                continue
-            if found is None:
-                raise unknown_tensor(
-                    requested.name,
-                    requested.where,
-                    "input",
-                    [name for _, name in self.inputs] + self.index.placeholders(),
-                )
-            self.add_input(found, requested.name, [])
-        for requested in requests.outputs:
-            if self.names.resolve(requested.name, "output") is not None:
-                continue
-            found = self.index.find(requested.name)
-            if found is None and defer_unknown:
-                pending.outputs.append(requested)
-                continue
-            if found is None:
-                raise unknown_tensor(
-                    requested.name,
-                    requested.where,
-                    "output",
-                    [name for _, name in self.outputs] + self.index.example_names(),
-                )
-            self.add_output(found, requested.name, [])
+        self._resolve_requested(
+            requests.inputs,
+            "input",
+            pending.inputs if defer_unknown else None,
+            lambda: [name for _, name in self.inputs] + self.index.placeholders(),
+            self.add_input,
+        )
+        self._resolve_requested(
+            requests.outputs,
+            "output",
+            pending.outputs if defer_unknown else None,
+            lambda: [name for _, name in self.outputs] + self.index.example_names(),
+            self.add_output,
+        )
         if replace_inputs and not defer_unknown:
             self.add_needed_placeholders()
         return pending
+
+    def _resolve_requested(
+        self,
+        requested_tensors: list[Requested],
+        role: str,
+        pending: list[Requested] | None,
+        available: Callable[[], list[str]],
+        add: Callable[[str, str, list[str]], None],
+    ) -> None:
+        """Add each requested tensor not named yet; one this graph lacks is deferred to `pending`, or refused."""
+        for requested in requested_tensors:
+            if self.names.resolve(requested.name, role) is not None:
+                continue
+            found = self.index.find(requested.name)
+            if found is None and pending is not None:
+                pending.append(requested)
+            elif found is None:
+                raise unknown_tensor(requested.name, requested.where, role, available())
+            else:
+                add(found, requested.name, [])
 
     def refresh_aliases(self) -> None:
         """Alias the outputs by the names they have in the current index (after inlining)."""
