@@ -129,6 +129,7 @@ CASES: dict[str, BadRequest] = {
         preprocessing=preprocessing(color_channels="RGBA"), mentions="color_channels"
     ),
     "data_type_unknown": json_create(preprocessing=preprocessing(data_type="FLOAT64"), mentions="data_type"),
+    "resampling_unknown": json_create(preprocessing=preprocessing(resampling="exactly"), mentions="resampling"),
     "framework_unknown": json_create(framework="caffe", mentions="framework"),
     "target_size_letters": json_create(preprocessing=preprocessing(target_size="abc"), mentions="target_size"),
     "target_size_zero_width": json_create(preprocessing=preprocessing(target_size="0x10"), mentions="target_size"),

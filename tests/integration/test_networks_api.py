@@ -77,6 +77,26 @@ def test_create_flattened_django_rest_form_parses_like_the_json_form(api: Client
     assert body["postprocessings"] == [{"tensors_output": {"tensors": ["prob"], "top_k": 5}}]
 
 
+def test_resampling_is_declared_per_input_and_absent_unless_declared(api: Client) -> None:
+    def create(**image: str) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": "scan",
+            "preprocessing.inputs[0]tensor_name": "data",
+            **{f"preprocessing.inputs[0]image.{key}": value for key, value in image.items()},
+            "model.onnx": (io.BytesIO(b"onnx"), "model.onnx"),
+        }
+        response = api.post("/v0.7/networks/", headers=HEADERS, data=data)
+        assert response.status_code == 201, response.text
+        return response.json
+
+    exact = create(target_size="224x224", resampling="EXACT")
+    default = create(target_size="224x224")
+
+    fetched = api.get(f"/v0.7/networks/{exact['id']}", headers=HEADERS).json
+    assert fetched["preprocessing"]["inputs"][0]["image"]["resampling"] == "EXACT"
+    assert "resampling" not in default["preprocessing"]["inputs"][0]["image"]
+
+
 def test_json_create_answers_with_a_presigned_post_for_one_archive(api: Client) -> None:
     response = api.post("/v0.7/networks", headers=HEADERS, json={"name": "big", "archive_name": "model.tar.gz"})
     assert response.status_code == 201, response.text

@@ -16,7 +16,8 @@ path when they are downscaled enough: libjpeg decodes them directly at 1/2, 1/4 
 (Pillow ``draft``), keeping at least ``jpeg_oversampling`` times the resized size on both axes, and
 Pillow resamples the rest; the reduction must divide the image sides and the bbox edges. It stays
 within the bound documented in docs/preprocessing.md (mean absolute difference <= 1.0, maximum <= 8
-on the 0-255 scale, for photographs); ``jpeg_oversampling=None`` forces the reference path.
+on the 0-255 scale, for photographs); ``ImageSpec.resampling`` EXACT (a network's choice for line art
+and documents) or ``jpeg_oversampling=None`` forces the reference path.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from .geometry import (
     plan_resize,
     resolve_target_size,
 )
-from .spec import ColorChannels, ImageSpec, ResizeType, TargetSize
+from .spec import ColorChannels, ImageSpec, ResamplingMode, ResizeType, TargetSize
 
 DEFAULT_MAX_PIXELS = 64_000_000
 """Refuse images above 64 megapixels (8000×8000) unless the caller allows more."""
@@ -128,7 +129,12 @@ def prepare_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     jpeg_oversampling: float | None = JPEG_OVERSAMPLING,
 ) -> PreparedImage:
-    """One source to the pixels of one network input (DESIGN §3 steps 1-4) and its transform."""
+    """One source to the pixels of one network input (DESIGN §3 steps 1-4) and its transform.
+
+    ``image.resampling`` EXACT forces the reference path, whatever ``jpeg_oversampling`` says.
+    """
+    if image.resampling is ResamplingMode.EXACT:
+        jpeg_oversampling = None
     target = target if target is not None else resolve_target_size(image)
     box = parse_bbox(bbox)
     gray = image.color_channels == ColorChannels.L

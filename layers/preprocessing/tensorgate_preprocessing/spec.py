@@ -42,6 +42,13 @@ class DataType(StrEnum):
     UINT8 = "UINT8"
 
 
+class ResamplingMode(StrEnum):
+    """FAST may decode large JPEGs at reduced scale, within the documented deviation bound; EXACT never does."""
+
+    FAST = "FAST"
+    EXACT = "EXACT"
+
+
 class _Strict(BaseModel):
     """Unknown fields are refused, so a typo never silently falls back to a default."""
 
@@ -91,6 +98,13 @@ class ImageSpec(_Strict):
     pixel_scaling: float = Field(default=255.0, gt=0, le=1e6)
     mean_file: str | None = Field(default=None, min_length=1, max_length=200)
     data_type: DataType = DataType.FLOAT32
+    resampling: ResamplingMode | None = Field(
+        default=None,
+        description=(
+            "FAST (the default when omitted) decodes large JPEGs at reduced scale, within mean 1.0 / max 8 "
+            "(0-255) of the exact path for photographs; EXACT always decodes at full size (line art, documents, text)."
+        ),
+    )
 
     @field_validator("target_size")
     @classmethod

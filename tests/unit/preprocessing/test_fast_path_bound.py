@@ -13,7 +13,7 @@ from tensorgate_preprocessing.images import JPEG_OVERSAMPLING, prepare_image
 from tensorgate_preprocessing.spec import ImageSpec
 from tensorgate_preprocessing.tensors import assemble
 
-from .photos import photo, photo_jpeg
+from .photos import encode, line_art, photo, photo_jpeg
 from .reference import reference
 
 MEAN_BOUND = 1.0
@@ -127,3 +127,30 @@ def test_fast_path_jpeg_variants_stay_within_bound(variant: str, options: dict[s
     difference = np.abs(assemble([prepared], spec)[0].array.astype(np.float64) - reference(data, spec))
     assert difference.mean() <= MEAN_BOUND
     assert difference.max() <= MAX_BOUND
+
+
+def test_exact_resampling_takes_the_reference_path_for_line_art() -> None:
+    # Given line art (hard 1-pixel edges on white), outside the photographic bound of the fast path,
+    # large enough for a reduced decode
+    data = encode(line_art(1280, 960), "JPEG", quality=90)
+    fast = ImageSpec(target_size="128x96")
+    exact = ImageSpec(target_size="128x96", resampling="EXACT")
+
+    # When a network declares resampling EXACT
+    prepared = prepare_image(data, exact)
+
+    # Then the JPEG is decoded at full size, exactly like the reference path, whatever the caller's default
+    assert prepare_image(data, fast).decode_scale == 4
+    assert prepared.decode_scale == 1
+    assert prepare_image(data, exact, jpeg_oversampling=1.0).decode_scale == 1
+    assert np.array_equal(prepared.pixels, prepare_image(data, fast, jpeg_oversampling=None).pixels)
+    difference = np.abs(assemble([prepared], exact)[0].array.astype(np.float64) - reference(data, exact))
+    assert difference.max() <= 1.0
+
+
+def test_resampling_accepts_fast_or_exact_only() -> None:
+    assert ImageSpec().resampling is None  # FAST; left out of stored declarations, as v0.7 clients sent them
+    assert ImageSpec(resampling="FAST").resampling == "FAST"
+    assert ImageSpec(resampling="EXACT").resampling == "EXACT"
+    with pytest.raises(ValueError, match="FAST"):
+        ImageSpec(resampling="exactly")
