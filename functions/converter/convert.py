@@ -68,6 +68,7 @@ class ConversionOptions(BaseModel):
     max_abs_diff: float = Field(default=parity.DEFAULT_MAX_ABS_DIFF, ge=0, le=1e6)
     max_rel_diff: float = Field(default=parity.DEFAULT_MAX_REL_DIFF, ge=0, le=1e6)
     node_name_mapping: dict[str, str] | None = None
+    signature: str | None = Field(default=None, min_length=1, max_length=256)
     test_batch_size: int = Field(default=parity.DEFAULT_BATCH_SIZE, ge=1, le=64)
     seed: int = 0
     large_model: bool = Field(default=False, description="Force tf2onnx's large-model path and external data.")
@@ -194,6 +195,7 @@ def convert_network(
             + [Requested(key, "test_expected_output.npz") for key in (expected or {})],
             node_name_mapping=dict(options.node_name_mapping or located.node_name_mapping or {}),
             input_hints={entry["name"] for entry in input_entries} | set(test_inputs or {}),
+            signature=options.signature,
         )
         large_model = options.large_model or located.total_bytes() > options.large_model_bytes
         timings["locate_s"] = _lap(clock)

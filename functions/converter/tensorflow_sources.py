@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ class Requests:
     outputs: list[Requested] = field(default_factory=list)
     node_name_mapping: dict[str, str] = field(default_factory=dict)
     input_hints: set[str] = field(default_factory=set)  # names known to be inputs (input_spec, test_input)
+    signature: str | None = None  # conversion_options.signature: the SavedModel or TFLite signature to convert
 
 
 class Reference:
@@ -304,19 +305,32 @@ def _read_saved_model(directory: Path, label: str) -> _SavedModelInfo:
     )
 
 
-def _choose_signature(info: _SavedModelInfo, label: str, required: bool) -> str | None:
-    if "serving_default" in info.signatures:
+def _choose_signature(signatures: Collection[str], label: str, required: bool, requested: str | None) -> str | None:
+    """The requested signature, else `serving_default`, else the only one; None if there is none to need."""
+    if requested is not None:
+        if requested in signatures:
+            return requested
+        raise ConversionFailed(
+            Reason.INVALID_OPTIONS,
+            f"conversion_options.signature {requested!r} is not a signature of {label}; "
+            f"it has {listing(list(signatures)) if signatures else 'none'}.",
+            {"field": "conversion_options.signature", "signatures": list(signatures)},
+        )
+    if "serving_default" in signatures:
         return "serving_default"
-    if len(info.signatures) == 1:
-        return next(iter(info.signatures))
-    if not info.signatures and not required:
+    if len(signatures) == 1:
+        return next(iter(signatures))
+    if not signatures and not required:
         return None
+    if not signatures:
+        advice = "export the model with a serving_default signature"
+    else:
+        advice = "name the one to convert with conversion_options.signature"
     raise ConversionFailed(
         Reason.CONVERSION_ERROR,
-        f"{label} has {'no serving signature' if not info.signatures else 'several signatures'} "
-        f"({listing(list(info.signatures))}) and none is 'serving_default'; export the model with "
-        "a serving_default signature.",
-        {"signatures": list(info.signatures)},
+        f"{label} has {'no serving signature' if not signatures else 'several signatures'} "
+        f"({listing(list(signatures))}) and none is 'serving_default'; {advice}.",
+        {"signatures": list(signatures)},
     )
 
 
@@ -335,7 +349,7 @@ def _convert_saved_model_v2(
 ) -> Conversion:
     tf = tensorflow()
     label = located.model_files[0]
-    signature_name = _choose_signature(info, label, required=True)
+    signature_name = _choose_signature(info.signatures, label, required=True, requested=requests.signature)
     assert signature_name is not None
     try:
         loaded = tf.saved_model.load(str(located.path), tags=info.tags or ["serve"])
@@ -393,7 +407,9 @@ def _convert_saved_model_in_session(
     tf = tensorflow()
     label = located.model_files[0]
     has_declared_io = bool(requests.inputs) and bool(requests.outputs)
-    signature_name = _choose_signature(info, label, required=not has_declared_io)
+    signature_name = _choose_signature(
+        info.signatures, label, required=not has_declared_io, requested=requests.signature
+    )
     graph = tf.Graph()
     session = tf.compat.v1.Session(graph=graph)
     try:
@@ -853,8 +869,12 @@ def _convert_tflite(located: LocatedModel, requests: Requests, *, opset: int, la
     output_details = interpreter.get_output_details()
     keys_by_tensor: dict[str, str] = {}
     signatures = interpreter.get_signature_list()
-    if len(signatures) == 1:
-        runner = interpreter.get_signature_runner(next(iter(signatures)))
+    if requests.signature is not None:
+        chosen = _choose_signature(signatures, label, required=True, requested=requests.signature)
+    else:  # several signatures and none requested: the tensors keep their own names
+        chosen = next(iter(signatures)) if len(signatures) == 1 else None
+    if chosen is not None:
+        runner = interpreter.get_signature_runner(chosen)
         by_index = {detail["index"]: detail["name"] for detail in (*input_details, *output_details)}
         for key, detail in (*runner.get_input_details().items(), *runner.get_output_details().items()):
             if detail["index"] in by_index:

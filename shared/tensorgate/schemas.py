@@ -65,6 +65,11 @@ class ConversionOptions(BaseModel):
     max_rel_diff: float | None = Field(default=None, gt=0, le=1e6)
     opset: int | None = Field(default=None, ge=13, le=18, description="ONNX opset (tf2onnx targets 13-18).")
     node_name_mapping: dict[str, str] | None = Field(default=None, max_length=256)
+    signature: str | None = Field(
+        default=None,
+        pattern=r"^[^\s\x00-\x1f]{1,256}$",
+        description="The SavedModel or TFLite signature to convert; default serving_default, or the only one.",
+    )
     max_batch_size: int | None = Field(default=None, ge=1, le=256)
     max_queue_delay_ms: int | None = Field(default=None, ge=0, le=10_000)
 

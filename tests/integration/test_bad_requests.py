@@ -131,6 +131,10 @@ CASES: dict[str, BadRequest] = {
     "data_type_unknown": json_create(preprocessing=preprocessing(data_type="FLOAT64"), mentions="data_type"),
     "resampling_unknown": json_create(preprocessing=preprocessing(resampling="exactly"), mentions="resampling"),
     "framework_unknown": json_create(framework="caffe", mentions="framework"),
+    "conversion_opset_too_high": json_create(conversion_options={"opset": 21}, mentions="opset"),
+    "conversion_signature_with_spaces": json_create(
+        conversion_options={"signature": "serving default"}, mentions="signature"
+    ),
     "target_size_letters": json_create(preprocessing=preprocessing(target_size="abc"), mentions="target_size"),
     "target_size_zero_width": json_create(preprocessing=preprocessing(target_size="0x10"), mentions="target_size"),
     "target_size_missing_height": json_create(preprocessing=preprocessing(target_size="224x"), mentions="target_size"),

@@ -166,6 +166,25 @@ def unsupported_op_saved_model(directory: Path) -> Path:
     return directory
 
 
+def two_signature_saved_model(directory: Path) -> Path:
+    """A SavedModel with two signatures, `double` and `negate`, and no serving_default."""
+    tensorflow = tf()
+    spec = tensorflow.TensorSpec([None, 3], tensorflow.float32, name="x")
+
+    class Module(tensorflow.Module):
+        @tensorflow.function(input_signature=[spec])
+        def double(self, x):
+            return {"doubled": x * 2.0}
+
+        @tensorflow.function(input_signature=[spec])
+        def negate(self, x):
+            return {"negated": -x}
+
+    module = Module()
+    tensorflow.saved_model.save(module, str(directory), signatures={"double": module.double, "negate": module.negate})
+    return directory
+
+
 def onnx_classifier() -> onnx.ModelProto:
     """A tiny ONNX model built by hand: x (batch, 4) → MatMul → Relu (hidden) → MatMul → Softmax."""
     rng = np.random.default_rng(3)

@@ -271,6 +271,32 @@ def test_convert_network_unconvertible_op_names_op_and_opset(tmp_path, output):
     assert list(error.details["ops"]) == ["Lgamma"]
 
 
+def test_convert_network_several_signatures_asks_for_one_then_converts_the_one_named(tmp_path, output):
+    saved_model = models.two_signature_saved_model(tmp_path / "two")
+    features = {"x": np.array([[1.0, -2.0, 3.0]], np.float32)}
+
+    unnamed = _fails(saved_model, output)
+    assert unnamed.reason is Reason.CONVERSION_ERROR
+    assert "several signatures ('double', 'negate')" in unnamed.message
+    assert "conversion_options.signature" in unnamed.message
+
+    unknown = _fails(saved_model, output, options=ConversionOptions(signature="triple"))
+    assert unknown.reason is Reason.INVALID_OPTIONS
+    assert "'triple' is not a signature" in unknown.message and "'double', 'negate'" in unknown.message
+
+    result = convert_network(saved_model, output, options=ConversionOptions(signature="negate"))
+    assert result.source["signature"] == "negate"
+    assert result.parity["passed"]
+    np.testing.assert_array_equal(_run(output, features)["negated"], -features["x"])
+
+    # tf2onnx's large-model path loads the signature function itself and honours the same choice
+    shutil.rmtree(output)
+    output.mkdir()
+    large = convert_network(saved_model, output, options=ConversionOptions(signature="double", large_model=True))
+    assert large.source["signature"] == "double"
+    np.testing.assert_array_equal(_run(output, features)["doubled"], 2 * features["x"])
+
+
 def test_convert_network_corrupt_saved_model_pb(classifier_saved_model, upload, output):
     models.flat_saved_model_files(classifier_saved_model, upload)
     (upload / "saved_model.pb").write_bytes(b"\x00\x01 not a protobuf \xff" * 50)
