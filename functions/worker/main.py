@@ -74,7 +74,7 @@ class Delivery:
 
 
 class InFlight:
-    """The messages held, bounded; the heartbeat extends them and the receivers wait for room."""
+    """The messages held, by message id, bounded; the heartbeat extends them and the receivers wait for room."""
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
@@ -90,15 +90,29 @@ class InFlight:
             self._condition.wait_for(lambda: len(self._held) < self._limit, timeout=timeout)
             return max(0, self._limit - len(self._held))
 
-    def add(self, deliveries: Sequence[Delivery]) -> None:
+    def add(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        """Hold the deliveries of messages not held yet, and return them.
+
+        SQS delivers at least once: a message already held comes back as a duplicate. It is not
+        processed twice; the held delivery takes its receipt handle (the newest is the one that
+        deletes the message) and its new visibility.
+        """
+        fresh = []
         with self._condition:
             for delivery in deliveries:
-                self._held[delivery.receipt_handle] = delivery
+                held = self._held.get(delivery.message_id)
+                if held is None:
+                    self._held[delivery.message_id] = delivery
+                    fresh.append(delivery)
+                else:
+                    held.receipt_handle = delivery.receipt_handle
+                    held.visible_until = delivery.visible_until
+        return fresh
 
     def remove(self, deliveries: Sequence[Delivery]) -> None:
         with self._condition:
             for delivery in deliveries:
-                self._held.pop(delivery.receipt_handle, None)
+                self._held.pop(delivery.message_id, None)
             self._condition.notify_all()
 
     def expiring(self, before: float) -> list[Delivery]:
@@ -221,6 +235,7 @@ class WorkerStats:
     samples: int = 0
     ended: int = 0
     released: int = 0
+    duplicates: int = 0
     batch_sizes: list[int] = field(default_factory=list)
 
 
@@ -320,10 +335,14 @@ class Worker:
             )
             for item in received
         ]
-        self._in_flight.add(deliveries)
-        for delivery in deliveries:
+        fresh = self._in_flight.add(deliveries)
+        if len(fresh) < len(deliveries):
+            log.info("%d message(s) delivered again while held; processed once", len(deliveries) - len(fresh))
+            with self._stats_lock:
+                self.stats.duplicates += len(deliveries) - len(fresh)
+        for delivery in fresh:
             submit(self._fetch, delivery)
-        return len(deliveries)
+        return len(fresh)
 
     def _fetch(self, delivery: Delivery) -> None:
         try:

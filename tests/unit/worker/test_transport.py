@@ -100,6 +100,21 @@ def test_in_flight_room_waits_for_a_slot() -> None:
     assert held.room(timeout=2) == 1
 
 
+def test_in_flight_holds_a_message_delivered_twice_once_with_its_newest_receipt_handle() -> None:
+    held = InFlight(limit=10)
+    first = delivery(0, visible_until=100.0)
+    again = Delivery(message_id="m0", receipt_handle="r0-again", body="{}", receive_count=2, visible_until=130.0)
+
+    assert held.add([first, delivery(1)]) == [first, delivery(1)]
+    assert held.add([again, delivery(2)]) == [delivery(2)]
+
+    # The duplicate is not handed out again; the held delivery deletes with the handle SQS gave last
+    assert len(held) == 3
+    assert first.receipt_handle == "r0-again" and first.visible_until == 130.0
+    held.remove([first])
+    assert len(held) == 2
+
+
 @dataclass
 class FakeQueue:
     extended: list[tuple[list[str], int]] = field(default_factory=list)
