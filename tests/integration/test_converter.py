@@ -64,6 +64,7 @@ class FakeConverter:
 
         self.calls += 1
         self.seen = sorted(path.name for path in source_dir.iterdir())
+        self.network = network
         if self.mode == "reject":
             raise ConversionRejected("Unsupported op 'Foo' at opset 17.", {"reason": "unsupported_ops"})
         if self.mode == "crash":
@@ -113,6 +114,19 @@ def test_manifest_event_converts_once_and_duplicates_are_ignored(
     s3 = aws["session"].client("s3")
     bucket = aws["template"].physical_name("ModelBucket")
     assert s3.get_object(Bucket=bucket, Key=f"models/dev/{network['id']}/model.onnx")["Body"].read() == b"converted"
+
+
+def test_conversion_options_given_at_create_reach_the_converter(api: Client, aws: dict[str, Any], handler: Any) -> None:
+    from functions.converter.convert import ConversionOptions
+
+    options = {"signature": "negate", "opset": 16, "max_rel_diff": 0.001}
+    create(api, conversion_options=json.dumps(options))
+    converter = FakeConverter()
+
+    assert handler(converter)(sqs_event(conversion_messages(aws)), lambda_context()) == {"batchItemFailures": []}
+
+    given = ConversionOptions.from_network(converter.network.conversion_options)
+    assert (given.signature, given.opset, given.max_rel_diff) == ("negate", 16, 0.001)
 
 
 def test_rejected_conversion_ends_network_and_task_in_error_with_the_reason(
