@@ -132,21 +132,17 @@ def tf_image(resize: str) -> Callable[[bytes], np.ndarray] | None:
     return lambda data: run(tf.constant(data)).numpy()
 
 
+def draft_decode(data: bytes, size: tuple[int, int]) -> Image.Image:
+    """Decode only, at the smallest DCT scale Pillow's draft keeps at least ``size`` for."""
+    picture = Image.open(io.BytesIO(data))
+    picture.draft("RGB", size)
+    picture.load()
+    return picture
+
+
 def draft_ceiling(data: bytes) -> Image.Image:
     """Decode only, at the reduced DCT scale Pillow's draft picks for 224×224: the practical ceiling."""
-    picture = Image.open(io.BytesIO(data))
-    picture.draft("RGB", (TARGET, TARGET))
-    picture.load()
-    return picture
-
-
-def bound_decode(data: bytes, scale: int) -> Image.Image:
-    """Decode only, at the DCT scale the deviation bound lets the default path use: its own floor."""
-    picture = Image.open(io.BytesIO(data))
-    if scale > 1:
-        picture.draft("RGB", (picture.size[0] // scale, picture.size[1] // scale))
-    picture.load()
-    return picture
+    return draft_decode(data, (TARGET, TARGET))
 
 
 def bound_resample(decoded: Image.Image, scale: int, spec: ImageSpec, original: tuple[int, int]) -> object:
@@ -233,9 +229,10 @@ def main() -> None:
                 "ceiling": partial(draft_ceiling, data),
             }
             mean_deviation, max_deviation, scale = deviation(data, spec)
-            decoded = bound_decode(data, scale)
-            methods["decode"] = partial(bound_decode, data, scale)
-            methods["resample"] = partial(bound_resample, decoded, scale, spec, Image.open(io.BytesIO(data)).size)
+            # The decode the bound allows (its own floor), then the default path's resampling from there.
+            reduced = (size[0] // scale, size[1] // scale)
+            methods["decode"] = partial(draft_decode, data, reduced)
+            methods["resample"] = partial(bound_resample, draft_decode(data, reduced), scale, spec, size)
             tf_run = tf_image(resize)
             if tf_run is not None:
                 methods["tf.image"] = partial(tf_run, data)
