@@ -1,10 +1,10 @@
-"""Conversion benchmark: Keras MobileNetV2 and ResNet50 (weights=None) through `convert_network`.
+"""Conversion benchmark: Keras MobileNetV2, ResNet50, EfficientNetB0 and ConvNeXtTiny (weights=None) through `convert_network`.
 
 Reports, for each model, in one run on this machine: conversion seconds, ONNX size, the parity
 check's max abs diff on the softmax output, and onnxruntime's throughput against the TF
 SavedModel signature at batch 1 and 8, as ratios measured side by side.
 
-    python bench/convert.py [--models mobilenetv2,resnet50] [--seconds 3] [--json results.json]
+    python bench/convert.py [--models mobilenetv2,resnet50,efficientnetb0,convnexttiny] [--seconds 3] [--json results.json]
 
 Untrained networks have degenerate activations (MobileNetV2 with weights=None gives logits near
 1e-11), so BatchNorm statistics are first set from data: one forward pass in training mode with
@@ -49,6 +49,13 @@ def build(name: str):
         # ResNet50 "caffe" preprocessing: BGR, 0-255, ImageNet mean subtracted.
         mean = np.array([103.939, 116.779, 123.68], np.float32).reshape(1, 1, 3)
         preprocessing_image = {"pixel_scaling": 255.0, "mean": mean, "color_channels": "BGR"}
+    elif name == "efficientnetb0":
+        # EfficientNet and ConvNeXt rescale and normalise inside the model: they take 0-255 RGB.
+        model = applications.EfficientNetB0(weights=None, input_shape=(SIZE, SIZE, 3))
+        preprocessing_image = {"pixel_scaling": 255.0, "mean": np.zeros((1, 1, 3), np.float32), "color_channels": "RGB"}
+    elif name == "convnexttiny":
+        model = applications.ConvNeXtTiny(weights=None, input_shape=(SIZE, SIZE, 3))
+        preprocessing_image = {"pixel_scaling": 255.0, "mean": np.zeros((1, 1, 3), np.float32), "color_channels": "RGB"}
     else:
         raise SystemExit(f"unknown model {name!r}")
     return model, preprocessing_image
@@ -204,7 +211,7 @@ def bench_model(name: str, seconds: float, workdir: Path) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="mobilenetv2,resnet50")
+    parser.add_argument("--models", default="mobilenetv2,resnet50,efficientnetb0,convnexttiny")
     parser.add_argument("--seconds", type=float, default=3.0, help="timing window per measurement")
     parser.add_argument("--json", type=Path, help="also write the results here")
     arguments = parser.parse_args()
