@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PreprocessingError
-from .geometry import ImageTransform, NormalizedBox, resolve_target_size
+from .geometry import ImageTransform, NormalizedBox, Point, resolve_target_size
 from .images import ImageSource, PreparedImage, prepare_image
 from .spec import PreprocessingSpec, TargetSize
 from .tensors import BatchWriter
@@ -30,10 +30,12 @@ class WrongInputCount(PreprocessingError):
 
 @dataclass(frozen=True)
 class ImageInput:
-    """One image of a request: its source and the optional request ``bbox``."""
+    """One image of a request: its source and the optional request region (``bbox`` or ``polygon``)."""
 
     source: ImageSource
     bbox: NormalizedBox | Mapping[str, Any] | None = None
+    polygon: Sequence[Point] | Sequence[Mapping[str, Any]] | None = None
+    crop_uniform_background: bool = False
 
 
 @dataclass
@@ -84,6 +86,8 @@ def build_batches(
                     image_input.source,
                     spec.image,
                     bbox=image_input.bbox,
+                    polygon=image_input.polygon,
+                    crop_uniform_background=image_input.crop_uniform_background,
                     target=resolved[spec.tensor_name] or resolve_target_size(spec.image),
                     **prepare_options,
                 )

@@ -4,6 +4,8 @@ Coordinates are continuous pixel edges: the pixel with index ``i`` spans ``[i, i
 resampling maps edges to edges, so a box maps between image spaces by scale and offset alone.
 
 - ``parse_bbox`` reads a request ``bbox`` ``{xmin, ymin, xmax, ymax}`` in [0, 1].
+- ``parse_polygon`` reads a request ``polygon`` (at least 3 points ``{x, y}`` in [0, 1]);
+  ``polygon_bounds`` is the box it crops to.
 - ``crop_box`` turns it into whole pixels of the decoded, EXIF-oriented image (rounded half up).
 - ``plan_resize`` applies the resize type to the cropped size: resized size, window offset, input size.
 - ``ImageTransform`` is what stays with each image so that boxes map between the network input
@@ -25,6 +27,8 @@ Box = tuple[float, float, float, float]
 Size = tuple[int, int]
 
 BBOX_KEYS = ("xmin", "ymin", "xmax", "ymax")
+MAX_POLYGON_POINTS = 1000
+Point = tuple[float, float]
 
 
 def round_half_up(value: float) -> int:
@@ -78,6 +82,61 @@ def _check_box(box: NormalizedBox) -> NormalizedBox:
             f"bbox is empty (xmin {box.xmin}, xmax {box.xmax}, ymin {box.ymin}, ymax {box.ymax}); "
             "xmax must exceed xmin and ymax must exceed ymin."
         )
+    return box
+
+
+def parse_polygon(value: Sequence[Point] | Sequence[Mapping[str, Any]] | None) -> tuple[Point, ...] | None:
+    """Validate a request polygon: 3 to 1000 points ``{x, y}`` (or ``(x, y)`` pairs) in [0, 1].
+
+    Its bounding box must be a real box (``polygon_bounds``); None means no polygon.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise InvalidBoundingBox("polygon must be a list of points {x, y} between 0 and 1.")
+    if not 3 <= len(value) <= MAX_POLYGON_POINTS:
+        raise InvalidBoundingBox(
+            f"polygon has {len(value)} point(s); it takes 3 to {MAX_POLYGON_POINTS} points {{x, y}}."
+        )
+    points: list[Point] = []
+    for index, point in enumerate(value):
+        if isinstance(point, Mapping):
+            unknown = sorted(set(point) - {"x", "y"})
+            if unknown or "x" not in point or "y" not in point:
+                raise InvalidBoundingBox(f"polygon point {index} must be {{x, y}}, not {dict(point)!r}.")
+            raw = (point["x"], point["y"])
+        elif isinstance(point, Sequence) and not isinstance(point, str | bytes) and len(point) == 2:
+            raw = (point[0], point[1])
+        else:
+            raise InvalidBoundingBox(f"polygon point {index} must be {{x, y}}, not {point!r}.")
+        coordinates = []
+        for axis, number in zip("xy", raw, strict=True):
+            try:
+                if isinstance(number, bool):
+                    raise TypeError
+                coordinate = float(number)
+            except (TypeError, ValueError):
+                raise InvalidBoundingBox(
+                    f"polygon point {index} {axis} must be a number between 0 and 1, not {number!r}."
+                ) from None
+            if not math.isfinite(coordinate) or not 0.0 <= coordinate <= 1.0:
+                raise InvalidBoundingBox(
+                    f"polygon point {index} {axis} is {coordinate}; coordinates are fractions between 0 and 1."
+                )
+            coordinates.append(coordinate)
+        points.append((coordinates[0], coordinates[1]))
+    polygon = tuple(points)
+    polygon_bounds(polygon)
+    return polygon
+
+
+def polygon_bounds(polygon: Sequence[Point]) -> NormalizedBox:
+    """The polygon's bounding box: the region a polygon crops to."""
+    xs = [x for x, _ in polygon]
+    ys = [y for _, y in polygon]
+    box = NormalizedBox(min(xs), min(ys), max(xs), max(ys))
+    if box.xmax <= box.xmin or box.ymax <= box.ymin:
+        raise InvalidBoundingBox("polygon has no area: its points must span some width and some height of the image.")
     return box
 
 

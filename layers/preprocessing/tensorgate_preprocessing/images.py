@@ -4,6 +4,11 @@
 of exactly the network input's spatial size (H×W×3 in RGB order, or H×W for one channel) and the
 ``ImageTransform`` that maps boxes back. ``tensors.assemble`` then writes many of them into one batch.
 
+The request region (step 2): a ``bbox`` crops to it; a ``polygon`` crops to its bounding box and,
+with ``crop_uniform_background``, the pixels of that crop whose centres lie outside the polygon
+(even-odd rule) become white. The mask is drawn on the full-resolution crop, so such requests take
+the reference path.
+
 Sources: raw file bytes; a base64 string, optionally a ``data:`` URL; or a ``PixelArray`` of raw pixels
 (Sense/Net ``pixel_values`` with ``color_space`` rgb, rgba, bgr or bgra; an alpha channel is ignored,
 as in Sense/Net). Files may be JPEG (also MPO), PNG, WebP, BMP, GIF (first frame) or TIFF (first page),
@@ -26,22 +31,25 @@ import base64
 import binascii
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from .errors import ImageTooLarge, InvalidImage, PreprocessingError
+from .errors import ImageTooLarge, InvalidBoundingBox, InvalidImage, PreprocessingError
 from .geometry import (
     Box,
     ImageTransform,
     NormalizedBox,
+    Point,
     ResizePlan,
     crop_box,
     parse_bbox,
+    parse_polygon,
     plan_resize,
+    polygon_bounds,
     resolve_target_size,
 )
 from .spec import ColorChannels, ImageSpec, ResamplingMode, ResizeType, TargetSize
@@ -125,6 +133,8 @@ def prepare_image(
     image: ImageSpec,
     *,
     bbox: NormalizedBox | Mapping[str, Any] | None = None,
+    polygon: Sequence[Point] | Sequence[Mapping[str, Any]] | None = None,
+    crop_uniform_background: bool = False,
     target: TargetSize | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     jpeg_oversampling: float | None = JPEG_OVERSAMPLING,
@@ -136,11 +146,13 @@ def prepare_image(
     if image.resampling is ResamplingMode.EXACT:
         jpeg_oversampling = None
     target = target if target is not None else resolve_target_size(image)
-    box = parse_bbox(bbox)
+    box, outline = request_region(bbox, polygon, crop_uniform_background)
+    if outline is not None:
+        jpeg_oversampling = None
     gray = image.color_channels == ColorChannels.L
     if isinstance(source, PixelArray):
         picture = _from_pixel_array(source, max_pixels)
-        return _resample(picture, 1, box, image.resize_type, target, gray)
+        return _resample(picture, 1, box, image.resize_type, target, gray, outline=outline)
     with _open(image_bytes(source), max_pixels) as opened:
         file_size = opened.size
         jpeg = opened.format in ("JPEG", "MPO")
@@ -158,7 +170,58 @@ def prepare_image(
     oriented = _oriented_size(file_size, orientation)
     if orientation in _ORIENTATIONS:
         picture = picture.transpose(_ORIENTATIONS[orientation])
-    return _resample(picture, scale, box, image.resize_type, target, gray, oriented)
+    return _resample(picture, scale, box, image.resize_type, target, gray, oriented, outline)
+
+
+def request_region(
+    bbox: NormalizedBox | Mapping[str, Any] | None,
+    polygon: Sequence[Point] | Sequence[Mapping[str, Any]] | None,
+    crop_uniform_background: bool = False,
+) -> tuple[NormalizedBox | None, tuple[Point, ...] | None]:
+    """The box a request crops to, and the polygon whose outside turns white (None: nothing to mask)."""
+    outline = parse_polygon(polygon)
+    if outline is None:
+        return parse_bbox(bbox), None
+    if bbox is not None:
+        raise InvalidBoundingBox("Send a bbox or a polygon, not both: a polygon crops to its own bounding box.")
+    return polygon_bounds(outline), (outline if crop_uniform_background else None)
+
+
+def polygon_mask(polygon: Sequence[Point], size: tuple[int, int], crop: tuple[int, int, int, int]) -> np.ndarray:
+    """Which pixels of the ``crop`` window of an image of ``size`` have their centre inside ``polygon``.
+
+    ``polygon`` is in fractions of ``size``; the answer is a boolean (crop height × crop width) array.
+    Even-odd rule, an edge spanning ``min(y) <= y < max(y)`` (the classic ray-casting convention),
+    computed one row of pixel centres at a time against every edge.
+    """
+    width, height = size
+    left, top, right, bottom = crop
+    xs = np.array([x * width for x, _ in polygon], dtype=np.float64)
+    ys = np.array([y * height for _, y in polygon], dtype=np.float64)
+    next_xs, next_ys = np.roll(xs, -1), np.roll(ys, -1)
+    centres = (np.arange(top, bottom, dtype=np.float64) + 0.5)[:, None]
+    spans = (ys > centres) != (next_ys > centres)
+    rows, edges = np.nonzero(spans)
+    y, x0, y0 = centres[rows, 0], xs[edges], ys[edges]
+    crossings = (next_xs[edges] - x0) * (y - y0) / (next_ys[edges] - y0) + x0
+    # A row meets the polygon's edges an even number of times, so a centre is inside exactly when an
+    # odd number of crossings lie at or left of it: toggle at the first column whose centre is >= each.
+    columns = right - left
+    first = np.clip(np.ceil(crossings - left - 0.5), 0, columns).astype(np.intp)
+    toggles = np.zeros((bottom - top, columns + 1), dtype=np.uint8)
+    np.add.at(toggles, (rows, first), 1)
+    return np.bitwise_xor.accumulate(toggles[:, :columns] & 1, axis=1).astype(bool)
+
+
+def _whiten_outside(
+    picture: Image.Image, polygon: Sequence[Point], size: tuple[int, int], crop: tuple[int, int, int, int]
+) -> Image.Image:
+    inside = polygon_mask(polygon, size, crop)
+    if inside.all():
+        return picture
+    pixels = np.array(picture)
+    pixels[~inside] = WHITE
+    return Image.fromarray(pixels, picture.mode)
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
@@ -336,11 +399,13 @@ def _resample(
     target: TargetSize,
     gray: bool,
     original_size: tuple[int, int] | None = None,
+    outline: Sequence[Point] | None = None,
 ) -> PreparedImage:
     """Crop, colour and resize a decoded picture that is ``scale`` times smaller than the original.
 
     ``scale`` divides the original sides and the crop edges (``_dct_scale``), so original coordinates
-    divided by it are exact decoded-pixel coordinates, whatever the EXIF orientation.
+    divided by it are exact decoded-pixel coordinates, whatever the EXIF orientation. ``outline`` (a
+    polygon, only at scale 1) turns the crop's pixels outside it white.
     """
     if original_size is None:
         original_size = picture.size
@@ -354,6 +419,8 @@ def _resample(
     region: Box = (0.0, 0.0, cropped[0] / scale, cropped[1] / scale)
     if crop != (0, 0, *original_size):
         picture = picture.crop((crop[0] // scale, crop[1] // scale, crop[2] // scale, crop[3] // scale))
+    if outline is not None:
+        picture = _whiten_outside(picture, outline, original_size, crop)
 
     per_x = (region[2] - region[0]) / plan.resized[0]
     per_y = (region[3] - region[1]) / plan.resized[1]

@@ -69,22 +69,46 @@ def half_up(value: float) -> int:
     return math.floor(value + 0.5)
 
 
+def inside(polygon: list[tuple[float, float]], x: float, y: float) -> bool:
+    """Ray casting (W. R. Franklin's pnpoly): an odd number of edges cross the ray to the right."""
+    result = False
+    previous = polygon[-1]
+    for current in polygon:
+        (xi, yi), (xj, yj) = current, previous
+        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
+            result = not result
+        previous = current
+    return result
+
+
 def reference(
     source: bytes | tuple[np.ndarray, str],
     image: ImageSpec,
     *,
     bbox: dict[str, float] | None = None,
+    polygon: list[dict[str, float]] | None = None,
+    crop_uniform_background: bool = False,
     target: TargetSize | None = None,
     mean: np.ndarray | None = None,
 ) -> np.ndarray:
     """The input tensor (batch of one, float64 values before the final cast) DESIGN §3 defines."""
     pixels = decode(source) if isinstance(source, bytes) else from_pixels(*source)
 
-    # 2. bbox, in whole pixels rounded half up
+    # 2. bbox (or the polygon's bounding box), in whole pixels rounded half up
+    if polygon is not None:
+        xs, ys = [point["x"] for point in polygon], [point["y"] for point in polygon]
+        bbox = {"xmin": min(xs), "ymin": min(ys), "xmax": max(xs), "ymax": max(ys)}
     if bbox is not None:
         height, width = pixels.shape[:2]
         left, right = half_up(bbox["xmin"] * width), half_up(bbox["xmax"] * width)
         top, bottom = half_up(bbox["ymin"] * height), half_up(bbox["ymax"] * height)
+        if polygon is not None and crop_uniform_background:
+            outline = [(point["x"] * width, point["y"] * height) for point in polygon]
+            pixels = pixels.copy()
+            for row in range(top, bottom):
+                for column in range(left, right):
+                    if not inside(outline, column + 0.5, row + 0.5):
+                        pixels[row, column] = 255.0
         pixels = pixels[top:bottom, left:right]
 
     # 3. colour channels
