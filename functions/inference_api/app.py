@@ -19,10 +19,9 @@ def submit_inference(network_id: str) -> Response:
     account_id = authenticate(app)
     event = app.current_event
     content_type = event.get_header_value("Content-Type", case_sensitive=False)
-    if forms.media_type(content_type) == "multipart/form-data":
-        fields = http.read_form(event).nested_with_files()
-    else:
-        fields = forms.parse_json_object(http.body_bytes(event))
+    # JSON or multipart/form-data, as create and PATCH: any other media type is a 415.
+    form = http.read_form(event)
+    fields = form.nested_with_files() if forms.media_type(content_type) == "multipart/form-data" else form.fields
     task = wiring.inference_service().submit(account_id, http.integer_id(network_id, "network"), fields)
     metrics.add_metric(name="InferencesQueued", unit="Count", value=1)
     return http.json_response(200, {"task_id": task.task_id})

@@ -331,7 +331,13 @@ class InferencePipeline:
             try:
                 images.append(
                     prepare_image(
-                        data, spec.image, bbox=item.bbox, target=spec.target, max_pixels=self.options.max_pixels
+                        data,
+                        spec.image,
+                        bbox=item.bbox,
+                        polygon=item.polygon,
+                        crop_uniform_background=item.crop_uniform_background,
+                        target=spec.target,
+                        max_pixels=self.options.max_pixels,
                     )
                 )
             except PreprocessingError as error:

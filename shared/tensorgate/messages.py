@@ -32,6 +32,8 @@ Source = Annotated[InlineSource | StoredSource | UrlSource, Field(discriminator=
 class InferenceInput(BaseModel):
     source: Source
     bbox: dict[str, float] | None = None
+    polygon: list[tuple[float, float]] | None = None
+    crop_uniform_background: bool = False
 
 
 class InferenceMessage(BaseModel):
@@ -45,4 +47,7 @@ class InferenceMessage(BaseModel):
     inputs: list[InferenceInput]
     output_tensors: list[str] | None = None
     detection: dict[str, Any] | None = None
+    # For labelled outputs (recognition versions, DESIGN §7); a plain network returns its tensors.
+    show_discarded: bool | None = None
+    max_predictions: int | None = None
     submitted_at: datetime

@@ -115,16 +115,25 @@ class Task(BaseModel):
     create_date: datetime
     update_date: datetime
     expires_at: int | None = None
+    subtasks: list[int] | None = None
+    # An inference's options for labelled outputs (DESIGN §7), kept with the task that carries them.
+    show_discarded: bool | None = None
+    max_predictions: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
+        created, updated = iso_z(self.create_date), iso_z(self.update_date)
         return {
             "id": self.task_id,
             "status": self.status.value,
             "error": self.error,
             "data": self.data,
             "kind": self.kind.value,
-            "create_date": iso_z(self.create_date),
-            "update_date": iso_z(self.update_date),
+            "create_date": created,
+            "update_date": updated,
+            # The v0.7 service's names for the same dates, and its subtasks (null: none).
+            "date_created": created,
+            "date_updated": updated,
+            "subtasks": self.subtasks,
         }
 
 

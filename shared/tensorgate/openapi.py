@@ -233,8 +233,9 @@ OPERATIONS: tuple[Operation, ...] = (
             "One entry of `inputs` per network input, in `preprocessing.inputs` order. An image source is an "
             "http(s) URL, base64 bytes (optionally a `data:` URL) or an `s3://` URI under the account's upload "
             "prefix. As multipart/form-data the same fields are flattened and `inputs[0]image.source` is a "
-            "file part holding the image bytes; any other Content-Type is read as JSON. The answer comes at once; "
-            "poll the task for the result."
+            "file part holding the image bytes; any other Content-Type is a 415. A `polygon` crops to its "
+            "bounding box and, with `crop_uniform_background`, whitens the crop outside it. The answer comes at "
+            "once; poll the task for the result."
         ),
         parameters=(NETWORK_ID,),
         body={"application/json": InferenceRequest, "multipart/form-data": "InferenceForm"},
@@ -252,6 +253,7 @@ OPERATIONS: tuple[Operation, ...] = (
             404: None,
             409: "The network is not ready: its deploy task is pending, or it failed.",
             413: "An input is over 5 MiB; upload it and send its s3:// URI or an https URL.",
+            415: None,
         },
     ),
     Operation(
@@ -344,8 +346,9 @@ def _inference_form() -> dict[str, Any]:
         "title": "InferenceForm",
         "description": (
             "The JSON body flattened: `inputs[0]image.source` (a file part with the image bytes, or text as in "
-            "JSON), `inputs[1]image.source` for a second input, `inputs[0]image.bbox.xmin`, `output_tensors[0]`, "
-            "`bounding_box_threshold`, ..."
+            "JSON), `inputs[1]image.source` for a second input, `inputs[0]image.bbox.xmin`, "
+            "`inputs[0]image.polygon[0]x`, `inputs[0]image.crop_uniform_background` (`True`/`False`), "
+            "`output_tensors[0]`, `bounding_box_threshold`, `show_discarded`, `max_predictions`, ..."
         ),
         "properties": {
             "inputs[0]image.source": {"type": "string", "format": "binary", "description": "The first input's image."}
@@ -353,7 +356,8 @@ def _inference_form() -> dict[str, Any]:
         "required": ["inputs[0]image.source"],
         "additionalProperties": {"type": "string"},
         "propertyNames": {
-            "pattern": r"^inputs\[\d+\]|^output_tensors\[\d+\]$|^(bounding_box_threshold|iou_threshold|max_objects)$"
+            "pattern": r"^inputs\[\d+\]|^output_tensors\[\d+\]$"
+            r"|^(bounding_box_threshold|iou_threshold|max_objects|show_discarded|max_predictions)$"
         },
     }
 

@@ -94,6 +94,9 @@ class TaskBody(_Body):
     kind: TaskKind
     create_date: datetime
     update_date: datetime
+    date_created: datetime = Field(description="The v0.7 service's name for create_date (the same value).")
+    date_updated: datetime = Field(description="The v0.7 service's name for update_date (the same value).")
+    subtasks: list[int] | None = Field(description="Ids of the tasks this one groups; null when it groups none.")
 
 
 class TaskPage(_Body):

@@ -154,6 +154,82 @@ REFUSALS = {
         400,
     ),
     "unknown-field": ("ready", {"inputs": [{"image": {"source": "https://e.com/a.jpg"}}], "priority": 1}, 400),
+    "polygon-and-bbox": (
+        "ready",
+        {
+            "inputs": [
+                {
+                    "image": {
+                        "source": "https://e.com/a.jpg",
+                        "bbox": {"xmin": 0, "ymin": 0, "xmax": 1, "ymax": 1},
+                        "polygon": [{"x": 0.1, "y": 0.1}, {"x": 0.9, "y": 0.1}, {"x": 0.5, "y": 0.9}],
+                    }
+                }
+            ]
+        },
+        400,
+    ),
+    "polygon-two-points": (
+        "ready",
+        {
+            "inputs": [
+                {"image": {"source": "https://e.com/a.jpg", "polygon": [{"x": 0.1, "y": 0.1}, {"x": 0.9, "y": 0.9}]}}
+            ]
+        },
+        400,
+    ),
+    "polygon-outside": (
+        "ready",
+        {
+            "inputs": [
+                {
+                    "image": {
+                        "source": "https://e.com/a.jpg",
+                        "polygon": [{"x": 0.1, "y": 0.1}, {"x": 1.2, "y": 0.1}, {"x": 0.5, "y": 0.9}],
+                    }
+                }
+            ]
+        },
+        400,
+    ),
+    "polygon-without-area": (
+        "ready",
+        {
+            "inputs": [
+                {
+                    "image": {
+                        "source": "https://e.com/a.jpg",
+                        "polygon": [{"x": 0.1, "y": 0.5}, {"x": 0.5, "y": 0.5}, {"x": 0.9, "y": 0.5}],
+                    }
+                }
+            ]
+        },
+        400,
+    ),
+    "polygon-point-unknown-field": (
+        "ready",
+        {
+            "inputs": [
+                {
+                    "image": {
+                        "source": "https://e.com/a.jpg",
+                        "polygon": [{"x": 0.1, "y": 0.1, "z": 0}, {"x": 0.9, "y": 0.1}, {"x": 0.5, "y": 0.9}],
+                    }
+                }
+            ]
+        },
+        400,
+    ),
+    "crop-uniform-background-not-a-boolean": (
+        "ready",
+        {"inputs": [{"image": {"source": "https://e.com/a.jpg", "crop_uniform_background": "sometimes"}}]},
+        400,
+    ),
+    "max-predictions-zero": (
+        "ready",
+        {"inputs": [{"image": {"source": "https://e.com/a.jpg"}}], "max_predictions": 0},
+        400,
+    ),
 }
 
 
@@ -179,3 +255,117 @@ def test_submit_to_another_accounts_network_is_404(api: Client, aws: dict[str, A
     )
     assert response.status_code == 404
     assert queued(aws) == []
+
+
+TRIANGLE = [{"x": 0.1, "y": 0.2}, {"x": 0.9, "y": 0.25}, {"x": 0.45, "y": 0.95}]
+
+
+def test_submit_with_every_field_the_v07_client_sends_reaches_the_worker_and_the_task(
+    api: Client, aws: dict[str, Any]
+) -> None:
+    from tensorgate import wiring
+
+    # Given a ready network
+    network = ready_network(api)
+    # When the request carries the region fields and the labelled-output options
+    response = api.post(
+        f"/v0.7/networks/{network['id']}/inference",
+        headers=HEADERS,
+        json={
+            "inputs": [
+                {
+                    "image": {
+                        "source": "https://example.com/cat.jpg",
+                        "crop_uniform_background": True,
+                        "polygon": TRIANGLE,
+                    }
+                }
+            ],
+            "show_discarded": True,
+            "max_predictions": 7,
+        },
+    )
+    # Then the worker's message carries them
+    assert response.status_code == 200, response.text
+    [message] = queued(aws)
+    image = message["inputs"][0]
+    assert image["polygon"] == [[0.1, 0.2], [0.9, 0.25], [0.45, 0.95]]
+    assert image["crop_uniform_background"] is True
+    assert (message["show_discarded"], message["max_predictions"]) == (True, 7)
+    # And the task keeps them, and answers the v0.7 service's field names too
+    task_id = response.json["task_id"]
+    stored = wiring.task_service()._tasks.get(task_id)
+    assert (stored.show_discarded, stored.max_predictions) == (True, 7)
+    task = api.get(f"/v0.7/tasks/{task_id}/", headers=HEADERS).json
+    assert task["date_created"] == task["create_date"] and task["date_updated"] == task["update_date"]
+    assert task["subtasks"] is None
+
+
+def test_submit_multipart_flattened_as_the_v07_client_sends_it(api: Client, aws: dict[str, Any]) -> None:
+    # Given a ready network and the client's multipart form: the image as a file part, every other
+    # value as a text part (`False`, `0.1`, ...), nested keys flattened the Django-REST way
+    network = ready_network(api)
+    fields: dict[str, Any] = {
+        "inputs[0]image.source": (io.BytesIO(IMAGE), "inputs[0]image.source"),
+        "inputs[0]image.crop_uniform_background": "False",
+        "show_discarded": "True",
+        "max_predictions": "3",
+    }
+    for index, point in enumerate(TRIANGLE):
+        fields[f"inputs[0]image.polygon[{index}]x"] = str(point["x"])
+        fields[f"inputs[0]image.polygon[{index}]y"] = str(point["y"])
+    # When
+    response = api.post(f"/v0.7/networks/{network['id']}/inference", headers=HEADERS, data=fields)
+    # Then the values arrive typed
+    assert response.status_code == 200, response.text
+    [message] = queued(aws)
+    image = message["inputs"][0]
+    assert image["source"] == {"kind": "inline", "data": base64.b64encode(IMAGE).decode()}
+    assert image["polygon"] == [[0.1, 0.2], [0.9, 0.25], [0.45, 0.95]]
+    assert image["crop_uniform_background"] is False
+    assert (message["show_discarded"], message["max_predictions"]) == (True, 3)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "application/x-www-form-urlencoded"])
+def test_submit_with_another_media_type_is_415_as_create_and_patch(
+    api: Client, aws: dict[str, Any], content_type: str
+) -> None:
+    network = ready_network(api)
+    before = stored_state(aws)
+    body = json.dumps({"inputs": [{"image": {"source": "https://example.com/cat.jpg"}}]})
+
+    response = api.post(
+        f"/v0.7/networks/{network['id']}/inference",
+        headers={**HEADERS, "Content-Type": content_type},
+        data=body,
+    )
+
+    assert response.status_code == 415, response.text
+    assert "Content-Type" in response.json["error"]
+    assert queued(aws) == []
+    assert stored_state(aws) == before
+
+
+def test_submit_zero_byte_multipart_image_is_400_as_empty_base64(api: Client, aws: dict[str, Any]) -> None:
+    network = ready_network(api)
+    before = stored_state(aws)
+
+    # The body `requests` writes for an empty file part (Werkzeug's own encoder drops the part's CRLF).
+    body = (
+        b"--b0undary\r\n"
+        b'Content-Disposition: form-data; name="inputs[0]image.source"; filename="empty.jpg"\r\n\r\n'
+        b"\r\n--b0undary--\r\n"
+    )
+    multipart = api.post(
+        f"/v0.7/networks/{network['id']}/inference",
+        headers={**HEADERS, "Content-Type": "multipart/form-data; boundary=b0undary"},
+        data=body,
+    )
+    base64_form = api.post(
+        f"/v0.7/networks/{network['id']}/inference", headers=HEADERS, json={"inputs": [{"image": {"source": ""}}]}
+    )
+
+    assert multipart.status_code == base64_form.status_code == 400, multipart.text
+    assert multipart.json["error"] == base64_form.json["error"] == "Input 0 is empty."
+    assert queued(aws) == []
+    assert stored_state(aws) == before

@@ -184,7 +184,7 @@ def test_handlers_answer_what_the_document_declares_on_every_route(
     image = {"inputs[0]image.source": (io.BytesIO(IMAGE), "photo.png")}
     queued = send("POST", f"/v0.7/networks/{ready['id']}/inference/", 200, data=image)
     send("POST", f"/v0.7/networks/{ready['id']}/inference", 400, json={"inputs": []})
-    send("POST", f"/v0.7/networks/{ready['id']}/inference", 400, data="x", content_type="text/plain")
+    send("POST", f"/v0.7/networks/{ready['id']}/inference", 415, data="x", content_type="text/plain")
     send("POST", "/v0.7/networks/424242/inference", 404, json={"inputs": [{"image": {"source": "x"}}]})
     send("GET", f"/v0.7/tasks/{queued['task_id']}/", 200)
     send("GET", f"/v0.7/tasks/{created['task_id']}", 200)

@@ -8,7 +8,7 @@ import io
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -61,6 +61,15 @@ def image_server() -> Iterator[str]:
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, missing: Callable[[], str]) -> None:
+    """Poll until `condition` holds; past `timeout` seconds, fail saying what is still missing."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached after {timeout:g} s: {missing()}")
+        time.sleep(0.05)
 
 
 class Service:
@@ -117,6 +126,8 @@ class Service:
         source: Any,
         bbox: dict[str, float] | None = None,
         output_tensors: list[str] | None = None,
+        polygon: list[tuple[float, float]] | None = None,
+        crop_uniform_background: bool = False,
     ) -> int:
         task_id = self.ids.next_id("task")
         now = utc_now()
@@ -137,7 +148,11 @@ class Service:
             task_id=task_id,
             account_id=network.account_id,
             network_id=network.network_id,
-            inputs=[InferenceInput(source=source, bbox=bbox)],
+            inputs=[
+                InferenceInput(
+                    source=source, bbox=bbox, polygon=polygon, crop_uniform_background=crop_uniform_background
+                )
+            ],
             output_tensors=output_tensors,
             submitted_at=now,
         )
@@ -160,31 +175,43 @@ class Service:
         task_ids: list[int],
         worker: Worker | None = None,
         timeout: float = 60,
-        until_empty: bool = False,
+        messages: int | None = None,
         **overrides: Any,
     ) -> Worker:
-        """Run a worker until every task ended and, if asked, the queue is empty; then stop it as SIGTERM would."""
+        """Run a worker until every task ended and it deleted `messages` messages (one per task unless told),
+        then stop it as SIGTERM would. A task ends before its message is deleted: waiting for both means
+        the queue is settled when the test looks at it."""
         worker = worker or build_worker(self.settings(**overrides), runtime=Runtime(available=[CPU]))
+        expected = len(task_ids) if messages is None else messages
         stop = threading.Event()
         thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
         thread.start()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and (
-            any(task.status is TaskStatus.PENDING for task in self.get(task_ids)) or (until_empty and self.queued())
-        ):
-            time.sleep(0.05)
-        stop.set()
-        thread.join(timeout=30)
+        try:
+            wait_until(
+                lambda: worker.stats.ended >= expected and not self.pending(task_ids),
+                timeout,
+                lambda: (
+                    f"tasks still pending {self.pending(task_ids)}, {worker.stats.ended} of {expected} "
+                    f"messages deleted ({worker.stats})"
+                ),
+            )
+        finally:
+            stop.set()
+            thread.join(timeout=30)
         assert not thread.is_alive(), "the worker did not stop"
         return worker
+
+    def pending(self, task_ids: list[int]) -> list[int]:
+        return [task.task_id for task in self.get(task_ids) if task.status is TaskStatus.PENDING]
 
     def get(self, task_ids: list[int]) -> list[Task]:
         found = {task.task_id: task for task in self.tasks.get_many(task_ids)}
         return [found[task_id] for task_id in task_ids]
 
-    def queued(self) -> int:
+    def queued(self, queue_url: str | None = None) -> int:
+        """Messages in the inference queue (or the one named), visible or held."""
         attributes = self.sqs.get_queue_attributes(
-            QueueUrl=self.queue.url,
+            QueueUrl=queue_url or self.queue.url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
         return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
@@ -254,6 +281,32 @@ def test_worker_mixed_batch_ends_good_tasks_success_and_bad_ones_error(service: 
     assert service.queued() == 0
     assert worker.stats.samples == len(good) + len(noisy)
     assert max(worker.stats.batch_sizes) > 1
+
+
+def test_worker_polygon_crops_and_whitens_as_the_preprocessing_layer_does(service: Service) -> None:
+    # Given a network whose output is the mean colour, and a noisy image cut by a triangle
+    network = service.network(
+        channel_mean_model(16, 16),
+        preprocessing={"inputs": [{"tensor_name": "pixels", "image": {"target_size": "16x16"}}]},
+    )
+    triangle = [(0.1, 0.2), (0.9, 0.25), (0.45, 0.95)]
+    image = noise_png(5, (61, 47))
+    masked = service.submit(network, image, polygon=triangle, crop_uniform_background=True)
+    kept = service.submit(network, image, polygon=triangle, crop_uniform_background=False)
+
+    # When the worker serves both
+    service.serve([masked, kept])
+
+    # Then each result is the model run on the layer's own preprocessing of that region
+    session = Runtime(available=[CPU]).open(channel_mean_model(16, 16))
+    spec = ImageSpec.model_validate({"target_size": "16x16"})
+    results = {}
+    for task_id, whiten in ((masked, True), (kept, False)):
+        array, _ = preprocess(image, spec, polygon=triangle, crop_uniform_background=whiten)
+        results[whiten] = tensors(service.get([task_id])[0])["mean"]
+        np.testing.assert_allclose(results[whiten], session.run({"image": array})["mean"], rtol=1e-5)
+    # And the white background lifts the mean colour of the masked one
+    assert (results[True] > results[False] + 10).all()
 
 
 def test_worker_output_tensors_by_user_facing_name(service: Service) -> None:
@@ -455,7 +508,7 @@ def test_dead_letter_handler_ends_an_inference_task(service: Service) -> None:
     service.sqs.change_message_visibility(
         QueueUrl=service.queue.url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
     )
-    service.serve([task_id], until_empty=True, timeout=20)
+    service.serve([task_id], timeout=20)
     (after,) = service.get([task_id])
     assert after.status is TaskStatus.ERROR and after.error == task.error
     assert service.queued() == 0
@@ -471,7 +524,7 @@ def test_worker_duplicate_deliveries_of_one_task_write_one_result(service: Servi
     service.sqs.change_message_visibility(
         QueueUrl=service.queue.url, ReceiptHandle=first["ReceiptHandle"], VisibilityTimeout=0
     )
-    worker = service.serve([task_id], until_empty=True, timeout=20)
+    worker = service.serve([task_id], timeout=20, messages=4)
     (task,) = service.get([task_id])
     assert tensors(task)["mean"].tolist() == [[0.0, 255.0, 0.0]]
     assert worker.stats.ended == 4 and service.queued() == 0
@@ -548,9 +601,7 @@ def test_worker_process_sigterm_finishes_the_messages_in_hand_then_exits(moto_se
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and all(task.status is TaskStatus.PENDING for task in service.get(ids)):
-            time.sleep(0.05)
+        wait_until(lambda: len(service.pending(ids)) < len(ids), 60, lambda: "no task ended yet")
         # When ECS stops the task mid-stream
         worker.send_signal(signal.SIGTERM)
         output, _ = worker.communicate(timeout=60)

@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from tensorgate_preprocessing.errors import InvalidBoundingBox
+from tensorgate_preprocessing.geometry import MAX_POLYGON_POINTS, parse_polygon
 from tensorgate_preprocessing.spec import DetectionSettings, PostprocessingSpec, PreprocessingSpec
 
 from tensorgate import layout
@@ -36,11 +38,31 @@ class InferencePolicy:
     task_ttl_days: int = 30
 
 
+class PolygonPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    x: float = Field(ge=0.0, le=1.0, description="Fraction of the image width, from the left.")
+    y: float = Field(ge=0.0, le=1.0, description="Fraction of the image height, from the top.")
+
+
 class ImageRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     source: str | bytes = Field(description="http(s) URL, base64 (optionally a data: URL), or s3:// URI")
-    bbox: dict[str, float] | None = None
+    bbox: dict[str, float] | None = Field(
+        default=None, description="`{xmin, ymin, xmax, ymax}` in [0, 1]: the image is cropped to it first."
+    )
+    polygon: list[PolygonPoint] | None = Field(
+        default=None,
+        min_length=3,
+        max_length=MAX_POLYGON_POINTS,
+        description="Points `{x, y}` in [0, 1]: the image is cropped to their bounding box (not with a bbox).",
+    )
+    crop_uniform_background: bool = Field(
+        default=False,
+        description="With a polygon: the cropped pixels outside the polygon become white; without one it "
+        "changes nothing.",
+    )
 
 
 class InputRequest(BaseModel):
@@ -57,6 +79,12 @@ class InferenceRequest(BaseModel):
     bounding_box_threshold: float | None = None
     iou_threshold: float | None = None
     max_objects: int | None = None
+    show_discarded: bool | None = Field(
+        default=None, description="Labelled outputs: also return the labels under their threshold."
+    )
+    max_predictions: int | None = Field(
+        default=None, ge=1, le=10_000, description="Labelled outputs: at most this many labels per output."
+    )
 
 
 class InferenceService:
@@ -101,7 +129,7 @@ class InferenceService:
         detection = _detection(request)
         sources = [self._source(account_id, index, item.image.source) for index, item in enumerate(request.inputs)]
         for index, item in enumerate(request.inputs):
-            _check_bbox(index, item.image.bbox)
+            _check_region(index, item.image)
 
         task_id = self._ids.next_id("task")
         now = self._clock()
@@ -120,7 +148,14 @@ class InferenceService:
                         resolved = StoredSource(key=key)
                 else:
                     resolved = source
-                inputs.append(InferenceInput(source=resolved, bbox=item.image.bbox))
+                inputs.append(
+                    InferenceInput(
+                        source=resolved,
+                        bbox=item.image.bbox,
+                        polygon=[(point.x, point.y) for point in item.image.polygon] if item.image.polygon else None,
+                        crop_uniform_background=item.image.crop_uniform_background,
+                    )
+                )
             task = Task(
                 task_id=task_id,
                 account_id=account_id,
@@ -129,6 +164,8 @@ class InferenceService:
                 create_date=now,
                 update_date=now,
                 expires_at=int((now + timedelta(days=self._policy.task_ttl_days)).timestamp()),
+                show_discarded=request.show_discarded,
+                max_predictions=request.max_predictions,
             )
             self._tasks.put_new(task)
             message = InferenceMessage(
@@ -138,6 +175,8 @@ class InferenceService:
                 inputs=inputs,
                 output_tensors=request.output_tensors,
                 detection=detection,
+                show_discarded=request.show_discarded,
+                max_predictions=request.max_predictions,
                 submitted_at=now,
             )
             self._queue.send(message.model_dump(mode="json"), group=f"{account_id}/{network_id}")
@@ -180,11 +219,12 @@ class InferenceService:
                 f"Input {index} is neither an http(s) URL nor valid base64 image bytes.",
                 [{"field": field, "message": "is not valid base64"}],
             ) from None
-        if not data:
-            raise ValidationFailed(f"Input {index} is empty.", [{"field": field, "message": "is empty"}])
         return self._sized(index, data)
 
     def _sized(self, index: int, data: bytes) -> bytes:
+        if not data:
+            field = f"inputs[{index}].image.source"
+            raise ValidationFailed(f"Input {index} is empty.", [{"field": field, "message": "is empty"}])
         if len(data) > self._policy.max_input_bytes:
             raise PayloadTooLarge(
                 f"Input {index} is {len(data)} bytes, over the {self._policy.max_input_bytes} bytes an inference "
@@ -251,6 +291,23 @@ def _detection(request: InferenceRequest) -> dict[str, Any] | None:
     if not given:
         return None
     return validate(DetectionSettings, given, "detection settings").model_dump()
+
+
+def _check_region(index: int, image: ImageRequest) -> None:
+    if image.polygon is not None:
+        if image.bbox is not None:
+            raise ValidationFailed(
+                f"Input {index}: send a bbox or a polygon, not both; a polygon crops to its own bounding box.",
+                [{"field": f"inputs[{index}].image.polygon", "message": "cannot be combined with bbox"}],
+            )
+        try:
+            parse_polygon([(point.x, point.y) for point in image.polygon])
+        except InvalidBoundingBox as error:
+            raise ValidationFailed(
+                f"Input {index}: {error.message}",
+                [{"field": f"inputs[{index}].image.polygon", "message": error.message}],
+            ) from None
+    _check_bbox(index, image.bbox)
 
 
 def _check_bbox(index: int, bbox: dict[str, float] | None) -> None:
