@@ -29,7 +29,7 @@ from functions.converter.declarations import (
     parse_postprocessings,
     parse_preprocessing,
 )
-from functions.converter.errors import ConversionFailed, Reason, listing
+from functions.converter.errors import ConversionFailed, Reason, error_summary, listing
 from functions.converter.formats import LocatedModel, ModelFormat, locate_model
 from functions.converter.parity import ImageInput, OutputDifference, ParityCase, Tolerance
 from functions.converter.signature import (
@@ -646,5 +646,4 @@ def _versions(model_format: ModelFormat) -> dict[str, str]:
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:500] if text else type(error).__name__
+    return error_summary(error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -55,3 +56,41 @@ def listing(names: list[str] | tuple[str, ...] | set[str], limit: int = 30) -> s
     if len(ordered) > limit:
         shown += f" and {len(ordered) - limit} more"
     return shown
+
+
+_NODE_ANNOTATION = re.compile(r"\s*\[\[\{\{node ([^}]+)\}\}\]\]|\s*\[Op:[^\]]*\]")
+_NOISE_LINES = ("Traceback", "Detected at node", "During handling", "File ")
+
+
+def error_summary(error: BaseException, limit: int = 500) -> str:
+    """One line saying what a library error was, for a sentence that quotes it.
+
+    The first line, unless it is only a heading (TensorFlow's "Graph execution error:" puts the cause
+    on the lines after it): then the heading and the unindented lines under it, without tracebacks and
+    with `[[{{node X}}]]` annotations turned into "(node X)". Never empty: the type name at worst.
+    """
+    text = str(error).strip()
+    if not text:
+        return type(error).__name__
+    lines = text.splitlines()
+    head = lines[0].strip()
+    if head.endswith(":"):
+        nodes: list[str] = []
+        parts: list[str] = []
+        for raw in lines[1:]:
+            nodes += _NODE_ANNOTATION.findall(raw)
+            line = _NODE_ANNOTATION.sub("", raw).rstrip()
+            if not line.strip() or raw[:1].isspace() or line.startswith(_NOISE_LINES):
+                continue
+            if line.startswith("Node: "):
+                nodes.append(line.removeprefix("Node: ").strip("'\""))
+                continue
+            parts.append(line.strip())
+        if not parts:
+            return f"{head.removesuffix(':')} ({type(error).__name__})"
+        head = f"{head} {' '.join(parts)}"
+        nodes = [node for node in dict.fromkeys(nodes) if node]
+        if nodes:
+            head += f" (node {nodes[0]})"
+    head = _NODE_ANNOTATION.sub("", head).strip() or type(error).__name__
+    return head if len(head) <= limit else head[: limit - 1].rstrip() + "…"

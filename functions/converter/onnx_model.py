@@ -12,7 +12,7 @@ import numpy as np
 import onnx
 from onnx import ModelProto, TensorProto, external_data_helper, helper, shape_inference
 
-from functions.converter.errors import ConversionFailed, Reason, listing
+from functions.converter.errors import ConversionFailed, Reason, error_summary, listing
 from functions.converter.signature import Signature, TensorInfo
 
 MODEL_FILE = "model.onnx"
@@ -334,9 +334,10 @@ def check_model(path: Path) -> None:
     try:
         onnx.checker.check_model(str(path))
     except (onnx.checker.ValidationError, onnx.onnx_cpp2py_export.checker.ValidationError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConversionFailed(
-            Reason.INVALID_ONNX, f"The converted model fails onnx.checker: {first_line}", {"checker": str(error)}
+            Reason.INVALID_ONNX,
+            f"The converted model fails onnx.checker: {error_summary(error)}",
+            {"checker": str(error)},
         ) from None
 
 
@@ -401,5 +402,4 @@ def run_session(session: Any, feeds: Mapping[str, np.ndarray], outputs: list[str
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:500] if text else type(error).__name__
+    return error_summary(error)
