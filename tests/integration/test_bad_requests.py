@@ -279,6 +279,20 @@ CASES: dict[str, BadRequest] = {
     "file_name_reserved_manifest": create(
         multipart_create(files={**MODEL_FILES, "manifest.json": b"{}"}), mentions="reserved"
     ),
+    "empty_model_file": create(
+        multipart_create(files={**MODEL_FILES, "saved_model.pb": b""}), mentions="saved_model.pb"
+    ),
+    "empty_variables_index": create(
+        multipart_create(files={**MODEL_FILES, "variables.index": b"", "variables.data-00000-of-00001": b"v"}),
+        mentions="variables.index",
+    ),
+    "empty_mean_file": create(
+        multipart_create(files={**MODEL_FILES, "mean.npy": b""}, preprocessing=preprocessing(mean_file="mean.npy")),
+        mentions="'mean.npy' is empty",
+    ),
+    "empty_declared_test_data": create(
+        multipart_create(files={**MODEL_FILES, "test_input.npz": b""}), mentions="test_input.npz"
+    ),
     "no_model_file": create(multipart_create(files={"mean.npy": b"m", "labels.txt": b"cat"}), mentions="model file"),
     "duplicated_file_part": create(
         multipart_body([*create_parts(), ("saved_model.pb", b"other graph", "saved_model.pb")]), mentions="twice"

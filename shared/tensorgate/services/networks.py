@@ -179,6 +179,11 @@ class NetworkService:
             if file.name in names:
                 raise InvalidFileName(f"File {file.name!r} is sent twice.")
             names.add(file.name)
+            if not file.content:
+                raise ValidationFailed(
+                    f"File {file.name!r} is empty (0 bytes); send the file with its content, or leave it out.",
+                    [{"field": file.name, "message": "is empty"}],
+                )
             if len(file.content) > self._policy.max_file_bytes:
                 raise PayloadTooLarge(
                     f"File {file.name!r} is {len(file.content)} bytes, over the {self._policy.max_file_bytes} "
