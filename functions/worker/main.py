@@ -442,13 +442,15 @@ class Worker:
         """Stop holding messages so they come back after `retry_delay_seconds`."""
         if not deliveries:
             return
+        # Let go before they can reappear: a receiver that gets one back at once must find it not held,
+        # or it would take the redelivery for a duplicate and nobody would process it.
+        self._in_flight.remove(deliveries)
         try:
             self.queue.extend([d.receipt_handle for d in deliveries], self.settings.retry_delay_seconds)
         except Exception:
             log.exception(
                 "releasing %d message(s) failed; they come back after their visibility timeout", len(deliveries)
             )
-        self._in_flight.remove(deliveries)
         with self._stats_lock:
             self.stats.released += len(deliveries)
 

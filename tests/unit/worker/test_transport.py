@@ -135,6 +135,43 @@ def test_heartbeat_extends_only_messages_about_to_reappear() -> None:
     assert fake.extended == [(["r0"], 120)] and soon.visible_until == 220.0 and later.visible_until == 200.0
 
 
+@dataclass
+class RedeliveringQueue:
+    """SQS handing a released message straight back to another receiver of the same worker."""
+
+    worker: Worker | None = None
+    handed_out: list[Delivery] = field(default_factory=list)
+
+    def extend(self, handles: list[str], seconds: int) -> None:
+        assert self.worker is not None
+        if seconds == 0:
+            self.worker.receive_once(lambda _fetch, delivery: self.handed_out.append(delivery))
+
+    def receive(self, max_messages: int, wait_seconds: int, visibility_seconds: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "MessageId": "m0",
+                "ReceiptHandle": "r0-again",
+                "Body": "{}",
+                "Attributes": {"ApproximateReceiveCount": "2"},
+            }
+        ]
+
+
+def test_worker_released_message_received_again_at_once_is_processed_again() -> None:
+    settings = WorkerSettings(shared=None, retry_delay_seconds=0, visibility_seconds=120)  # type: ignore[arg-type]
+    queue = RedeliveringQueue()
+    worker = Worker(settings, queue, pipeline=None, results=None)  # type: ignore[arg-type]
+    queue.worker = worker
+    held = delivery(0)
+    worker._in_flight.add([held])
+    # When the worker releases a message for a retry and SQS delivers it again before the release returns
+    worker._release([held])
+    # Then the redelivery is handed out and held: not mistaken for a duplicate of the released delivery
+    assert [d.receipt_handle for d in queue.handed_out] == ["r0-again"]
+    assert len(worker._in_flight) == 1 and worker.stats.duplicates == 0
+
+
 def test_runtime_options_on_a_cpu_worker_leave_cores_for_preprocessing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     settings = WorkerSettings(shared=None)  # type: ignore[arg-type]
