@@ -34,7 +34,7 @@ from tests.integration.test_converter import (
     sqs_event,
 )
 from tests.integration.test_inference_api import ready_network
-from tests.integration.test_worker import Service, service, solid_image
+from tests.integration.test_worker import Service, service, solid_image, wait_until
 
 __all__ = ["handler", "service"]  # fixtures shared with the converter and worker tests
 HEADERS = {"X-API-KEY": DEV_KEY}
@@ -264,7 +264,7 @@ def test_worker_results_throttled_twice_still_end_every_task_once(service: Servi
     network = service.network()
     ids = [service.submit(network, solid_image((n, 0, 0))) for n in range(4)]
     fault = faults.throttle("dynamodb", failures=2, operations=("BatchGetItem", "PutItem"), tables=("TasksTable",))
-    worker = service.serve(ids, until_empty=True, timeout=30)
+    worker = service.serve(ids, timeout=30)
     assert fault.injected == 2 and worker.stats.released == 0
     assert [task.status.value for task in service.get(ids)] == ["success"] * 4
     assert service.queued() == 0
@@ -280,20 +280,27 @@ def test_worker_results_always_throttled_fail_the_records_and_every_task_still_e
 
     network = service.network()
     ids = [service.submit(network, solid_image((0, n, 0))) for n in range(3)]
+    dead_letter_url = service.queue.url.replace("InferenceQueue", "InferenceDeadLetterQueue")
     fault = faults.throttle("dynamodb", operations=("BatchGetItem", "PutItem"), tables=("TasksTable",))
     # When the tasks table refuses every call, the worker fails those records (releases them): nothing is
     # deleted or lost, and SQS delivers them again until the redrive policy moves them to the dead letters
     worker = build_worker(service.settings(), runtime=Runtime(available=[CPU]))
     stop = threading.Event()
-    threading.Timer(3.0, stop.set).start()
-    worker.run(stop)
-    assert worker.stats.released >= len(ids) and worker.stats.ended == 0
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: worker.stats.released >= len(ids), 30, lambda: f"worker stats {worker.stats}")
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive(), "the worker did not stop"
+    assert worker.stats.ended == 0
     fault.active = False
-    assert all(task.status.value == "pending" for task in service.get(ids))
-    dead_letter_url = service.queue.url.replace("InferenceQueue", "InferenceDeadLetterQueue")
-    dead = service.sqs.receive_message(QueueUrl=dead_letter_url, MaxNumberOfMessages=10).get("Messages", [])
-    assert len(dead) + service.queued() == len(ids)
-    # Then once the table answers again, the dead-letter handler and the worker end every task, each once
+    assert service.pending(ids) == ids
+    assert service.queued(dead_letter_url) + service.queued() == len(ids)
+    # Then once the table answers again, the worker and the dead-letter handler end every task, each once.
+    # A record may still reach the dead letters now (SQS moves it on the receive after its last allowed
+    # one), so the dead-letter queue is consumed for as long as the worker runs, as its event source would.
     finished: list[int] = []
     original_finish = DynamoTaskRepository.finish
 
@@ -302,20 +309,41 @@ def test_worker_results_always_throttled_fail_the_records_and_every_task_still_e
         finished.extend([task.task_id] if written else [])
         return written
 
-    DynamoTaskRepository.finish = counting_finish  # type: ignore[method-assign]
-    try:
-        if dead:
-            event = sqs_event(dead)
+    dead_lettered = 0
+
+    def consume_dead_letters() -> bool:
+        nonlocal dead_lettered
+        messages = service.sqs.receive_message(QueueUrl=dead_letter_url, MaxNumberOfMessages=10).get("Messages", [])
+        if messages:
+            event = sqs_event(messages)
             for record in event["Records"]:
                 record["eventSourceARN"] = dead_letter_url.rsplit("/", 1)[-1]
             context = LocalContext(function_name="DeadLetterHandler", timeout_seconds=29)
             assert dead_letters.handler(event, context) == {"batchItemFailures": []}
-        service.serve(ids, until_empty=True, timeout=30)
+            for message in messages:
+                service.sqs.delete_message(QueueUrl=dead_letter_url, ReceiptHandle=message["ReceiptHandle"])
+            dead_lettered += len(messages)
+        return not service.pending(ids) and worker.stats.ended + dead_lettered == len(ids)
+
+    DynamoTaskRepository.finish = counting_finish  # type: ignore[method-assign]
+    worker = build_worker(service.settings(), runtime=Runtime(available=[CPU]))
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_until(
+            consume_dead_letters,
+            30,
+            lambda: f"pending {service.pending(ids)}, {dead_lettered} dead-lettered, worker stats {worker.stats}",
+        )
     finally:
+        stop.set()
+        thread.join(timeout=30)
         DynamoTaskRepository.finish = original_finish  # type: ignore[method-assign]
+    assert not thread.is_alive(), "the worker did not stop"
     assert sorted(finished) == sorted(ids)
     assert all(task.status.value in ("success", "error") for task in service.get(ids))
-    assert service.queued() == 0
+    assert service.queued() == 0 and service.queued(dead_letter_url) == 0
 
 
 def test_converter_s3_always_slow_fails_the_record_and_releases_the_claim(
