@@ -20,11 +20,29 @@ API_GATEWAY_PAYLOAD_LIMIT = 10 * 1024 * 1024  # bytes of request body API Gatewa
 LAMBDA_PAYLOAD_LIMIT = 6 * 1024 * 1024  # bytes of the invocation event (the body grows by a third in base64)
 STAGE = "local"
 log = logging.getLogger("local.gateway")
-TOO_LARGE = (
-    "The request is {size} bytes, over the {limit} bytes one request can carry through API Gateway and "
-    "Lambda; create the network with a JSON body (no files) and upload the model archive with the "
-    "presigned POST its response carries."
+# Binary bodies (multipart) reach Lambda base64-encoded, 4/3 of their size: about 4.5 MiB of raw body fits.
+RAW_BINARY_BODY_LIMIT = LAMBDA_PAYLOAD_LIMIT * 3 // 4
+INSTEAD = (
+    "create the network with a JSON body (no files) and upload the model archive with the presigned POST "
+    "its response carries."
 )
+
+
+def too_large(size: int, event_size: int | None = None, base64_encoded: bool = False) -> str:
+    """The 413 sentence: the limit that was crossed, stated for the body the caller sent."""
+    if event_size is None:
+        reason = f"over the {API_GATEWAY_PAYLOAD_LIMIT} bytes (10 MiB) API Gateway takes"
+    elif base64_encoded:
+        reason = (
+            f"which base64 grows to {event_size} bytes on its way to Lambda, over the {LAMBDA_PAYLOAD_LIMIT} "
+            f"bytes (6 MiB) one invocation takes, so a multipart body carries at most about "
+            f"{RAW_BINARY_BODY_LIMIT} bytes (4.5 MiB)"
+        )
+    else:
+        reason = (
+            f"{event_size} bytes as a Lambda event, over the {LAMBDA_PAYLOAD_LIMIT} bytes (6 MiB) one invocation takes"
+        )
+    return f"The request body is {size} bytes, {reason}; {INSTEAD}"
 
 
 THROTTLED = "Too many requests for this API key; slow down and retry in a moment."
@@ -77,7 +95,7 @@ class Gateway:
     def respond(self, request: Request) -> Response:
         declared = request.content_length or 0
         if declared > API_GATEWAY_PAYLOAD_LIMIT:
-            return _json(413, {"error": TOO_LARGE.format(size=declared, limit=API_GATEWAY_PAYLOAD_LIMIT)})
+            return _json(413, {"error": too_large(declared)})
         match = self._match(request.method, request.path)
         if match is None:
             allowed = self._methods_for(request.path)
@@ -100,10 +118,11 @@ class Gateway:
             return response
         body = request.get_data(cache=False)
         if len(body) > API_GATEWAY_PAYLOAD_LIMIT:
-            return _json(413, {"error": TOO_LARGE.format(size=len(body), limit=API_GATEWAY_PAYLOAD_LIMIT)})
+            return _json(413, {"error": too_large(len(body))})
         event = self.event(request, route, parameters, body)
-        if len(json.dumps(event)) > LAMBDA_PAYLOAD_LIMIT:
-            return _json(413, {"error": TOO_LARGE.format(size=len(body), limit=LAMBDA_PAYLOAD_LIMIT)})
+        event_size = len(json.dumps(event))
+        if event_size > LAMBDA_PAYLOAD_LIMIT:
+            return _json(413, {"error": too_large(len(body), event_size, bool(event["isBase64Encoded"]))})
         result = self._functions.invoke(route.function, event)
         return _response(result)
 

@@ -465,3 +465,32 @@ def test_gateway_body_under_lambda_limit_reaches_the_handler(api: Client) -> Non
     body = multipart_create(files={"saved_model.pb": b"\0" * (4 * MEGABYTE), "mean.npy": b"m"})
     response = api.post("/v0.7/networks/", data=body, headers={"X-API-KEY": DEV_KEY, "Content-Type": MULTIPART})
     assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "raw_limit_stated"),
+    [
+        pytest.param(
+            multipart_create(files={"saved_model.pb": b"\0" * int(4.7 * MEGABYTE), "mean.npy": b"m"}),
+            MULTIPART,
+            True,
+            id="multipart_4.7MB",
+        ),
+        pytest.param(json_body(metadata={"blob": "x" * int(6.5 * MEGABYTE)}), JSON, False, id="json_6.5MB"),
+    ],
+)
+def test_gateway_413_states_the_limit_the_body_crossed_without_contradiction(
+    body: bytes, content_type: str, raw_limit_stated: bool, api: Client
+) -> None:
+    # When a body is over what one Lambda invocation takes
+    response = api.post("/v0.7/networks/", data=body, headers={"X-API-KEY": DEV_KEY, "Content-Type": content_type})
+
+    # Then the sentence gives the body's own size, and the number it compares with the limit is over it
+    assert response.status_code == 413
+    error = json.loads(response.text)["error"]
+    assert error.startswith(f"The request body is {len(body)} bytes, ")
+    compared = int(re.search(r"(\d+) bytes[^,;]*, over the 6291456 bytes", error).group(1))  # type: ignore[union-attr]
+    assert compared > 6291456
+    # And a multipart caller learns how large a raw multipart body may be: 3/4 of the limit
+    assert ("4718592 bytes (4.5 MiB)" in error) is raw_limit_stated
+    assert len(body) > 4718592
