@@ -25,7 +25,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 def convert(source_dir: Path, output_dir: Path, network: Network) -> ConversionOutcome:
     """The converter port: TensorFlow and tf2onnx are imported on the first conversion, not at cold start."""
-    from functions.converter.convert import ConversionOptions, convert_network
+    from functions.converter.convert import DECLARED_FILES_DIRECTORY, ConversionOptions, convert_network
     from functions.converter.errors import ConversionFailed
 
     try:
@@ -43,6 +43,7 @@ def convert(source_dir: Path, output_dir: Path, network: Network) -> ConversionO
         raise ConversionRejected(failure.message, failure.to_dict()) from None
     return ConversionOutcome(
         model_files=[output_dir / name for name in result.model_files],
+        declared_files=[output_dir / DECLARED_FILES_DIRECTORY / name for name in result.declared_files],
         report=result.to_dict(),
         inputs=result.inputs,
         outputs=result.outputs,

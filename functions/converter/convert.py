@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import onnx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from tensorgate_preprocessing.spec import PreprocessingSpec
 
 from functions.converter import onnx_model, parity
 from functions.converter.archives import DEFAULT_MAX_EXTRACTED_BYTES, DEFAULT_MAX_MEMBERS, ArchiveLimits
@@ -57,6 +58,7 @@ DEFAULT_OPSET = 17
 MAX_TF2ONNX_OPSET = 18  # the highest opset tf2onnx 1.16.1 targets
 # The protobuf limit is 2 GiB for the whole file; beyond this much weight, write external data.
 DEFAULT_LARGE_MODEL_BYTES = 1536 * 1024**2
+DECLARED_FILES_DIRECTORY = "files"  # under the output directory, beside model.onnx
 
 
 class ConversionOptions(BaseModel):
@@ -116,6 +118,8 @@ class ConversionResult:
     versions: dict[str, str]
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # Files the declarations name (mean files), copied to `output_dir/files/`, wherever they were uploaded.
+    declared_files: list[str] = field(default_factory=list)
 
     @property
     def inputs(self) -> list[dict[str, Any]]:
@@ -137,6 +141,7 @@ class ConversionResult:
             },
             "signature": self.signature.to_dict(),
             "name_map": self.name_map,
+            "declared_files": self.declared_files,
             "parity": self.parity,
             "expected_output": self.expected_output,
             "spec_check": self.spec_check,
@@ -240,6 +245,7 @@ def convert_network(
             if preprocessing_spec is not None
             else None
         )
+        declared_files = _keep_declared_files(preprocessing_spec, located.mean_files, Path(output_dir))
         timings["check_s"] = _lap(clock)
 
         clock = time.perf_counter()
@@ -295,9 +301,21 @@ def convert_network(
             versions=_versions(located.format),
             notes=conversion.notes + (completed.notes if completed else []),
             timings=timings,
+            declared_files=declared_files,
         )
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
+
+
+def _keep_declared_files(spec: PreprocessingSpec | None, found: Mapping[str, Path], output_dir: Path) -> list[str]:
+    """Copy the files the preprocessing names to `output_dir/files/`: they are stored beside the model,
+    so the worker finds them whether they came as multipart parts or inside an archive."""
+    names = list(dict.fromkeys(spec.mean_files())) if spec is not None else []
+    for name in names:
+        target = output_dir / DECLARED_FILES_DIRECTORY / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(found[name], target)
+    return names
 
 
 def _lap(started: float) -> float:

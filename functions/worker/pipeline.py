@@ -267,7 +267,15 @@ class InferencePipeline:
             if "/" in name or "\\" in name or name.startswith("."):
                 raise InputRejected(f"Network {network.public_id} lists an unusable model file {name!r}.")
             target = directory / name
-            self._files.download(prefix + name, str(target))
+            try:
+                self._files.download(prefix + name, str(target))
+            except Exception as error:
+                if error_code(error) in MISSING_OBJECT_CODES:
+                    raise InputRejected(
+                        f"Network {network.public_id} cannot serve: its converted model file {name!r} is missing "
+                        "from storage; create the network again."
+                    ) from None
+                raise
             total += target.stat().st_size
         return main, total
 
@@ -295,14 +303,32 @@ class InferencePipeline:
             target = resolve_target_size(item.image, list(meta.shape) if len(meta.shape) == 4 else None)
             mean = None
             if item.image.mean_file is not None:
-                data = self._files.get(layout.file_key(network.account_id, network.network_id, item.image.mean_file))
-                mean = load_mean(data, item.image, target=target)
+                mean = load_mean(self._declared_file(network, item.image.mean_file), item.image, target=target)
         except PreprocessingError as error:
             raise InputRejected(
                 f"Network {network.public_id} cannot preprocess input {item.tensor_name!r}: {error.message}"
             ) from None
         dtype = meta.numpy_dtype if meta.dtype in ("float32", "float16", "uint8", "float64") else np.dtype(np.float32)
         return InputPlan(onnx_name=onnx_name, image=item.image, target=target, mean=mean, dtype=dtype)
+
+    def _declared_file(self, network: Network, name: str) -> bytes:
+        """A file the network declares: beside its model, where the converter stores it whether it was a
+        multipart part or inside an archive; networks converted before that read their multipart upload."""
+        declared = (network.conversion or {}).get("declared_files") or []
+        if name in declared:
+            key = layout.declared_file_key(network.account_id, network.network_id, name)
+        else:
+            key = layout.file_key(network.account_id, network.network_id, name)
+        try:
+            return self._files.get(key)
+        except Exception as error:
+            if error_code(error) in MISSING_OBJECT_CODES:
+                # Deterministic: retrying cannot make the file appear, so the task ends with the reason.
+                raise InputRejected(
+                    f"Network {network.public_id} cannot serve: its file {name!r} is missing from storage; "
+                    "create the network again with that file."
+                ) from None
+            raise
 
     # ---- one message ----------------------------------------------------------------------------
 

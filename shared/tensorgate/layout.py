@@ -5,6 +5,8 @@ uploads/{account}/{network}/files/variables/{f}   SavedModel variables sent unde
 uploads/{account}/{network}/files/manifest.json   written last; its arrival starts the conversion
 uploads/{account}/{network}/archive/{name}        the presigned-POST archive (.zip, .tar.gz, .tgz)
 models/{account}/{network}/model.onnx             the converted model
+models/{account}/{network}/files/{file}           the files the network declares (mean files), copied
+                                                  there by the converter from wherever they were uploaded
 inputs/{account}/{task}/{n}                       inference inputs too large for a queue message
 results/{account}/{task}.json                     inference results too large for a DynamoDB item
 """
@@ -55,6 +57,11 @@ def model_prefix(account_id: str, network_id: int) -> str:
 
 def model_key(account_id: str, network_id: int) -> str:
     return f"{model_prefix(account_id, network_id)}model.onnx"
+
+
+def declared_file_key(account_id: str, network_id: int, file_name: str) -> str:
+    """A file the network's declarations name, beside its converted model: what the worker reads."""
+    return f"{model_prefix(account_id, network_id)}files/{file_name}"
 
 
 def input_key(account_id: str, task_id: int, index: int) -> str:

@@ -309,6 +309,56 @@ def test_worker_polygon_crops_and_whitens_as_the_preprocessing_layer_does(servic
     assert (results[True] > results[False] + 10).all()
 
 
+def test_worker_missing_declared_file_ends_the_task_with_the_reason_not_a_retry(service: Service) -> None:
+    # Given networks whose mean file is declared but absent: one converted with its files beside the
+    # model, one converted before that (its files read from the multipart upload)
+    image = {"target_size": "4x4", "mean_file": "mean.npy"}
+    preprocessing = {"inputs": [{"tensor_name": "pixels", "image": image}]}
+    beside_model = service.network(preprocessing=preprocessing)
+    record = service.networks.get("dev", beside_model.network_id)
+    assert record is not None and record.conversion is not None
+    service.networks.replace(
+        record.model_copy(
+            update={"conversion": {**record.conversion, "declared_files": ["mean.npy"]}, "version": record.version + 1}
+        ),
+        expected_version=record.version,
+    )
+    uploaded = service.network(preprocessing=preprocessing)
+    ids = [service.submit(beside_model, solid_image(RED)), service.submit(uploaded, solid_image(RED))]
+
+    # When the worker serves them
+    service.serve(ids, timeout=30)
+
+    # Then each task ends at once with the reason, instead of being retried as an outage
+    for task in service.get(ids):
+        assert task.status is TaskStatus.ERROR
+        assert "file 'mean.npy' is missing from storage" in (task.error or ""), task.error
+
+
+def test_worker_reads_a_declared_file_beside_the_model(service: Service) -> None:
+    # Given a network whose mean file the converter stored beside its model
+    preprocessing = {"inputs": [{"tensor_name": "pixels", "image": {"target_size": "4x4", "mean_file": "mean.npy"}}]}
+    network = service.network(preprocessing=preprocessing)
+    record = service.networks.get("dev", network.network_id)
+    assert record is not None and record.conversion is not None
+    service.networks.replace(
+        record.model_copy(
+            update={"conversion": {**record.conversion, "declared_files": ["mean.npy"]}, "version": record.version + 1}
+        ),
+        expected_version=record.version,
+    )
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([[[0.25, 0.5, 0.75]]], dtype=np.float32), allow_pickle=False)
+    service.blobs.put(layout.declared_file_key("dev", network.network_id, "mean.npy"), buffer.getvalue())
+
+    # When a red image goes through it
+    [task_id] = [service.submit(network, solid_image(RED))]
+    service.serve([task_id])
+
+    # Then the mean was subtracted from the pixels (scaled 0-255 by default)
+    np.testing.assert_allclose(tensors(service.get([task_id])[0])["mean"], [[254.75, -0.5, -0.75]], atol=1e-4)
+
+
 def test_worker_output_tensors_by_user_facing_name(service: Service) -> None:
     network = service.network()
     by_alias = service.submit(network, solid_image(GREEN), output_tensors=["channel_mean"])

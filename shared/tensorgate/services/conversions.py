@@ -31,6 +31,8 @@ class ConversionOutcome:
     outputs: list[dict[str, Any]]
     preprocessing: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The files the network declares (mean files), found in the upload: stored beside the model.
+    declared_files: list[Path] = field(default_factory=list)
 
 
 class ConversionInProgress(Exception):
@@ -135,6 +137,8 @@ class ConversionService:
         prefix = layout.model_prefix(network.account_id, network.network_id)
         for path in outcome.model_files:
             self._files.upload(str(path), prefix + path.name)
+        for path in outcome.declared_files:
+            self._files.upload(str(path), layout.declared_file_key(network.account_id, network.network_id, path.name))
         changes: dict[str, Any] = {
             "status": NetworkStatus.READY,
             "inputs": outcome.inputs,
