@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import importlib.resources
+import json
 import re
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,55 @@ def test_template_passes_cfn_lint() -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# The day Lambda deprecates each Python runtime (security patches end; creating functions is blocked a month
+# later), from the runtime table of the AWS Lambda Developer Guide, "Lambda runtimes"
+# (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html), as read in 2026-12.
+PYTHON_RUNTIME_DEPRECATION = {
+    "python3.11": date(2027, 6, 30),
+    "python3.12": date(2028, 10, 31),
+    "python3.13": date(2029, 6, 30),
+    "python3.14": date(2029, 6, 30),
+}
+# A zip function's runtime must outlive 2027: a deploy made today keeps security patches for a year at least.
+SUPPORTED_THROUGH = date(2027, 12, 31)
+
+
+def zip_runtimes(template: Template) -> dict[str, str]:
+    """Each zip function's runtime (its own, or the Globals one); image functions carry theirs in the image."""
+    default = template.document.get("Globals", {}).get("Function", {}).get("Runtime")
+    return {
+        name: spec["Properties"].get("Runtime", default)
+        for name, spec in template.of_type("AWS::Serverless::Function").items()
+        if spec["Properties"].get("PackageType", "Zip") == "Zip"
+    }
+
+
+def test_zip_functions_run_on_a_python_runtime_supported_through_2027() -> None:
+    runtimes = zip_runtimes(Template())
+    assert runtimes, "the template has no zip function"
+    for name, runtime in runtimes.items():
+        assert runtime in PYTHON_RUNTIME_DEPRECATION, f"{name}: {runtime} is not a known Python runtime"
+        deprecated = PYTHON_RUNTIME_DEPRECATION[runtime]
+        assert deprecated > SUPPORTED_THROUGH, f"{name}: {runtime} is deprecated on {deprecated}"
+
+
+def test_layers_are_built_for_and_compatible_with_every_zip_function_runtime() -> None:
+    template = Template()
+    runtimes = set(zip_runtimes(template).values())
+    for name, spec in template.of_type("AWS::Serverless::LayerVersion").items():
+        assert runtimes <= set(spec["Properties"]["CompatibleRuntimes"]), name
+        # `sam build` installs a layer's requirements with the interpreter its BuildMethod names.
+        assert spec["Metadata"]["BuildMethod"] in runtimes, name
+
+
+def test_runtime_deprecation_dates_agree_with_cfn_lint() -> None:
+    """cfn-lint ships Lambda's runtime lifecycle (it warns on deprecated runtimes): the table above follows it."""
+    spec = importlib.resources.files("cfnlint.data.AdditionalSpecs").joinpath("LmbdRuntimeLifecycle.json")
+    lifecycle = json.loads(spec.read_text())
+    for runtime, deprecated in PYTHON_RUNTIME_DEPRECATION.items():
+        assert lifecycle[runtime]["deprecated"] == deprecated.isoformat(), runtime
 
 
 @pytest.mark.parametrize("name", sorted(Template().functions()))
