@@ -12,10 +12,11 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from tensorgate import errors
-from tensorgate.forms import Form, parse_body
 
 if TYPE_CHECKING:
-    # Only a type here: importing the models (and pydantic) waits for the first service call.
+    # Only types here: the models (and pydantic) load on the first service call, the body parsers
+    # (python-multipart) on the first request that has a body.
+    from tensorgate.forms import Form
     from tensorgate.models import Page
 
 JSON = "application/json"
@@ -85,6 +86,8 @@ def body_bytes(event: APIGatewayProxyEvent) -> bytes:
 
 
 def read_form(event: APIGatewayProxyEvent) -> Form:
+    from tensorgate.forms import parse_body
+
     return parse_body(event.get_header_value("Content-Type", case_sensitive=False), body_bytes(event))
 
 

@@ -12,16 +12,22 @@ MAX_INLINE_BYTES = 48 * 1024
 
 
 class InlineSource(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     kind: Literal["inline"] = "inline"
     data: str = Field(description="base64 of the image bytes")
 
 
 class StoredSource(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     kind: Literal["s3"] = "s3"
     key: str = Field(description="object key in the model bucket")
 
 
 class UrlSource(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     kind: Literal["url"] = "url"
     url: str
 
@@ -30,6 +36,8 @@ Source = Annotated[InlineSource | StoredSource | UrlSource, Field(discriminator=
 
 
 class InferenceInput(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     source: Source
     bbox: dict[str, float] | None = None
     polygon: list[tuple[float, float]] | None = None
@@ -39,7 +47,7 @@ class InferenceInput(BaseModel):
 class InferenceMessage(BaseModel):
     """One inference request: one sample, one entry per network input, in `preprocessing.inputs` order."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     task_id: int
     account_id: str

@@ -49,7 +49,7 @@ class Framework(StrEnum):
 class Network(BaseModel):
     """A registered network. Private ids are integers; public networks answer by `slug`."""
 
-    model_config = ConfigDict(validate_assignment=True)
+    model_config = ConfigDict(validate_assignment=True, defer_build=True)
 
     account_id: str
     network_id: int
@@ -105,6 +105,8 @@ class Network(BaseModel):
 
 
 class Task(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     task_id: int
     account_id: str
     kind: TaskKind
@@ -138,6 +140,8 @@ class Task(BaseModel):
 
 
 class ApiKey(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     key_id: str
     account_id: str
     create_date: datetime
@@ -145,6 +149,8 @@ class ApiKey(BaseModel):
 
 class Page(BaseModel):
     """One page of a list plus the total, before it becomes the `{count,next,previous,results}` envelope."""
+
+    model_config = ConfigDict(defer_build=True)
 
     count: int
     offset: int

@@ -14,10 +14,12 @@ from tensorgate.models import Framework, NetworkStatus, TaskKind, TaskStatus
 class _Body(BaseModel):
     """A field the handlers answer with but the document lacks fails the contract tests, so it cannot drift."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class ErrorDetail(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     field: str = Field(description="The field, query parameter or file the message is about (dotted path).")
     message: str
 
@@ -31,6 +33,8 @@ class ErrorBody(_Body):
 
 class TensorSignature(BaseModel):
     """One input or output of the converted ONNX model."""
+
+    model_config = ConfigDict(defer_build=True)
 
     name: str
     dtype: str = Field(description="numpy dtype name, e.g. float32.")

@@ -59,7 +59,7 @@ def _metadata_size(value: dict[str, Any]) -> dict[str, Any]:
 class ConversionOptions(BaseModel):
     """Conversion settings a user may give at create (documented in docs/conversion.md)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     max_abs_diff: float | None = Field(default=None, gt=0, le=1e6)
     max_rel_diff: float | None = Field(default=None, gt=0, le=1e6)
@@ -75,7 +75,7 @@ class ConversionOptions(BaseModel):
 
 
 class CreateNetwork(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: Name
     description: Description = ""
@@ -101,7 +101,7 @@ def _no_default(schema: dict[str, Any]) -> None:
 class UpdateNetwork(BaseModel):
     """The fields a PATCH changes; a field left out keeps its value."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     # `None` only marks a field as left out: an explicit null is refused (and undocumented), since a
     # network without a name or metadata could no longer be read back.

@@ -52,7 +52,8 @@ class ResamplingMode(StrEnum):
 class _Strict(BaseModel):
     """Unknown fields are refused, so a typo never silently falls back to a default."""
 
-    model_config = ConfigDict(extra="forbid", use_enum_values=False, frozen=True)
+    # Schemas are built on first use: an API request builds the few models it validates, not all.
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, frozen=True, defer_build=True)
 
 
 _SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*(?:x\s*(\d+)\s*)?$", re.IGNORECASE)
@@ -61,7 +62,7 @@ _SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*(?:x\s*(\d+)\s*)?$", re.IGNORECASE)
 class TargetSize(BaseModel):
     """`WxH` (width and height) or `N` (the largest side)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     width: int | None = None
     height: int | None = None

@@ -39,14 +39,14 @@ class InferencePolicy:
 
 
 class PolygonPoint(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     x: float = Field(ge=0.0, le=1.0, description="Fraction of the image width, from the left.")
     y: float = Field(ge=0.0, le=1.0, description="Fraction of the image height, from the top.")
 
 
 class ImageRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, defer_build=True)
 
     source: str | bytes = Field(description="http(s) URL, base64 (optionally a data: URL), or s3:// URI")
     bbox: dict[str, float] | None = Field(
@@ -66,13 +66,13 @@ class ImageRequest(BaseModel):
 
 
 class InputRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     image: ImageRequest
 
 
 class InferenceRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     inputs: list[InputRequest] = Field(min_length=1, max_length=8)
     output_tensors: list[str] | None = Field(default=None, max_length=64)
