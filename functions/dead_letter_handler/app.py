@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from tensorgate import coldstart
+
+coldstart.pause()  # first: no garbage collection while the cold start loads modules (tensorgate.coldstart)
+
 import json
 from typing import Any
 
@@ -51,4 +55,9 @@ def record_handler(record: SQSRecord) -> None:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    try:
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    finally:
+        coldstart.resume()

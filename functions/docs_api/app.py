@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from tensorgate import coldstart
+
+coldstart.pause()  # first: no garbage collection while the cold start loads modules (tensorgate.coldstart)
+
 import base64
 import hashlib
 import html
@@ -55,4 +59,7 @@ def get_docs_page() -> Response:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    try:
+        return app.resolve(event, context)
+    finally:
+        coldstart.resume()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from tensorgate import coldstart
+
+coldstart.pause()  # first: no garbage collection while the cold start loads modules (tensorgate.coldstart)
+
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -80,4 +84,7 @@ def delete_network(network_id: str) -> Response:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    try:
+        return app.resolve(event, context)
+    finally:
+        coldstart.resume()
