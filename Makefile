@@ -33,14 +33,14 @@ fuzz: $(STAMP)
 		$(BIN)/python -m pytest tests/e2e/test_fuzz.py -s
 
 lint: $(STAMP)
-	$(BIN)/ruff check shared layers functions local tests bench
-	$(BIN)/ruff format --check shared layers functions local tests bench
-	$(BIN)/mypy shared layers functions local
+	$(BIN)/ruff check shared layers functions local client tests bench
+	$(BIN)/ruff format --check shared layers functions local client tests bench
+	$(BIN)/mypy shared layers functions local client
 	$(BIN)/cfn-lint template.yaml
 
 format: $(STAMP)
-	$(BIN)/ruff format shared layers functions local tests bench
-	$(BIN)/ruff check --fix shared layers functions local tests bench
+	$(BIN)/ruff format shared layers functions local client tests bench
+	$(BIN)/ruff check --fix shared layers functions local client tests bench
 
 bench: $(STAMP)
 	$(BIN)/python bench/cold_start.py

@@ -1,0 +1,343 @@
+"""`Client`: the v0.7 API's networks, tasks and inference as typed methods."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import mimetypes
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
+
+from tensorgate_client import config, uploads
+from tensorgate_client.errors import ApiError, TaskFailed, WaitTimeout
+from tensorgate_client.models import Network, NetworkPage, Task, TaskPage, UploadInstructions
+from tensorgate_client.transport import RetryPolicy, Transport
+
+JSON_FIELDS = ("metadata", "preprocessing", "postprocessings", "input_spec", "output_spec", "conversion_options")
+GENERATED_ARCHIVE_NAME = "model.zip"
+
+
+class Client:
+    """One account on one Tensorgate host. Thread-safe: share it between threads for concurrent inference.
+
+    Arguments left out come from `TENSORGATE_API_URL` / `TENSORGATE_API_KEY`, then the profile file
+    `tensorgate login` writes (see `tensorgate_client.config`).
+    """
+
+    def __init__(
+        self,
+        api_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        profile: str | None = None,
+        timeout: tuple[float, float] = (10.0, 120.0),
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = config.resolve(api_url, api_key, profile)
+        self.transport = Transport(
+            self.settings.api_url, self.settings.api_key, timeout=timeout, retry=retry, sleep=sleep
+        )
+        self.networks = Networks(self)
+        self.tasks = Tasks(self)
+        self._sleep = sleep
+        self._clock = clock
+
+    def infer(
+        self,
+        network_id: int | str,
+        image: str | Path | bytes,
+        *,
+        output_tensors: Sequence[str] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Queue one inference on one image input; answers the task id. See `networks.infer`."""
+        return self.networks.infer(network_id, image, output_tensors=output_tensors, options=options)
+
+
+class Networks:
+    """`/networks/`: create from a path, list, get, update, delete, wait for the deploy, infer."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._http = client.transport
+
+    def create(
+        self,
+        path: str | Path,
+        *,
+        name: str,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        framework: str | None = None,
+        preprocessing: Mapping[str, Any] | None = None,
+        postprocessings: Sequence[Mapping[str, Any]] | None = None,
+        input_spec: Sequence[Mapping[str, Any]] | None = None,
+        output_spec: Sequence[Mapping[str, Any]] | None = None,
+        conversion_options: Mapping[str, Any] | None = None,
+        extra_files: Iterable[str | Path] = (),
+        progress: uploads.Progress | None = None,
+        multipart_limit: int = uploads.MULTIPART_BODY_LIMIT - uploads.MULTIPART_HEADROOM,
+    ) -> Network:
+        """Register the model at `path` (a SavedModel folder, a .keras/.h5/.tflite/.onnx file or an archive).
+
+        Files whose multipart body fits `multipart_limit` go in the create request; anything larger, or
+        an archive, goes by a JSON create and the presigned POST its answer carries. `progress(sent, total)`
+        follows the bytes of whichever body carries the model. The answer is the network, still `pending`:
+        `wait` follows its deploy.
+        """
+        model = uploads.collect(Path(path), tuple(Path(extra) for extra in extra_files))
+        fields: dict[str, Any] = {
+            "name": name,
+            "description": description,
+            "metadata": metadata,
+            "framework": framework or model.framework,
+            "preprocessing": preprocessing,
+            "postprocessings": postprocessings,
+            "input_spec": input_spec,
+            "output_spec": output_spec,
+            "conversion_options": conversion_options,
+        }
+        fields = {key: value for key, value in fields.items() if value is not None}
+        if model.multipart_names_ok():
+            text_fields = {
+                key: json.dumps(value) if key in JSON_FIELDS else str(value) for key, value in fields.items()
+            }
+            if uploads.multipart_length(text_fields, model.files) <= multipart_limit:
+                body = uploads.multipart_body(text_fields, model.files, progress)
+                return Network.model_validate(self._http.request("POST", "networks/", body=body).json())
+        with uploads.as_archive(model) as archive:
+            name_signed = uploads.archive_name(archive) if model.archive is not None else GENERATED_ARCHIVE_NAME
+            created = Network.model_validate(
+                self._http.request("POST", "networks/", json=fields | {"archive_name": name_signed}).json()
+            )
+            if created.upload is None:
+                raise ApiError(201, "The service created the network but sent no upload instructions for the archive.")
+            try:
+                self.upload_archive(created.upload, archive, name_signed, progress)
+            except BaseException:
+                # Nothing half-written: a network whose archive never arrived would stay pending.
+                self._delete_quietly(created.id)
+                raise
+        return created
+
+    def upload_archive(
+        self, upload: UploadInstructions, archive: Path, name: str, progress: uploads.Progress | None = None
+    ) -> None:
+        """POST the archive to the presigned URL: its fields first, the file last, streamed from disk."""
+        size = archive.stat().st_size
+        if size > upload.max_bytes:
+            raise ApiError(
+                413, f"The archive is {size} bytes, over the {upload.max_bytes} bytes the upload is signed for."
+            )
+        fields = list(upload.fields.items())
+
+        # S3 names the file part `file`; `streamed` names parts by file name, so build that one here.
+        def s3_body() -> tuple[Any, Mapping[str, str]]:
+            handle = open(archive, "rb")  # noqa: SIM115 - closed when the encoder is collected
+            encoder = MultipartEncoder(fields=[*fields, ("file", (name, handle, "application/octet-stream"))])
+            total = int(encoder.len)
+            if progress is None:
+                return encoder, {"Content-Type": encoder.content_type}
+            progress(0, total)
+            monitor = MultipartEncoderMonitor(encoder, lambda watched: progress(min(watched.bytes_read, total), total))
+            return monitor, {"Content-Type": monitor.content_type}
+
+        try:
+            self._http.request("POST", upload.url, body=s3_body, authenticated=False, timeout=(10.0, 3600.0))
+        except ApiError as error:
+            raise ApiError(error.status, f"The archive upload was refused: {error.message}", error.details) from None
+
+    def list(self, offset: int = 0, limit: int = 20) -> NetworkPage:
+        answer = self._http.request("GET", "networks/", params={"offset": offset, "limit": limit})
+        return NetworkPage.model_validate(answer.json())
+
+    def iterate(self, page_size: int = 100) -> Iterable[Network]:
+        """Every network of the account, following `next` links."""
+        page = self.list(0, page_size)
+        yield from page.results
+        while page.next:
+            page = NetworkPage.model_validate(self._http.request("GET", page.next).json())
+            yield from page.results
+
+    def get(self, network_id: int | str) -> Network:
+        return Network.model_validate(self._http.request("GET", f"networks/{_network_path(network_id)}/").json())
+
+    def update(
+        self,
+        network_id: int | str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Network:
+        """Change the name, description or metadata (the only fields that can change)."""
+        changes = {
+            key: value
+            for key, value in {"name": name, "description": description, "metadata": metadata}.items()
+            if value is not None
+        }
+        if not changes:
+            raise ValueError("Give at least one of name, description or metadata to update.")
+        answer = self._http.request("PATCH", f"networks/{_network_path(network_id)}/", json=changes)
+        return Network.model_validate(answer.json())
+
+    def delete(self, network_id: int | str) -> None:
+        self._http.request("DELETE", f"networks/{_network_path(network_id)}/")
+
+    def wait(
+        self,
+        network_id: int | str,
+        *,
+        timeout: float = 900.0,
+        poll: float = 1.0,
+        on_poll: Callable[[Network, float], None] | None = None,
+    ) -> Network:
+        """Wait for the deploy to end; the network `ready` (or `error`: read `.error`). `WaitTimeout` past `timeout`."""
+        return _poll(
+            lambda: self.get(network_id),
+            lambda network: network.status != "pending",
+            f"network {network_id} to deploy",
+            timeout,
+            poll,
+            on_poll,
+            self._client._sleep,
+            self._client._clock,
+        )
+
+    def infer(
+        self,
+        network_id: int | str,
+        image: str | Path | bytes,
+        *,
+        output_tensors: Sequence[str] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Queue one inference; answers the task id. `image` is a path or bytes (sent as a multipart file part)
+        or an http(s)/s3 URL (sent as JSON, fetched by the service). `options` holds the request's other
+        fields (`bounding_box_threshold`, `iou_threshold`, `max_objects`, ...)."""
+        path = f"networks/{_network_path(network_id)}/inference"
+        extra = dict(options or {})
+        if output_tensors is not None:
+            extra["output_tensors"] = list(output_tensors)
+        if isinstance(image, str) and image.startswith(("http://", "https://", "s3://", "data:")):
+            body = {"inputs": [{"image": {"source": image}}], **extra}
+            return int(self._http.request("POST", path, json=body).json()["task_id"])
+        if isinstance(image, bytes):
+            encoded = base64.b64encode(image).decode("ascii")
+            body = {"inputs": [{"image": {"source": encoded}}], **extra}
+            return int(self._http.request("POST", path, json=body).json()["task_id"])
+        file = Path(image)
+        if not file.is_file():
+            raise FileNotFoundError(f"{file} is not a file.")
+        text = [(key, _form_value(value)) for key, value in extra.items()]
+        media = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+
+        def body_factory() -> tuple[Any, Mapping[str, str]]:
+            encoder = MultipartEncoder(fields=[*text, ("inputs[0]image.source", (file.name, file.read_bytes(), media))])
+            return encoder, {"Content-Type": encoder.content_type}
+
+        return int(self._http.request("POST", path, body=body_factory).json()["task_id"])
+
+    def _delete_quietly(self, network_id: int | str) -> None:
+        # The upload's own error is the one to report.
+        with contextlib.suppress(Exception):
+            self.delete(network_id)
+
+
+class Tasks:
+    """`/tasks/`: get one or many, wait for them to end."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._http = client.transport
+
+    def get(self, task_id: int) -> Task:
+        return Task.model_validate(self._http.request("GET", f"tasks/{int(task_id)}/").json())
+
+    def get_many(self, task_ids: Sequence[int]) -> list[Task]:
+        """The tasks, in the order asked (100 per request, the service's limit)."""
+        found: dict[int, Task] = {}
+        for start in range(0, len(task_ids), 100):
+            chunk = [int(task_id) for task_id in task_ids[start : start + 100]]
+            params = {"task_ids": ",".join(map(str, chunk)), "limit": 100}
+            page = TaskPage.model_validate(self._http.request("GET", "tasks/", params=params).json())
+            found |= {task.id: task for task in page.results}
+        return [found[int(task_id)] for task_id in task_ids if int(task_id) in found]
+
+    def wait(
+        self,
+        task_id: int,
+        *,
+        timeout: float = 300.0,
+        poll: float = 0.5,
+        raise_on_error: bool = False,
+        on_poll: Callable[[Task, float], None] | None = None,
+    ) -> Task:
+        """Poll until the task ends, the interval growing from `poll` to 10 s. `WaitTimeout` past `timeout`;
+        with `raise_on_error`, a task ending `error` raises `TaskFailed`."""
+        task = _poll(
+            lambda: self.get(task_id),
+            lambda task: task.ended,
+            f"task {task_id} to end",
+            timeout,
+            poll,
+            on_poll,
+            self._client._sleep,
+            self._client._clock,
+        )
+        if raise_on_error and task.status == "error":
+            raise TaskFailed(task)
+        return task
+
+
+MAX_POLL_INTERVAL = 10.0
+
+
+def _poll(
+    fetch: Callable[[], Any],
+    done: Callable[[Any], bool],
+    what: str,
+    timeout: float,
+    poll: float,
+    on_poll: Callable[[Any, float], None] | None,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> Any:
+    """Fetch until `done`, the interval growing by half each time up to 10 s, never past the deadline."""
+    started = clock()
+    deadline = started + timeout
+    interval = poll
+    while True:
+        current = fetch()
+        elapsed = clock() - started
+        if on_poll is not None:
+            on_poll(current, elapsed)
+        if done(current):
+            return current
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise WaitTimeout(f"Gave up waiting for {what} after {timeout:g} s.", current)
+        sleep(min(interval, remaining))
+        interval = min(interval * 1.5, MAX_POLL_INTERVAL)
+
+
+def _network_path(network_id: int | str) -> str:
+    """Private networks are integers; a string that is not one is a public slug."""
+    if isinstance(network_id, int) or str(network_id).isdigit():
+        return str(int(network_id))
+    return f"public/{network_id}"
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)

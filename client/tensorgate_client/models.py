@@ -1,0 +1,79 @@
+"""The API's resources as typed objects; fields the service adds later are kept, not refused."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Resource(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class TensorSignature(_Resource):
+    name: str
+    dtype: str
+    shape: list[int | str | None] | None = None
+
+
+class UploadInstructions(_Resource):
+    """A presigned POST for the archive of a JSON create."""
+
+    url: str
+    fields: dict[str, str]
+    key: str
+    max_bytes: int
+    expires_in: int
+
+
+class Network(_Resource):
+    id: int | str
+    name: str
+    description: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    framework: str
+    preprocessing: dict[str, Any] | None = None
+    postprocessings: list[dict[str, Any]] = Field(default_factory=list)
+    task_id: int
+    update_date: datetime
+    create_date: datetime | None = None
+    status: Literal["pending", "ready", "error"] = "pending"
+    error: str | None = None
+    files: list[str] = Field(default_factory=list)
+    input_spec: list[dict[str, Any]] | None = None
+    output_spec: list[dict[str, Any]] | None = None
+    inputs: list[TensorSignature] | None = None
+    outputs: list[TensorSignature] | None = None
+    conversion: dict[str, Any] | None = None
+    upload: UploadInstructions | None = None
+
+
+class NetworkPage(_Resource):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[Network]
+
+
+class Task(_Resource):
+    id: int
+    status: Literal["pending", "success", "error"]
+    error: str | None = None
+    data: Any = None
+    kind: str | None = None
+    create_date: datetime | None = None
+    update_date: datetime | None = None
+    subtasks: list[int] | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.status != "pending"
+
+
+class TaskPage(_Resource):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[Task]
