@@ -1,0 +1,305 @@
+"""The `tensorgate` command against the local stack: the README's steps, tables and --json, exit codes,
+the upload bar on a terminal and not in a pipe, the presigned archive path, and boxes drawn on pictures."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import requests
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
+
+from tests.e2e.conftest import RunningStack
+from tests.e2e.test_inference_e2e import demo_files
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+COMMAND = Path(sys.executable).parent / "tensorgate"
+DEMO = Path("/tmp/tg-demo")
+# The detector's two constant boxes (normalised xmin, ymin, xmax, ymax) and their class scores.
+BOXES = [[0.25, 0.25, 0.75, 0.75], [0.0, 0.0, 0.2, 0.2]]
+SCORES = [[0.9, 0.05], [0.1, 0.6]]
+LABELS = ["disc", "corner"]
+PICTURE_SIZE = (320, 240)
+DEMO_POSTPROCESSINGS = '[{"tensors_output": {"tensors": ["probabilities"], "labels": ["sky", "sea", "sand", "grass"]}}]'
+
+
+@dataclass
+class Ran:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> object:
+        return json.loads(self.out)
+
+    def json_lines(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
+
+
+def environment(stack: RunningStack, config_file: Path) -> dict[str, str]:
+    return os.environ | {
+        "TENSORGATE_API_URL": stack.host,
+        "TENSORGATE_API_KEY": stack.api_key,
+        "TENSORGATE_CONFIG_FILE": str(config_file),
+        "COLUMNS": "160",
+    }
+
+
+@pytest.fixture(scope="module")
+def tensorgate(local_stack_with_workers: RunningStack, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Runs the installed command with its output piped, configured by the environment for the stack."""
+    env = environment(local_stack_with_workers, tmp_path_factory.mktemp("config") / "config")
+
+    def run(*arguments: str, timeout: float = 300, extra_env: dict[str, str] | None = None) -> Ran:
+        done = subprocess.run(
+            [str(COMMAND), *arguments], capture_output=True, text=True, timeout=timeout, env=env | (extra_env or {})
+        )
+        assert "Traceback" not in done.stderr, done.stderr
+        return Ran(done.returncode, done.stdout, done.stderr)
+
+    return run
+
+
+def detector_model(padding_bytes: int) -> bytes:
+    """NHWC 32x32 image → constant `boxes` (N×2×4) and `scores` (N×2×2), plus an unused initializer as ballast."""
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 32, 32, 3])
+    boxes = helper.make_tensor_value_info("boxes", TensorProto.FLOAT, ["N", 2, 4])
+    scores = helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 2, 2])
+    initializers = [
+        helper.make_tensor("axes", TensorProto.INT64, [3], [1, 2, 3]),
+        helper.make_tensor("expand_axes", TensorProto.INT64, [2], [1, 2]),
+        helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+        numpy_helper.from_array(np.array(BOXES, dtype=np.float32), "box_values"),
+        numpy_helper.from_array(np.array(SCORES, dtype=np.float32), "score_values"),
+        numpy_helper.from_array(np.random.default_rng(3).random(padding_bytes // 4, dtype=np.float32), "ballast"),
+    ]
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["image", "axes"], ["mean"], keepdims=0),
+            helper.make_node("Mul", ["mean", "zero"], ["zeros"]),
+            helper.make_node("Unsqueeze", ["zeros", "expand_axes"], ["zeros3"]),
+            helper.make_node("Add", ["zeros3", "box_values"], ["boxes"]),
+            helper.make_node("Add", ["zeros3", "score_values"], ["scores"]),
+        ],
+        "detector",
+        [image],
+        [boxes, scores],
+        initializer=initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+DETECTOR_FLAGS = (
+    "--tensor-name", "image", "--target-size", "32x32", "--dimension-order", "NHWC", "--resize-type", "SQUASH",
+    "--postprocessings",
+    json.dumps([{"standard_output": {"boxes_tensor": "boxes", "scores_tensor": "scores", "labels": LABELS,
+                                     "bounding_box_threshold": 0.5}}]),
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def large_detector(tensorgate, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:  # type: ignore[no-untyped-def]
+    """A 6 MB ONNX detector: over the multipart limit, so it goes by JSON create and the presigned archive."""
+    model = tmp_path_factory.mktemp("detector") / "detector.onnx"
+    model.write_bytes(detector_model(6 * 1024 * 1024))
+    created = tensorgate("networks", "create", str(model), "--name", "big detector", *DETECTOR_FLAGS, "--json")
+    assert created.code == 0, created.err
+    network = created.json()
+    assert isinstance(network, dict)
+    yield network
+    tensorgate("networks", "delete", str(network["id"]))
+
+
+def test_cli_readme_steps_create_list_get_infer_update_delete(tensorgate) -> None:  # type: ignore[no-untyped-def]
+    demo_files(DEMO)  # the demo SavedModel the README makes with examples/make_demo_model.py
+    # Create: flags for the preprocessing, JSON for the postprocessing; waits for the deploy, then the parity table
+    created = tensorgate(
+        "networks", "create", str(DEMO), "--name", "my new network", "--description", "trained with more images",
+        "--metadata", '{"author": "me", "project": "Go to mars"}',
+        "--tensor-name", "image", "--dimension-order", "NHWC", "--target-size", "64x64", "--mean-file", "mean.npy",
+        "--pixel-scaling", "1.0", "--postprocessings", DEMO_POSTPROCESSINGS,
+    )  # fmt: skip
+    assert created.code == 0, created.err
+    network_id = re.search(r"Created network (\d+) \(deploy task (\d+)\)", created.err).group(1)  # type: ignore[union-attr]
+    assert "parity: passed" in created.out and "probabilities" in created.out and "max abs diff" in created.out
+    assert re.search(r"status\s+ready", created.out)
+
+    listed = tensorgate("networks", "list", "--limit", "100")
+    assert listed.code == 0 and "my new network" in listed.out
+    page = tensorgate("networks", "list", "--limit", "100", "--json").json()
+    assert any(item["id"] == int(network_id) for item in page["results"])  # type: ignore[index]
+
+    got = tensorgate("networks", "get", network_id, "--json").json()
+    assert got["status"] == "ready" and got["metadata"] == {"author": "me", "project": "Go to mars"}  # type: ignore[index]
+    assert got["conversion"]["parity"]["passed"] is True  # type: ignore[index]
+    table = tensorgate("networks", "get", network_id)
+    assert "image float32 [batch, 64, 64, 3]" in table.out and "parity: passed" in table.out
+
+    inferred = tensorgate("infer", network_id, str(DEMO / "example.jpg"))
+    assert inferred.code == 0, inferred.err
+    assert re.search(r"(sky|sea|sand|grass) 0\.\d{3}", inferred.out)
+    [result] = tensorgate("infer", network_id, str(DEMO / "example.jpg"), "--json").json_lines()
+    assert result["status"] == "success"
+    scores = [output["score"] for output in result["data"]["outputs"]]  # type: ignore[index]
+    assert len(scores) == 4 and scores == sorted(scores, reverse=True)
+    probabilities = result["data"]["tensors"][0]["data"]  # type: ignore[index]
+    assert abs(sum(probabilities) - 1.0) < 1e-4
+
+    renamed = tensorgate("networks", "update", network_id, "--name", "new name", "--description", "new description")
+    assert renamed.code == 0 and "new name" in renamed.out and "new description" in renamed.out
+
+    deleted = tensorgate("networks", "delete", network_id)
+    assert deleted.code == 0 and f"Deleted network {network_id}." in deleted.out
+    gone = tensorgate("networks", "get", network_id)
+    assert gone.code == 1 and gone.out == ""
+    assert gone.err == f"Error: No network with id {network_id} exists in this account.\n"
+
+
+def test_cli_large_model_goes_by_presigned_archive_and_deploys(large_detector: dict[str, object]) -> None:
+    assert large_detector["status"] == "ready", large_detector
+    assert large_detector["files"] == [] and large_detector["framework"] == "onnx"
+    assert large_detector["conversion"]["format"] == "onnx"  # type: ignore[index]
+
+
+def test_cli_infer_draw_writes_each_picture_with_its_boxes_where_expected(
+    tensorgate, large_detector: dict[str, object], tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    for index in range(3):
+        Image.new("RGB", PICTURE_SIZE, (128, 128, 128 + index)).save(pictures / f"grey{index}.png")
+    drawn = tmp_path / "drawn"
+
+    ran = tensorgate("infer", str(large_detector["id"]), str(pictures), "--draw", str(drawn), "--json")
+
+    assert ran.code == 0, ran.err
+    results = ran.json_lines()
+    assert sorted(Path(str(r["input"])).name for r in results) == ["grey0.png", "grey1.png", "grey2.png"]
+    for result in results:
+        outputs = result["data"]["outputs"]  # type: ignore[index]
+        assert [(o["label"], o["box"]) for o in outputs] == [("disc", [80, 60, 240, 180]), ("corner", [0, 0, 64, 48])]
+        with Image.open(str(result["drawn"])) as picture:
+            rgb = picture.convert("RGB")
+            disc_colour, corner_colour = rgb.getpixel((80, 120)), rgb.getpixel((64, 30))
+            # The outlines lie on the boxes' edges; inside and outside the picture is untouched.
+            assert disc_colour == rgb.getpixel((239, 120)) == rgb.getpixel((160, 179)) != (128, 128, 128)
+            assert corner_colour == rgb.getpixel((30, 47)) not in (disc_colour, (128, 128, 128))
+            for inside_or_outside in ((160, 120), (30, 40), (300, 230), (100, 200)):
+                assert rgb.getpixel(inside_or_outside)[:2] == (128, 128), inside_or_outside
+    table = tensorgate("infer", str(large_detector["id"]), str(pictures / "grey0.png"))
+    assert "disc 0.900 [80, 60, 240, 180]" in table.out and "corner 0.600 [0, 0, 64, 48]" in table.out
+
+
+def test_cli_exit_codes_usage_2_service_error_1_timeout_3(
+    tensorgate, local_stack_with_workers: RunningStack, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    model = tmp_path / "detector.onnx"
+    model.write_bytes(detector_model(0))
+
+    assert tensorgate("infer", "1").code == 2
+    missing = tensorgate("networks", "get", "987654")
+    assert missing.code == 1 and "987654" in missing.err
+    refused = tensorgate("networks", "create", str(model), "--postprocessings", '[{"nothing": {}}]')
+    assert refused.code == 1 and refused.err.startswith("Error: Invalid")
+    wrong_key = tensorgate("whoami", extra_env={"TENSORGATE_API_KEY": "tg_not_a_key_0123456789"})
+    assert wrong_key.code == 1 and "key" in wrong_key.err.lower()
+
+    created = tensorgate("networks", "create", str(model), *DETECTOR_FLAGS, "--no-wait", "-q")
+    assert created.code == 0 and created.out.strip().isdigit()
+    assert tensorgate("networks", "delete", created.out.strip()).code == 0
+
+    # A JSON create whose archive never comes stays pending: the waits run out.
+    stuck = requests.post(
+        f"{local_stack_with_workers.url}/networks/",
+        headers={"X-API-KEY": local_stack_with_workers.api_key},
+        json={"name": "never uploaded", "archive_name": "model.zip"},
+        timeout=30,
+    ).json()
+    network_id = str(stuck["id"])
+    timed_out = tensorgate("networks", "wait", network_id, "--timeout", "1")
+    assert timed_out.code == 3 and "had not ended after 1 s" in timed_out.err
+    task_timed_out = tensorgate("tasks", "wait", str(stuck["task_id"]), "--timeout", "1", "--json")
+    assert task_timed_out.code == 3 and task_timed_out.json_lines()[0]["status"] == "pending"
+    assert tensorgate("networks", "delete", network_id).code == 0
+
+
+def test_cli_login_writes_a_profile_and_whoami_shows_the_masked_key(
+    tensorgate, local_stack_with_workers: RunningStack, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    profile = {"TENSORGATE_CONFIG_FILE": str(tmp_path / "config"), "TENSORGATE_API_URL": "", "TENSORGATE_API_KEY": ""}
+    key = local_stack_with_workers.api_key
+    logged = tensorgate("login", "--api-url", local_stack_with_workers.host, "--api-key", key, extra_env=profile)
+    assert logged.code == 0, logged.err
+
+    shown = tensorgate("whoami", extra_env=profile)
+    assert shown.code == 0 and key not in shown.out
+    assert f"{key[:4]}" in shown.out and local_stack_with_workers.url in shown.out
+    assert tensorgate("whoami", "--json", extra_env=profile).json()["api_key_from"].startswith("profile 'default'")  # type: ignore[index]
+
+
+def read_terminal(command: list[str], env: dict[str, str], seconds: float = 120) -> tuple[int, str]:
+    """Runs `command` with a pseudo-terminal as its stdout and stderr; everything it drew, and its status."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the command ended
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        elif process.poll() is not None:
+            break
+    os.close(leader)
+    return process.wait(timeout=30), b"".join(chunks).decode(errors="replace")
+
+
+def test_cli_upload_bar_on_a_terminal_and_absent_when_piped(
+    local_stack_with_workers: RunningStack, tensorgate, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    model = tmp_path / "detector.onnx"
+    model.write_bytes(detector_model(2 * 1024 * 1024))
+    env = environment(local_stack_with_workers, tmp_path / "config") | {"TERM": "xterm-256color"}
+    arguments = [str(COMMAND), "networks", "create", str(model), "--name", "watched", *DETECTOR_FLAGS]
+
+    status, drawn = read_terminal(arguments, env)
+
+    assert status == 0, drawn
+    # rich's bar with the bytes sent of the total and a rate, redrawn in place on the terminal
+    bar_lines = [line for line in re.split(r"[\r\n]", drawn) if "uploading detector.onnx" in line]
+    assert any("━" in line and "2.0/2.0 MiB" in line for line in bar_lines), drawn
+    assert any(re.search(r"[\d.]+ [kMG]?i?B/s", line) for line in bar_lines), drawn
+    assert re.search(r"network \d+: (pending|ready), \d+ s \(deploy task \d+\)", drawn), drawn  # the live status line
+    assert "\x1b[" in drawn and "parity" in drawn
+    network_id = re.search(r"Created network (\d+)", drawn).group(1)  # type: ignore[union-attr]
+
+    piped = tensorgate(*arguments[1:])
+    assert piped.code == 0
+    assert "uploading" not in piped.err and "━" not in piped.err and "\r" not in piped.err
+    assert "\x1b[" not in piped.err + piped.out
+    assert "parity" in piped.out
+    second_id = re.search(r"Created network (\d+)", piped.err).group(1)  # type: ignore[union-attr]
+    for identifier in (network_id, second_id):
+        assert tensorgate("networks", "delete", identifier).code == 0

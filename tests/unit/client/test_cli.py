@@ -1,0 +1,189 @@
+"""The command against a mocked service: tables, --json, exit codes, the service's sentence and no traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import responses
+
+from tensorgate_client import config
+from tensorgate_client.cli import run
+from tests.unit.client.fakes import network_body, task_body
+
+HOST = "http://tensorgate.test"
+URL = f"{HOST}/v0.7"
+KEY = "tg_unit_key_0123456789"
+
+
+@pytest.fixture(autouse=True)
+def configured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv(config.CONFIG_FILE_VARIABLE, str(tmp_path / "config"))
+    monkeypatch.setenv(config.URL_VARIABLE, HOST)
+    monkeypatch.setenv(config.KEY_VARIABLE, KEY)
+    monkeypatch.delenv(config.PROFILE_VARIABLE, raising=False)
+    return tmp_path
+
+
+@responses.activate
+def test_cli_networks_list_prints_a_table_and_json_with_the_page(capsys: pytest.CaptureFixture[str]) -> None:
+    page = {"count": 2, "next": None, "previous": None, "results": [network_body(1), network_body(2, "ready")]}
+    responses.get(f"{URL}/networks/", json=page)
+
+    assert run(["networks", "list"]) == 0
+    table = capsys.readouterr().out
+    assert "ready" in table and "pending" in table and "2 of 2" in table
+
+    assert run(["networks", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["count"] == 2
+
+
+@responses.activate
+def test_cli_service_error_prints_its_sentence_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    responses.get(f"{URL}/networks/42/", status=404, json={"error": "Network 42 was not found."})
+
+    assert run(["networks", "get", "42"]) == 1
+    printed = capsys.readouterr()
+    assert printed.err.strip() == "Error: Network 42 was not found."
+    assert "Traceback" not in printed.err and printed.out == ""
+
+
+@responses.activate
+def test_cli_unknown_key_exits_1_with_the_401_sentence(capsys: pytest.CaptureFixture[str]) -> None:
+    responses.get(f"{URL}/networks/", status=401, json={"error": "The API key is missing or unknown."})
+
+    assert run(["whoami"]) == 1
+    assert "The API key is missing or unknown." in capsys.readouterr().err
+
+
+def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], configured: Path) -> None:
+    assert run(["networks", "frobnicate"]) == 2
+    assert run(["networks", "create", str(configured / "missing.onnx")]) == 2
+    assert run(["networks", "update", "3"]) == 2
+    assert run(["networks", "create", str(configured), "--metadata", "{not json"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_cli_no_configuration_exits_2_saying_how_to_configure(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(config.URL_VARIABLE)
+
+    assert run(["networks", "list"]) == 2
+    assert "tensorgate login" in capsys.readouterr().err
+
+
+@responses.activate
+def test_cli_task_wait_past_timeout_exits_3(capsys: pytest.CaptureFixture[str]) -> None:
+    responses.get(f"{URL}/tasks/5/", json=task_body(5))
+
+    assert run(["tasks", "wait", "5", "--timeout", "0.2"]) == 3
+    assert "Task 5 had not ended after 0.2 s." in capsys.readouterr().err
+
+
+@responses.activate
+def test_cli_task_ending_in_error_exits_1_and_json_lines_for_several(capsys: pytest.CaptureFixture[str]) -> None:
+    tasks = [task_body(5, "success", data={"tensors": []}), task_body(6, "error", error="Image unreadable.")]
+    responses.get(f"{URL}/tasks/", json={"count": 2, "next": None, "previous": None, "results": tasks})
+
+    assert run(["tasks", "get", "5", "6", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(task["id"], task["status"]) for task in lines] == [(5, "success"), (6, "error")]
+
+    responses.get(f"{URL}/tasks/6/", json=tasks[1])
+    assert run(["tasks", "wait", "6"]) == 1
+    assert "task 6 ended in error: Image unreadable." in capsys.readouterr().err
+
+
+@responses.activate
+def test_cli_login_checks_the_key_writes_the_profile_and_whoami_masks_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], configured: Path
+) -> None:
+    monkeypatch.delenv(config.URL_VARIABLE)
+    monkeypatch.delenv(config.KEY_VARIABLE)
+    responses.get(f"{URL}/networks/", json={"count": 3, "next": None, "previous": None, "results": []})
+
+    assert run(["login", "--api-url", HOST, "--api-key", KEY]) == 0
+    assert f"api_key = {KEY}" in (configured / "config").read_text()
+    capsys.readouterr()
+
+    assert run(["whoami", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["api_url"] == URL and shown["api_key"] == "tg_u**************6789" and shown["networks"] == 3
+    assert KEY not in json.dumps(shown)
+
+
+@responses.activate
+def test_cli_login_with_a_refused_key_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], configured: Path
+) -> None:
+    responses.get(f"{URL}/networks/", status=401, json={"error": "The API key is missing or unknown."})
+
+    assert run(["login", "--api-url", HOST, "--api-key", "tg_wrong_key_123456789"]) == 1
+    assert not (configured / "config").exists()
+
+
+@responses.activate
+def test_cli_networks_wait_prints_the_parity_table_and_exits_1_when_the_deploy_failed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    report = {
+        "parity": {
+            "checked": True,
+            "passed": True,
+            "outputs": [
+                {
+                    "name": "probabilities",
+                    "shape": [1, 4],
+                    "max_abs": 2.5e-7,
+                    "max_rel": 1e-6,
+                    "allowed": 1e-4,
+                    "passed": True,
+                }
+            ],
+        }
+    }
+    responses.get(f"{URL}/networks/3/", json=network_body(3, "ready", conversion=report))
+    assert run(["networks", "wait", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "parity: passed" in out and "probabilities" in out and "2.5e-07" in out
+
+    responses.replace(responses.GET, f"{URL}/networks/3/", json=network_body(3, "error", error="No model file."))
+    assert run(["networks", "wait", "3"]) == 1
+    assert "The deploy of network 3 failed: No model file." in capsys.readouterr().err
+
+
+@responses.activate
+def test_cli_infer_runs_every_input_and_prints_labels_boxes_and_json_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("a.jpg", "b.png", "notes.txt"):
+        (tmp_path / name).write_bytes(b"picture")
+    ids = iter(range(100, 200))
+    responses.add_callback(
+        responses.POST,
+        f"{URL}/networks/3/inference",
+        callback=lambda request: (200, {}, json.dumps({"task_id": next(ids)})),
+    )
+    labels = {"tensors": [], "outputs": [{"label": "cat", "score": 0.9}, {"label": "dog", "score": 0.1}]}
+    boxes = {"tensors": [], "outputs": [{"box": [1, 2, 30, 40], "label": "disc", "score": 0.75}]}
+    responses.get(f"{URL}/tasks/100/", json=task_body(100, "success", data=labels))
+    responses.get(f"{URL}/tasks/101/", json=task_body(101, "success", data=boxes))
+
+    assert run(["infer", "3", str(tmp_path), "--concurrency", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "cat 0.900" in out and "disc 0.750 [1, 2, 30, 40]" in out and "notes.txt" not in out
+
+    responses.get(f"{URL}/tasks/102/", json=task_body(102, "success", data=labels))
+    responses.get(f"{URL}/tasks/103/", json=task_body(103, "error", error="Image unreadable."))
+    assert run(["infer", "3", str(tmp_path / "*.*g"), "--json", "--concurrency", "1"]) == 1
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert [line["status"] for line in lines] == ["success", "error"]
+    assert "1 of 2 inferences failed" in captured.err
+
+
+def test_cli_infer_input_matching_nothing_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert run(["infer", "3", str(tmp_path / "*.jpg")]) == 2
+    assert "no file, folder, URL or pattern" in capsys.readouterr().err
