@@ -22,7 +22,7 @@ import requests
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from tests.e2e.conftest import RunningStack
+from tests.e2e.conftest import REPO_ROOT, RunningStack
 from tests.e2e.test_inference_e2e import demo_files
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -71,6 +71,17 @@ def tensorgate(local_stack_with_workers: RunningStack, tmp_path_factory: pytest.
         return Ran(done.returncode, done.stdout, done.stderr)
 
     return run
+
+
+def readme_command_lines(stack: RunningStack) -> str:
+    """The README's command-line block as a script for this stack: the created id captured with -q, then used."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = re.search(r"## The command line\n.*?```bash\n(.*?)```", readme, re.DOTALL).group(1)  # type: ignore[union-attr]
+    script = block.replace("http://127.0.0.1:3000", stack.host).replace("tg_demo_key_0123456789", stack.api_key)
+    # The create command and its continuation lines (ending in a backslash) become ID=$(… -q).
+    create = re.compile(r"^(tensorgate networks create (?:[^\n]*\\\n)*[^\n]*)$", re.MULTILINE)
+    script = create.sub(lambda found: f"ID=$({found.group(1)} -q)", script, count=1)
+    return re.sub(r"\b(networks (?:get|update|delete)|infer) 1\b", r'\1 "$ID"', script)
 
 
 def detector_model(padding_bytes: int) -> bytes:
@@ -124,6 +135,26 @@ def large_detector(tensorgate, tmp_path_factory: pytest.TempPathFactory) -> Iter
     assert isinstance(network, dict)
     yield network
     tensorgate("networks", "delete", str(network["id"]))
+
+
+def test_cli_readme_command_line_block_runs_as_written(local_stack_with_workers: RunningStack, tmp_path: Path) -> None:
+    script = readme_command_lines(local_stack_with_workers)
+    assert script.count('"$ID"') == 4 and "ID=$(tensorgate networks create" in script, script
+
+    ran = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script + '\necho "id=$ID"'],
+        cwd=REPO_ROOT,
+        env=os.environ | {"TENSORGATE_CONFIG_FILE": str(tmp_path / "config"), "COLUMNS": "160"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    network_id = re.search(r"^id=(\d+)$", ran.stdout, re.MULTILINE).group(1)  # type: ignore[union-attr]
+    assert re.search(r"(sky|sea|sand|grass) 0\.\d{3}", ran.stdout)
+    assert "new description" in ran.stdout and f"Deleted network {network_id}." in ran.stdout
+    assert "Traceback" not in ran.stderr
 
 
 def test_cli_readme_steps_create_list_get_infer_update_delete(tensorgate) -> None:  # type: ignore[no-untyped-def]

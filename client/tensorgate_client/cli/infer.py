@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import glob
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
+import requests
 from rich.table import Table
 
 from tensorgate_client.cli import TIMEOUT, Failed, State, cli, output_options
@@ -106,6 +106,13 @@ def infer(
     if draw_to is not None:
         _pillow_or_usage()
 
+    # Pictures of the same name from different folders are drawn as NNN-name, so none overwrites another.
+    names = [_picture_name(source) for source in sources]
+    drawn_names = {
+        source: f"{index:03d}-{name}" if names.count(name) > 1 else name
+        for index, (source, name) in enumerate(zip(sources, names, strict=True))
+    }
+
     def run(source: str) -> Outcome:
         outcome = Outcome(source)
         try:
@@ -121,7 +128,10 @@ def infer(
         except (ApiError, ConnectionFailed, OSError) as error:
             outcome.error = str(error)
         if draw_to is not None and outcome.status == "success":
-            outcome.drawn = _draw(client, source, outcome.data, draw_to)
+            try:
+                outcome.drawn = _draw(client, source, outcome.data, draw_to / drawn_names[source])
+            except (OSError, requests.RequestException, ValueError) as error:
+                outcome.error = f"not drawn: {error}"
         return outcome
 
     outcomes: list[Outcome] = []
@@ -154,18 +164,22 @@ def _exit_status(outcomes: list[Outcome]) -> None:
         raise Failed(f"{len(timed_out)} of {len(outcomes)} inferences had no result in time.", TIMEOUT)
 
 
-def _draw(client: Client, source: str, data: Any, folder: Path) -> str | None:
+def _picture_name(source: str) -> str:
+    if source.startswith(URL_PREFIXES):
+        return Path(source.split("?", 1)[0].rstrip("/")).name or "picture"
+    return Path(source).name
+
+
+def _draw(client: Client, source: str, data: Any, target: Path) -> str | None:
     from tensorgate_client.draw import boxes_of, draw_boxes
 
     if source.startswith(URL_PREFIXES):
         if not source.startswith(("http://", "https://")):
-            return None
+            return None  # an s3:// input is read by the service, not by this machine
         picture = client.transport.session.get(source, timeout=client.transport.timeout).content
-        name = Path(source.split("?", 1)[0].rstrip("/")).name or f"url-{int(time.time() * 1000)}"
     else:
         picture = Path(source).read_bytes()
-        name = Path(source).name
-    return str(draw_boxes(picture, boxes_of(data), folder / name))
+    return str(draw_boxes(picture, boxes_of(data), target))
 
 
 def _pillow_or_usage() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import responses
-
 from tensorgate_client import config
 from tensorgate_client.cli import run
+
 from tests.unit.client.fakes import network_body, task_body
 
 HOST = "http://tensorgate.test"
@@ -187,3 +187,27 @@ def test_cli_infer_runs_every_input_and_prints_labels_boxes_and_json_lines(
 def test_cli_infer_input_matching_nothing_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert run(["infer", "3", str(tmp_path / "*.jpg")]) == 2
     assert "no file, folder, URL or pattern" in capsys.readouterr().err
+
+
+@responses.activate
+def test_cli_infer_draw_keeps_pictures_of_the_same_name_apart(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (200, 150), (128, 128, 128)).save(tmp_path / folder / "x.png")
+    ids = iter(range(300, 310))
+    responses.add_callback(
+        responses.POST,
+        f"{URL}/networks/3/inference",
+        callback=lambda request: (200, {}, json.dumps({"task_id": next(ids)})),
+    )
+    boxes = {"tensors": [], "outputs": [{"box": [20, 10, 150, 120], "label": "disc", "score": 0.75}]}
+    for task_id in (300, 301):
+        responses.get(f"{URL}/tasks/{task_id}/", json=task_body(task_id, "success", data=boxes))
+
+    assert run(["infer", "3", str(tmp_path / "a"), str(tmp_path / "b"), "--draw", str(tmp_path / "out"), "-q"]) == 0
+
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["000-x.png", "001-x.png"]
+    with Image.open(tmp_path / "out" / "000-x.png") as drawn:
+        assert drawn.getpixel((20, 60)) != (128, 128, 128) and drawn.getpixel((80, 80)) == (128, 128, 128)
