@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/e2e.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/worker.py
+	$(BIN)/python bench/upload_memory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .aws-sam

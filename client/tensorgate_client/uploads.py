@@ -27,6 +27,7 @@ from tensorgate_client.errors import TensorgateError
 MULTIPART_BODY_LIMIT = 6 * 1024 * 1024 * 3 // 4
 MULTIPART_HEADROOM = 64 * 1024
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz")
+ARCHIVE_PEEK_BYTES = 64 * 1024 * 1024
 FRAMEWORK_BY_SUFFIX = {".onnx": "onnx", ".tflite": "tflite", ".keras": "keras", ".h5": "keras", ".hdf5": "keras"}
 # The service stores flat names, or SavedModel variables as variables/<name>.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -95,18 +96,24 @@ def collect(path: Path, extra_files: tuple[Path, ...] = ()) -> ModelFiles:
 
 
 def archive_names(path: Path) -> list[str]:
-    """The member names of a zip (from its directory) or a tar; empty when the archive cannot be read."""
+    """Member names of a zip (its directory) or of a tar.gz's first 64 MiB; empty when unreadable.
+
+    Only to guess the framework: a tar.gz is read as a stream up to its first model file, and never
+    further than 64 MiB of the archive, so a large archive is not decompressed before it is uploaded.
+    """
     try:
         if path.name.lower().endswith(".zip"):
             with zipfile.ZipFile(path) as archive:
                 return archive.namelist()
-        with tarfile.open(path, "r:*") as archive:
-            names = []
-            for member in archive:  # stops at the first model file: a large tar.gz is not read to its end
+        names: list[str] = []
+        with open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|gz") as archive:
+            for member in archive:
                 names.append(member.name)
-                if member.name.lower().endswith(tuple(FRAMEWORK_BY_SUFFIX)) or member.name.endswith("saved_model.pb"):
+                if _framework_of([member.name]) is not None or member.name.endswith("saved_model.pb"):
                     break
-            return names
+                if raw.tell() > ARCHIVE_PEEK_BYTES:
+                    break
+        return names
     except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError):
         return []
 

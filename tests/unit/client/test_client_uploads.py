@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -189,3 +192,25 @@ def test_create_from_a_missing_or_empty_path_is_refused_before_any_request(tmp_p
         client.networks.create(tmp_path / "nothing.onnx", name="x")
     with pytest.raises(UnusableModelPath, match="empty"):
         client.networks.create(empty, name="x")
+
+
+def test_create_command_streams_a_large_archive_without_holding_it(tmp_path: Path) -> None:
+    """256 MiB through the command in its own process: its peak RSS stays far below the archive's size."""
+    archive = tmp_path / "big.tar.gz"
+    with open(archive, "wb") as handle:
+        handle.truncate(256 * 1024 * 1024)  # sparse: the disk is not what is measured
+    command = [str(Path(sys.executable).parent / "tensorgate"), "networks", "create", str(archive), "--no-wait"]
+    measure = (
+        "import resource, subprocess, sys; "
+        "status = subprocess.run(sys.argv[1:], capture_output=True).returncode; "
+        "print(status, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    with fake_service(service_route(), keep_bodies=False) as service:
+        env = os.environ | {"TENSORGATE_API_URL": service.url, "TENSORGATE_API_KEY": KEY}
+        done = subprocess.run([sys.executable, "-c", measure, *command], env=env, capture_output=True, text=True)
+        uploaded = service.received[-1]
+
+    status, peak_kib = map(int, done.stdout.split())
+    assert status == 0, done.stderr
+    assert int(uploaded.headers["Content-Length"]) > 256 * 1024 * 1024
+    assert peak_kib * 1024 < 150 * 1000 * 1000, f"peak RSS {peak_kib} KiB"
