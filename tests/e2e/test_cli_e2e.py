@@ -235,6 +235,11 @@ def test_cli_infer_draw_writes_each_picture_with_its_boxes_where_expected(
                 assert rgb.getpixel(inside_or_outside)[:2] == (128, 128), inside_or_outside
     table = tensorgate("infer", str(large_detector["id"]), str(pictures / "grey0.png"))
     assert "disc 0.900 [80, 60, 240, 180]" in table.out and "corner 0.600 [0, 0, 64, 48]" in table.out
+    # A request's threshold (a multipart text field) drops the corner's 0.6
+    [stricter] = tensorgate(
+        "infer", str(large_detector["id"]), str(pictures / "grey0.png"), "--threshold", "0.7", "--json"
+    ).json_lines()
+    assert [output["label"] for output in stricter["data"]["outputs"]] == ["disc"]  # type: ignore[index]
 
 
 def test_cli_exit_codes_usage_2_service_error_1_timeout_3(

@@ -211,3 +211,33 @@ def test_cli_infer_draw_keeps_pictures_of_the_same_name_apart(tmp_path: Path) ->
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["000-x.png", "001-x.png"]
     with Image.open(tmp_path / "out" / "000-x.png") as drawn:
         assert drawn.getpixel((20, 60)) != (128, 128, 128) and drawn.getpixel((80, 80)) == (128, 128, 128)
+
+
+@responses.activate
+def test_cli_infer_url_input_is_sent_as_json_with_the_detection_options(capsys: pytest.CaptureFixture[str]) -> None:
+    responses.post(f"{URL}/networks/3/inference", json={"task_id": 400})
+    responses.get(f"{URL}/tasks/400/", json=task_body(400, "success", data={"tensors": [], "outputs": []}))
+
+    assert run(["infer", "3", "https://example.com/cat.jpg?size=big", "--threshold", "0.7", "--max-objects", "2"]) == 0
+
+    assert json.loads(responses.calls[0].request.body) == {
+        "inputs": [{"image": {"source": "https://example.com/cat.jpg?size=big"}}],
+        "bounding_box_threshold": 0.7,
+        "max_objects": 2,
+    }
+    assert "no objects found" in capsys.readouterr().out
+
+
+@responses.activate
+def test_cli_networks_list_all_follows_the_next_links(capsys: pytest.CaptureFixture[str]) -> None:
+    first = {"count": 3, "next": f"{URL}/networks/?offset=2&limit=2", "previous": None}
+    responses.get(f"{URL}/networks/?offset=0&limit=100", json=first | {"results": [network_body(1), network_body(2)]})
+    responses.get(
+        f"{URL}/networks/?offset=2&limit=2",
+        json={"count": 3, "next": None, "previous": f"{URL}/networks/?offset=0&limit=2", "results": [network_body(3)]},
+    )
+
+    assert run(["networks", "list", "--all", "--json"]) == 0
+
+    listed = json.loads(capsys.readouterr().out)
+    assert [network["id"] for network in listed["results"]] == [1, 2, 3] and listed["count"] == 3
