@@ -339,3 +339,28 @@ def test_cli_upload_bar_on_a_terminal_and_absent_when_piped(
     second_id = re.search(r"Created network (\d+)", piped.err).group(1)  # type: ignore[union-attr]
     for identifier in (network_id, second_id):
         assert tensorgate("networks", "delete", identifier).code == 0
+
+
+def test_cli_each_subcommand_prints_a_table_and_json(
+    tensorgate, large_detector: dict[str, object], tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    network_id, task_id = str(large_detector["id"]), str(large_detector["task_id"])
+    Image.new("RGB", PICTURE_SIZE, (10, 20, 30)).save(tmp_path / "picture.jpg")
+
+    waited = tensorgate("networks", "wait", network_id)
+    assert waited.code == 0 and re.search(r"status\s+ready", waited.out) and "parity: passed" in waited.out
+    assert tensorgate("networks", "wait", network_id, "--json").json()["status"] == "ready"  # type: ignore[index]
+
+    task_table = tensorgate("tasks", "get", task_id)
+    assert task_table.code == 0 and re.search(rf"{task_id}\s+│\s+deploy\s+│\s+success", task_table.out)
+    assert "onnx converted to ONNX" in task_table.out
+    [task] = tensorgate("tasks", "wait", task_id, "--json").json_lines()
+    assert task["kind"] == "deploy" and task["data"]["format"] == "onnx"  # type: ignore[index]
+
+    inferred = tensorgate("infer", network_id, str(tmp_path / "picture.jpg"), "--json").json_lines()
+    both = tensorgate("tasks", "get", task_id, str(inferred[0]["task_id"]), "--json").json_lines()
+    assert [item["kind"] for item in both] == ["deploy", "inference"]
+    assert "disc 0.900" in tensorgate("tasks", "get", str(inferred[0]["task_id"])).out
+
+    updated = tensorgate("networks", "update", network_id, "--metadata", '{"stage": "test"}', "--json").json()
+    assert updated["metadata"] == {"stage": "test"} and updated["name"] == "big detector"  # type: ignore[index]
