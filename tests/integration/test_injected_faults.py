@@ -311,7 +311,7 @@ def test_worker_results_always_throttled_fail_the_records_and_every_task_still_e
 
     dead_lettered = 0
 
-    def consume_dead_letters() -> bool:
+    def consume_dead_letters() -> None:
         nonlocal dead_lettered
         messages = service.sqs.receive_message(QueueUrl=dead_letter_url, MaxNumberOfMessages=10).get("Messages", [])
         if messages:
@@ -323,7 +323,10 @@ def test_worker_results_always_throttled_fail_the_records_and_every_task_still_e
             for message in messages:
                 service.sqs.delete_message(QueueUrl=dead_letter_url, ReceiptHandle=message["ReceiptHandle"])
             dead_lettered += len(messages)
-        return not service.pending(ids) and worker.stats.ended + dead_lettered == len(ids)
+
+    def every_task_ended_and_every_message_consumed() -> bool:
+        consume_dead_letters()
+        return not service.pending(ids) and service.queued() == 0 and service.queued(dead_letter_url) == 0
 
     DynamoTaskRepository.finish = counting_finish  # type: ignore[method-assign]
     worker = build_worker(service.settings(), runtime=Runtime(available=[CPU]))
@@ -331,14 +334,23 @@ def test_worker_results_always_throttled_fail_the_records_and_every_task_still_e
     thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
     thread.start()
     try:
+        # Delivery is at least once: a record may be served twice (a redelivery, or the worker and the
+        # dead letters both), so the wait is for the outcome, not for a count of deliveries.
         wait_until(
-            consume_dead_letters,
+            every_task_ended_and_every_message_consumed,
             30,
-            lambda: f"pending {service.pending(ids)}, {dead_lettered} dead-lettered, worker stats {worker.stats}",
+            lambda: (
+                f"pending {service.pending(ids)}, {service.queued()} queued, "
+                f"{service.queued(dead_letter_url)} dead letters left ({dead_lettered} consumed), "
+                f"worker stats {worker.stats}"
+            ),
         )
     finally:
         stop.set()
         thread.join(timeout=30)
+    try:
+        consume_dead_letters()  # what the worker's last receive may have moved there, as the event source would
+    finally:
         DynamoTaskRepository.finish = original_finish  # type: ignore[method-assign]
     assert not thread.is_alive(), "the worker did not stop"
     assert sorted(finished) == sorted(ids)
