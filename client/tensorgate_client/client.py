@@ -83,15 +83,18 @@ class Networks:
         conversion_options: Mapping[str, Any] | None = None,
         extra_files: Iterable[str | Path] = (),
         progress: uploads.Progress | None = None,
+        on_stage: Callable[[str], None] | None = None,
         multipart_limit: int = uploads.MULTIPART_BODY_LIMIT - uploads.MULTIPART_HEADROOM,
     ) -> Network:
         """Register the model at `path` (a SavedModel folder, a .keras/.h5/.tflite/.onnx file or an archive).
 
         Files whose multipart body fits `multipart_limit` go in the create request; anything larger, or
         an archive, goes by a JSON create and the presigned POST its answer carries. `progress(sent, total)`
-        follows the bytes of whichever body carries the model. The answer is the network, still `pending`:
-        `wait` follows its deploy.
+        follows the bytes of whichever body carries the model (and first, when files are zipped, the bytes
+        zipped); `on_stage(text)` says which step runs ("zipping …", "uploading …"). The answer is the
+        network, still `pending`: `wait` follows its deploy.
         """
+        stage = on_stage or (lambda text: None)
         model = uploads.collect(Path(path), tuple(Path(extra) for extra in extra_files))
         fields: dict[str, Any] = {
             "name": name,
@@ -112,7 +115,10 @@ class Networks:
             if uploads.multipart_length(text_fields, model.files) <= multipart_limit:
                 body = uploads.multipart_body(text_fields, model.files, progress)
                 return Network.model_validate(self._http.request("POST", "networks/", body=body).json())
-        with uploads.as_archive(model) as archive:
+        if model.archive is None:
+            stage(f"zipping {len(model.files)} files")
+        with uploads.as_archive(model, progress) as archive:
+            stage(f"uploading {archive.name if model.archive is not None else GENERATED_ARCHIVE_NAME}")
             name_signed = uploads.archive_name(archive) if model.archive is not None else GENERATED_ARCHIVE_NAME
             created = Network.model_validate(
                 self._http.request("POST", "networks/", json=fields | {"archive_name": name_signed}).json()

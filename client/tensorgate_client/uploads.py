@@ -11,6 +11,7 @@ import os
 import re
 import tarfile
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -28,6 +29,7 @@ MULTIPART_BODY_LIMIT = 6 * 1024 * 1024 * 3 // 4
 MULTIPART_HEADROOM = 64 * 1024
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz")
 ARCHIVE_PEEK_BYTES = 64 * 1024 * 1024
+STORE_ABOVE_BYTES = 16 * 1024 * 1024
 FRAMEWORK_BY_SUFFIX = {".onnx": "onnx", ".tflite": "tflite", ".keras": "keras", ".h5": "keras", ".hdf5": "keras"}
 # The service stores flat names, or SavedModel variables as variables/<name>.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -178,18 +180,34 @@ def streamed(
 
 
 @contextmanager
-def as_archive(model: ModelFiles) -> Iterator[Path]:
-    """The archive to upload: the given one, or the files zipped into a temporary file removed afterwards."""
+def as_archive(model: ModelFiles, progress: Progress | None = None) -> Iterator[Path]:
+    """The archive to upload: the given one, or the files zipped into a temporary file removed afterwards.
+
+    Zipping streams each file through in 1 MiB chunks; `progress(done, total)` counts the files' bytes.
+    """
     if model.archive is not None:
         yield model.archive
         return
     descriptor, name = tempfile.mkstemp(prefix="tensorgate-", suffix=".zip")
     os.close(descriptor)
+    total, done = model.total_bytes(), 0
     try:
-        # Weights hardly compress; level 1 keeps the zipping close to disk speed.
         with zipfile.ZipFile(name, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
             for member, path in model.files:
-                archive.write(path, member)
+                size = path.stat().st_size
+                entry = zipfile.ZipInfo(member, time.localtime(path.stat().st_mtime)[:6])
+                # Graphs and text compress well; weights hardly do, so large files are stored as they are
+                # and the zipping runs at disk speed.
+                entry.compress_type = zipfile.ZIP_STORED if size > STORE_ABOVE_BYTES else zipfile.ZIP_DEFLATED
+                with (
+                    open(path, "rb") as source,
+                    archive.open(entry, "w", force_zip64=size >= zipfile.ZIP64_LIMIT) as target,
+                ):
+                    while chunk := source.read(1 << 20):
+                        target.write(chunk)
+                        done += len(chunk)
+                        if progress is not None:
+                            progress(done, total)
         yield Path(name)
     finally:
         os.unlink(name)

@@ -121,6 +121,7 @@ def create(
             conversion_options=json_value(conversion_options, "--conversion-options"),
             extra_files=extras,
             progress=progress,
+            on_stage=progress.stage,
         )
     if output.quiet and not output.as_json:
         click.echo(network.id)

@@ -63,7 +63,7 @@ class Output:
     def upload_bar(self, description: str) -> Iterator[Any]:
         """A byte progress bar (sent / total, rate, time left); the callback is a no-op when no bar is shown."""
         if not self.shows_progress:
-            yield lambda sent, total: None
+            yield UploadBar()
             return
         progress = Progress(
             TextColumn("{task.description}"),
@@ -76,7 +76,7 @@ class Output:
         )
         task = progress.add_task(description, total=None)
         with progress:
-            yield lambda sent, total: progress.update(task, completed=sent, total=total)
+            yield UploadBar(progress, task)
 
     @contextmanager
     def count_bar(self, description: str, total: int) -> Iterator[Any]:
@@ -104,6 +104,21 @@ class Output:
             return
         with self.err.status(text) as live:
             yield lambda new_text: live.update(new_text)
+
+
+class UploadBar:
+    """`bar(sent, total)` moves it; `bar.stage(text)` renames it and starts it again (zipping, then uploading)."""
+
+    def __init__(self, progress: Progress | None = None, task: Any = None) -> None:
+        self._progress, self._task = progress, task
+
+    def __call__(self, sent: int, total: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=sent, total=total)
+
+    def stage(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.reset(self._task, total=None, description=text)
 
 
 def network_rows(networks: Sequence[Network]) -> Table:

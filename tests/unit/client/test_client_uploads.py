@@ -108,11 +108,15 @@ def test_create_onnx_file_declares_its_framework(tmp_path: Path) -> None:
 
 def test_create_over_the_multipart_limit_zips_and_posts_to_the_presigned_url_file_last(tmp_path: Path) -> None:
     folder = saved_model_folder(tmp_path, weights=50_000)
-    progress: list[tuple[int, int]] = []
+    events: list[object] = []
     with fake_service(service_route()) as service:
         client = Client(service.url, KEY)
         network = client.networks.create(
-            folder, name="big", multipart_limit=10_000, progress=lambda sent, total: progress.append((sent, total))
+            folder,
+            name="big",
+            multipart_limit=10_000,
+            progress=lambda sent, total: events.append((sent, total)),
+            on_stage=events.append,
         )
 
     create, upload = service.received
@@ -129,8 +133,12 @@ def test_create_over_the_multipart_limit_zips_and_posts_to_the_presigned_url_fil
         ]
         assert archive.read("variables/variables.data-00000-of-00001") == b"w" * 50_000
     assert network.id == 7
+    # First the files' bytes zipped, then the upload's bytes sent, each stage announced
+    uploading = events.index("uploading model.zip")
+    assert events[0] == "zipping 4 files" and events[uploading - 1] == (50_000 + 100 + 5 + 4,) * 2
+    sent = events[uploading + 1 :]
     total = int(upload.headers["Content-Length"])
-    assert progress[-1] == (total, total) and [sent for sent, _ in progress] == sorted(sent for sent, _ in progress)
+    assert sent[-1] == (total, total) and sent == sorted(sent)
 
 
 def test_create_from_an_archive_signs_its_own_name_and_sends_it_unchanged(tmp_path: Path) -> None:
@@ -214,3 +222,23 @@ def test_create_command_streams_a_large_archive_without_holding_it(tmp_path: Pat
     assert status == 0, done.stderr
     assert int(uploaded.headers["Content-Length"]) > 256 * 1024 * 1024
     assert peak_kib * 1024 < 150 * 1000 * 1000, f"peak RSS {peak_kib} KiB"
+
+
+def test_generated_archive_stores_large_files_and_deflates_small_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tensorgate_client import uploads
+
+    monkeypatch.setattr(uploads, "STORE_ABOVE_BYTES", 10_000)
+    folder = saved_model_folder(tmp_path, weights=20_000)
+    seen: list[tuple[int, int]] = []
+
+    with uploads.as_archive(uploads.collect(folder), lambda done, total: seen.append((done, total))) as archive:
+        with zipfile.ZipFile(archive) as opened:
+            types = {info.filename: info.compress_type for info in opened.infolist()}
+            assert opened.read("variables/variables.data-00000-of-00001") == b"w" * 20_000
+        kept = archive
+    assert not kept.exists()  # the temporary archive is removed afterwards
+    assert types["variables/variables.data-00000-of-00001"] == zipfile.ZIP_STORED
+    assert types["saved_model.pb"] == zipfile.ZIP_DEFLATED
+    assert seen[-1] == (20_000 + 100 + 5 + 4, 20_000 + 100 + 5 + 4)
