@@ -71,7 +71,7 @@ def collect(path: Path, extra_files: tuple[Path, ...] = ()) -> ModelFiles:
     """The files of `path`: a SavedModel (or v0.7 file set) folder, one model file, or an archive."""
     if not path.exists():
         raise UnusableModelPath(f"{path} does not exist.")
-    extras = tuple((_flat_name(extra), extra) for extra in extra_files)
+    extras = tuple((upload_name(extra), extra) for extra in extra_files)
     for _, extra in extras:
         if not extra.is_file():
             raise UnusableModelPath(f"{extra} is not a file.")
@@ -93,7 +93,7 @@ def collect(path: Path, extra_files: tuple[Path, ...] = ()) -> ModelFiles:
         return ModelFiles(archive=path, framework=_framework_of(archive_names(path)))
     if path.stat().st_size == 0:
         raise UnusableModelPath(f"{path} is empty (0 bytes).")
-    files = _merge([(_flat_name(path), path)], extras)
+    files = _merge([(upload_name(path), path)], extras)
     return ModelFiles(files=files, framework=_framework_of([path.name]))
 
 
@@ -131,7 +131,7 @@ def _framework_of(names: Any) -> str | None:
     return None
 
 
-def _flat_name(path: Path) -> str:
+def upload_name(path: Path) -> str:
     """A name the service stores: characters it refuses become '_'."""
     name = re.sub(r"[^A-Za-z0-9._-]", "_", path.name)
     return name if name[:1].isalnum() else f"file{name}"
@@ -217,5 +217,5 @@ def archive_name(path: Path) -> str:
     """The name the presigned POST is signed for: the archive's own when the service takes it."""
     lowered = path.name.lower()
     suffix = next(suffix for suffix in ARCHIVE_SUFFIXES if lowered.endswith(suffix))
-    stem = _flat_name(Path(path.name[: -len(suffix)] or "model"))
+    stem = upload_name(Path(path.name[: -len(suffix)] or "model"))
     return f"{stem}{suffix}"

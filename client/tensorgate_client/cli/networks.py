@@ -13,6 +13,7 @@ from tensorgate_client.cli.output import Output, network_details, network_rows, 
 from tensorgate_client.client import Client
 from tensorgate_client.errors import WaitTimeout
 from tensorgate_client.models import Network
+from tensorgate_client.uploads import upload_name
 
 FRAMEWORKS = ("tensorflow-1.x", "tensorflow-2.x", "keras", "tflite", "onnx")
 # Flag → key of `preprocessing.inputs[0].image` (the v0.7 names).
@@ -105,7 +106,7 @@ def create(
     the deploy (conversion and parity check) and prints the parity figures.
     """
     extras = list(extra_files)
-    spec = _preprocessing(json_value(preprocessing, "--preprocessing"), tensor_name, image_flags, extras)
+    spec = _preprocessing(json_value(preprocessing, "--preprocessing"), tensor_name, image_flags, extras, path)
     client, output = state.client, state.output
     with output.upload_bar(f"uploading {path.name}") as progress:
         network = client.networks.create(
@@ -250,13 +251,15 @@ def _show_deployed(output: Output, network: Network) -> None:
 
 
 def _preprocessing(
-    given: Any, tensor_name: str | None, flags: dict[str, Any], extra_files: list[Path]
+    given: Any, tensor_name: str | None, flags: dict[str, Any], extra_files: list[Path], model_path: Path
 ) -> dict[str, Any] | None:
-    """The JSON given, with input 0 completed from the flags; a mean file given as a path is sent too."""
+    """The JSON given, with input 0 completed from the flags; a mean file given as a path is sent too
+    (a name found inside the model's folder is that file)."""
     mean_file = flags.get("mean_file")
-    if mean_file and Path(mean_file).is_file():
+    inside = model_path.is_dir() and bool(mean_file) and (model_path / str(mean_file)).is_file()
+    if mean_file and not inside and Path(mean_file).is_file():
         extra_files.append(Path(mean_file))
-        flags = flags | {"mean_file": Path(mean_file).name}
+        flags = flags | {"mean_file": upload_name(Path(mean_file))}  # the name it is stored under
     image = {IMAGE_FLAGS[key]: value for key, value in flags.items() if value is not None}
     if given is None and not image and tensor_name is None:
         return None

@@ -241,3 +241,32 @@ def test_cli_networks_list_all_follows_the_next_links(capsys: pytest.CaptureFixt
 
     listed = json.loads(capsys.readouterr().out)
     assert [network["id"] for network in listed["results"]] == [1, 2, 3] and listed["count"] == 3
+
+
+def test_cli_create_sends_a_mean_file_given_as_a_path_and_names_it_in_the_preprocessing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from requests_toolbelt.multipart.decoder import MultipartDecoder
+
+    from tests.unit.client.fakes import Answer, fake_service
+
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"onnx")
+    (tmp_path / "stats").mkdir()
+    (tmp_path / "stats" / "imagenet mean.npy").write_bytes(b"mean")
+    with fake_service(lambda received: Answer(201, network_body(5))) as service:
+        monkeypatch.setenv(config.URL_VARIABLE, service.url)
+        code = run(
+            ["networks", "create", str(model), "--tensor-name", "data", "--target-size", "224x224",
+             "--mean-file", str(tmp_path / "stats" / "imagenet mean.npy"), "--no-wait", "-q"]
+        )  # fmt: skip
+
+    assert code == 0 and capsys.readouterr().out.strip() == "5"
+    [request] = service.received
+    parts = {
+        part.headers[b"Content-Disposition"].decode().split('name="')[1].split('"')[0]: part.content
+        for part in MultipartDecoder(request.body, request.headers["Content-Type"]).parts
+    }
+    assert parts["imagenet_mean.npy"] == b"mean" and parts["model.onnx"] == b"onnx" and parts["framework"] == b"onnx"
+    image = json.loads(parts["preprocessing"])["inputs"][0]
+    assert image == {"tensor_name": "data", "image": {"target_size": "224x224", "mean_file": "imagenet_mean.npy"}}
