@@ -9,17 +9,20 @@ import mimetypes
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import requests
+from pydantic import BaseModel
 from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
 
 from tensorgate_client import config, uploads
 from tensorgate_client.errors import ApiError, TaskFailed, WaitTimeout
-from tensorgate_client.models import Network, NetworkPage, Task, TaskPage, UploadInstructions
+from tensorgate_client.models import Network, NetworkPage, Task, TaskPage, TaskQueued, UploadInstructions
 from tensorgate_client.transport import RetryPolicy, Transport
 
 JSON_FIELDS = ("metadata", "preprocessing", "postprocessings", "input_spec", "output_spec", "conversion_options")
 GENERATED_ARCHIVE_NAME = "model.zip"
+Parsed = TypeVar("Parsed", bound=BaseModel)
 
 
 class Client:
@@ -114,14 +117,14 @@ class Networks:
             }
             if uploads.multipart_length(text_fields, model.files) <= multipart_limit:
                 body = uploads.multipart_body(text_fields, model.files, progress)
-                return Network.model_validate(self._http.request("POST", "networks/", body=body).json())
+                return _parsed(self._http.request("POST", "networks/", body=body), Network)
         if model.archive is None:
             stage(f"zipping {len(model.files)} files")
         with uploads.as_archive(model, progress) as archive:
             stage(f"uploading {archive.name if model.archive is not None else GENERATED_ARCHIVE_NAME}")
             name_signed = uploads.archive_name(archive) if model.archive is not None else GENERATED_ARCHIVE_NAME
-            created = Network.model_validate(
-                self._http.request("POST", "networks/", json=fields | {"archive_name": name_signed}).json()
+            created = _parsed(
+                self._http.request("POST", "networks/", json=fields | {"archive_name": name_signed}), Network
             )
             if created.upload is None:
                 raise ApiError(201, "The service created the network but sent no upload instructions for the archive.")
@@ -162,18 +165,18 @@ class Networks:
 
     def list(self, offset: int = 0, limit: int = 20) -> NetworkPage:
         answer = self._http.request("GET", "networks/", params={"offset": offset, "limit": limit})
-        return NetworkPage.model_validate(answer.json())
+        return _parsed(answer, NetworkPage)
 
     def iterate(self, page_size: int = 100) -> Iterable[Network]:
         """Every network of the account, following `next` links."""
         page = self.list(0, page_size)
         yield from page.results
         while page.next:
-            page = NetworkPage.model_validate(self._http.request("GET", page.next).json())
+            page = _parsed(self._http.request("GET", page.next), NetworkPage)
             yield from page.results
 
     def get(self, network_id: int | str) -> Network:
-        return Network.model_validate(self._http.request("GET", f"networks/{_network_path(network_id)}/").json())
+        return _parsed(self._http.request("GET", f"networks/{_network_path(network_id)}/"), Network)
 
     def update(
         self,
@@ -192,7 +195,7 @@ class Networks:
         if not changes:
             raise ValueError("Give at least one of name, description or metadata to update.")
         answer = self._http.request("PATCH", f"networks/{_network_path(network_id)}/", json=changes)
-        return Network.model_validate(answer.json())
+        return _parsed(answer, Network)
 
     def delete(self, network_id: int | str) -> None:
         self._http.request("DELETE", f"networks/{_network_path(network_id)}/")
@@ -234,11 +237,11 @@ class Networks:
             extra["output_tensors"] = list(output_tensors)
         if isinstance(image, str) and image.startswith(("http://", "https://", "s3://", "data:")):
             body = {"inputs": [{"image": {"source": image}}], **extra}
-            return int(self._http.request("POST", path, json=body).json()["task_id"])
+            return _parsed(self._http.request("POST", path, json=body), TaskQueued).task_id
         if isinstance(image, bytes):
             encoded = base64.b64encode(image).decode("ascii")
             body = {"inputs": [{"image": {"source": encoded}}], **extra}
-            return int(self._http.request("POST", path, json=body).json()["task_id"])
+            return _parsed(self._http.request("POST", path, json=body), TaskQueued).task_id
         file = Path(image)
         if not file.is_file():
             raise FileNotFoundError(f"{file} is not a file.")
@@ -249,7 +252,7 @@ class Networks:
             encoder = MultipartEncoder(fields=[*text, ("inputs[0]image.source", (file.name, file.read_bytes(), media))])
             return encoder, {"Content-Type": encoder.content_type}
 
-        return int(self._http.request("POST", path, body=body_factory).json()["task_id"])
+        return _parsed(self._http.request("POST", path, body=body_factory), TaskQueued).task_id
 
     def _delete_quietly(self, network_id: int | str) -> None:
         # The upload's own error is the one to report.
@@ -265,7 +268,7 @@ class Tasks:
         self._http = client.transport
 
     def get(self, task_id: int) -> Task:
-        return Task.model_validate(self._http.request("GET", f"tasks/{int(task_id)}/").json())
+        return _parsed(self._http.request("GET", f"tasks/{int(task_id)}/"), Task)
 
     def get_many(self, task_ids: Sequence[int]) -> list[Task]:
         """The tasks, in the order asked (100 per request, the service's limit)."""
@@ -273,7 +276,7 @@ class Tasks:
         for start in range(0, len(task_ids), 100):
             chunk = [int(task_id) for task_id in task_ids[start : start + 100]]
             params = {"task_ids": ",".join(map(str, chunk)), "limit": 100}
-            page = TaskPage.model_validate(self._http.request("GET", "tasks/", params=params).json())
+            page = _parsed(self._http.request("GET", "tasks/", params=params), TaskPage)
             found |= {task.id: task for task in page.results}
         return [found[int(task_id)] for task_id in task_ids if int(task_id) in found]
 
@@ -332,6 +335,19 @@ def _poll(
             raise WaitTimeout(f"Gave up waiting for {what} after {timeout:g} s.", current)
         sleep(min(interval, remaining))
         interval = min(interval * 1.5, MAX_POLL_INTERVAL)
+
+
+def _parsed(response: requests.Response, model: type[Parsed]) -> Parsed:
+    """The answer as `model`; an answer that is not one (a wrong URL, a proxy's page) is an `ApiError` saying so."""
+    try:
+        return model.model_validate(response.json())
+    except ValueError:  # not JSON, or JSON of another shape (pydantic's ValidationError is a ValueError)
+        kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+        raise ApiError(
+            response.status_code,
+            f"{response.request.method} {response.url} answered {response.status_code} with {kind} that is not "
+            f"a Tensorgate {model.__name__}; is the API URL right?",
+        ) from None
 
 
 def _network_path(network_id: int | str) -> str:

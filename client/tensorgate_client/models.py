@@ -72,6 +72,10 @@ class Task(_Resource):
         return self.status != "pending"
 
 
+class TaskQueued(_Resource):
+    task_id: int
+
+
 class TaskPage(_Resource):
     count: int
     next: str | None

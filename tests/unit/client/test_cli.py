@@ -270,3 +270,16 @@ def test_cli_create_sends_a_mean_file_given_as_a_path_and_names_it_in_the_prepro
     assert parts["imagenet_mean.npy"] == b"mean" and parts["model.onnx"] == b"onnx" and parts["framework"] == b"onnx"
     image = json.loads(parts["preprocessing"])["inputs"][0]
     assert image == {"tensor_name": "data", "image": {"target_size": "224x224", "mean_file": "imagenet_mean.npy"}}
+
+
+@responses.activate
+def test_cli_an_answer_that_is_not_the_api_is_a_sentence_not_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    responses.get(f"{URL}/networks/", body="<html>a login page</html>", content_type="text/html")
+    responses.get(f"{URL}/networks/7/", json={"something": "else"})
+
+    assert run(["networks", "list"]) == 1
+    assert "answered 200 with text/html that is not a Tensorgate NetworkPage; is the API URL right?" in (
+        capsys.readouterr().err
+    )
+    assert run(["networks", "get", "7"]) == 1
+    assert "application/json that is not a Tensorgate Network" in capsys.readouterr().err
