@@ -138,6 +138,8 @@ class Transport:
                     self._sleep(self.retry.delay(attempt, None))
                     continue
                 raise ConnectionFailed(f"{url} did not answer within {(timeout or self.timeout)[1]:g} s.") from None
+            except requests.RequestException as error:  # an invalid URL, a broken chunked answer, redirects
+                raise ConnectionFailed(f"The request to {url} failed: {error}.") from None
             if response.status_code < 400:
                 return response
             if self.retry.should_retry(method, response.status_code) and attempt < self.retry.attempts:
