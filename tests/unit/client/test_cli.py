@@ -283,3 +283,30 @@ def test_cli_an_answer_that_is_not_the_api_is_a_sentence_not_a_traceback(capsys:
     )
     assert run(["networks", "get", "7"]) == 1
     assert "application/json that is not a Tensorgate Network" in capsys.readouterr().err
+
+
+def test_cli_login_asks_for_what_is_not_given(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        config.CONFIG_FILE_VARIABLE: str(tmp_path / "asked"),
+    }
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "tensorgate"), "login", "--no-verify"],
+        input="http://127.0.0.1:3000\ntg_typed_key_0123456789\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        start_new_session=True,  # no controlling terminal: the key is read from stdin
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert config.read_profile("default", tmp_path / "asked") == {
+        "api_url": "http://127.0.0.1:3000/v0.7",
+        "api_key": "tg_typed_key_0123456789",
+    }
+    assert "tg_typed_key_0123456789" not in done.stdout
