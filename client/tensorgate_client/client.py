@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import requests
 from pydantic import BaseModel
-from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
+from requests_toolbelt.multipart.encoder import MultipartEncoder
 
 from tensorgate_client import config, uploads
 from tensorgate_client.errors import ApiError, TaskFailed, WaitTimeout
@@ -151,12 +151,7 @@ class Networks:
         def s3_body() -> tuple[Any, Mapping[str, str]]:
             handle = open(archive, "rb")  # noqa: SIM115 - closed when the encoder is collected
             encoder = MultipartEncoder(fields=[*fields, ("file", (name, handle, "application/octet-stream"))])
-            total = int(encoder.len)
-            if progress is None:
-                return encoder, {"Content-Type": encoder.content_type}
-            progress(0, total)
-            monitor = MultipartEncoderMonitor(encoder, lambda watched: progress(min(watched.bytes_read, total), total))
-            return monitor, {"Content-Type": monitor.content_type}
+            return uploads.monitored(encoder, progress)
 
         try:
             self._http.request("POST", upload.url, body=s3_body, authenticated=False, timeout=(10.0, 3600.0))

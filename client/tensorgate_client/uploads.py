@@ -170,7 +170,11 @@ def streamed(
     """A MultipartEncoder over open files; requests reads it in chunks. The files close when it is collected."""
     parts: list[tuple[str, Any]] = list(fields)
     parts += [(name, (name, open(path, "rb"), "application/octet-stream")) for name, path in files]  # noqa: SIM115
-    encoder = MultipartEncoder(fields=parts)
+    return monitored(MultipartEncoder(fields=parts), progress)
+
+
+def monitored(encoder: MultipartEncoder, progress: Progress | None) -> tuple[Any, Mapping[str, str]]:
+    """The body to send and its headers: the encoder itself, or a monitor reporting bytes read to `progress`."""
     total = int(encoder.len)
     if progress is None:
         return encoder, {"Content-Type": encoder.content_type}
