@@ -158,12 +158,7 @@ class Stack:
         wiring.reset()
         wiring.auth_service().create_key("dev", self.events.DEV_KEY)
         self.network_id = self.ready_network()
-        from PIL import Image  # the bench's own process only: the request is a real PNG
-
-        buffer = io.BytesIO()
-        Image.new("RGB", (64, 48), (200, 30, 30)).save(buffer, format="PNG")
-        self.image = buffer.getvalue()
-        self.dead_letter_tasks: list[int] = []
+        self.image = solid_png()
 
     def api_event(self, spec: dict[str, Any]) -> dict[str, Any]:
         return dict(self.events.build_event(self.gateway, self.routes, spec, "cold-start-bench"))
@@ -202,7 +197,7 @@ class Stack:
         }
 
     def pending_inference(self) -> int:
-        """Queue an inference and take its message off the queue: a task the dead-letter handler can end."""
+        """Queue an inference: a pending task the dead-letter handler can end (no worker serves the queue)."""
         response = self.request(self.inference_spec())
         return int(json.loads(response["body"])["task_id"])
 
@@ -224,6 +219,14 @@ class Stack:
 
     def stop(self) -> None:
         self.server.stop()
+
+
+def solid_png() -> bytes:
+    from PIL import Image  # in the bench's own process only
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def load_event_builder() -> Any:
