@@ -14,15 +14,16 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HEAVY_MODULES = ("numpy", "PIL", "tensorflow", "onnxruntime")
 PROBE = """
-import importlib, json, sys
+import gc, importlib, json, sys
 heavy = {heavy!r}
 importlib.import_module({module!r})
 after_import = [name for name in heavy if name in sys.modules]
+collecting = gc.isenabled()
 from tensorgate import wiring
 for build in (wiring.auth_service, wiring.network_service, wiring.task_service, wiring.inference_service):
     build()
 after_services = [name for name in heavy if name in sys.modules]
-print(json.dumps({{"after_import": after_import, "after_services": after_services}}))
+print(json.dumps({{"after_import": after_import, "after_services": after_services, "collecting": collecting}}))
 """
 
 
@@ -64,6 +65,9 @@ def test_handler_import_and_its_services_load_no_heavy_library(module: str) -> N
     loaded = json.loads(completed.stdout.strip().splitlines()[-1])
     assert loaded["after_import"] == [], f"importing {module} loads {loaded['after_import']}"
     assert loaded["after_services"] == [], f"the API services load {loaded['after_services']}"
+    assert not loaded["collecting"], (
+        f"{module} must call tensorgate.coldstart.pause() before its other imports, and resume() after a request"
+    )
 
 
 SCHEMA_PROBE = """
