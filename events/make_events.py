@@ -102,6 +102,56 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "tasks_api/02_list_by_ids.json": {"method": "GET", "path": "/v0.7/tasks/", "query": {"task_ids": ["1", "2"]}},
     "tasks_api/03_unknown_key.json": {"method": "GET", "path": "/v0.7/tasks/1/", "api_key": UNKNOWN_KEY},
     "docs_api/01_openapi_document.json": {"method": "GET", "path": "/v0.7/openapi.json"},
+    "recognition_api/01_create_spec.json": {
+        "method": "POST",
+        "path": "/v0.7/recognition/specs/",
+        "content_type": "application/json",
+        "body": json.dumps(
+            {
+                "name": "cats and dogs",
+                "outputs": [
+                    {
+                        "labels": {
+                            "roi": "NONE",
+                            "exclusive": True,
+                            "labels": [{"id": 0, "name": "cat"}, {"id": 1, "name": "dog"}],
+                        }
+                    }
+                ],
+            }
+        ).encode(),
+    },
+    "recognition_api/02_list_specs.json": {"method": "GET", "path": "/v0.7/recognition/specs/"},
+    "recognition_api/03_list_public.json": {"method": "GET", "path": "/v0.7/recognition/public/"},
+    "recognition_api/04_get_spec.json": {"method": "GET", "path": "/v0.7/recognition/specs/1/"},
+    "recognition_api/05_patch_spec.json": {
+        "method": "PATCH",
+        "path": "/v0.7/recognition/specs/1/",
+        "content_type": "application/json",
+        "body": json.dumps({"name": "pets", "metadata": {"project": "pets"}}).encode(),
+    },
+    "recognition_api/06_patch_outputs_immutable.json": {
+        "method": "PATCH",
+        "path": "/v0.7/recognition/specs/1/",
+        "content_type": "application/json",
+        "body": json.dumps({"outputs": []}).encode(),
+    },
+    "recognition_api/07_create_version_network_pending.json": {
+        "method": "POST",
+        "path": "/v0.7/recognition/versions/",
+        "content_type": "application/json",
+        "body": json.dumps(
+            {
+                "spec_id": 1,
+                "network_id": 1,
+                "post_processings": [{"classification": {"output_tensor": "prob", "thresholds": [0.5, 0.5]}}],
+            }
+        ).encode(),
+    },
+    "recognition_api/08_list_versions.json": {"method": "GET", "path": "/v0.7/recognition/versions/"},
+    "recognition_api/09_list_spec_versions.json": {"method": "GET", "path": "/v0.7/recognition/specs/1/versions/"},
+    "recognition_api/10_get_version_unknown.json": {"method": "GET", "path": "/v0.7/recognition/versions/424242/"},
+    "recognition_api/11_delete_spec.json": {"method": "DELETE", "path": "/v0.7/recognition/specs/1/"},
 }
 
 

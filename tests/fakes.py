@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from tensorgate.errors import ConcurrentUpdate, NetworkNotFound, StorageUnavailable
-from tensorgate.models import PUBLIC_ACCOUNT, ApiKey, Network, Task, TaskStatus
+from tensorgate.errors import ConcurrentUpdate, NetworkNotFound, RecognitionSpecNotFound, StorageUnavailable
+from tensorgate.models import PUBLIC_ACCOUNT, ApiKey, Network, RecognitionSpec, RecognitionVersion, Task, TaskStatus
 
 
 class InMemoryNetworkRepository:
@@ -55,6 +55,73 @@ class InMemoryNetworkRepository:
 
     def delete(self, account_id: str, network_id: int) -> None:
         self.records.pop((account_id, network_id), None)
+
+
+class InMemoryRecognitionRepository:
+    def __init__(self) -> None:
+        self.specs: dict[tuple[str, int], RecognitionSpec] = {}
+        self.versions: dict[tuple[str, int], RecognitionVersion] = {}
+        # As InMemoryNetworkRepository.before_replace: another writer between a read and a write.
+        self.before_replace: Callable[[RecognitionSpec], None] | None = None
+
+    def put_spec(self, spec: RecognitionSpec) -> None:
+        key = (spec.account_id, spec.spec_id)
+        if key in self.specs:
+            raise StorageUnavailable(f"spec {key} already exists")
+        self.specs[key] = spec.model_copy(deep=True)
+
+    def get_spec(self, account_id: str, spec_id: int) -> RecognitionSpec | None:
+        spec = self.specs.get((account_id, spec_id))
+        return None if spec is None else spec.model_copy(deep=True)
+
+    def get_spec_by_slug(self, slug: str) -> RecognitionSpec | None:
+        for (account_id, _), spec in sorted(self.specs.items()):
+            if account_id == PUBLIC_ACCOUNT and spec.slug == slug:
+                return spec.model_copy(deep=True)
+        return None
+
+    def list_specs(self, account_id: str, offset: int, limit: int) -> tuple[int, list[RecognitionSpec]]:
+        mine = [spec for (owner, _), spec in sorted(self.specs.items()) if owner == account_id]
+        return len(mine), [spec.model_copy(deep=True) for spec in mine[offset : offset + limit]]
+
+    def replace_spec(self, spec: RecognitionSpec, expected_version: int) -> None:
+        if self.before_replace is not None:
+            self.before_replace(spec)
+        key = (spec.account_id, spec.spec_id)
+        current = self.specs.get(key)
+        if current is None:
+            raise RecognitionSpecNotFound(spec.public_id)
+        if current.version != expected_version:
+            raise ConcurrentUpdate(f"Recognition spec {spec.public_id} changed meanwhile.")
+        self.specs[key] = spec.model_copy(deep=True)
+
+    def delete_spec(self, account_id: str, spec_id: int) -> None:
+        self.specs.pop((account_id, spec_id), None)
+
+    def put_version(self, version: RecognitionVersion) -> None:
+        key = (version.account_id, version.version_id)
+        if key in self.versions:
+            raise StorageUnavailable(f"version {key} already exists")
+        self.versions[key] = version.model_copy(deep=True)
+
+    def get_version(self, account_id: str, version_id: int) -> RecognitionVersion | None:
+        version = self.versions.get((account_id, version_id))
+        return None if version is None else version.model_copy(deep=True)
+
+    def list_versions(
+        self, account_id: str, offset: int, limit: int, spec_id: int | None = None, network_id: int | None = None
+    ) -> tuple[int, list[RecognitionVersion]]:
+        mine = [
+            version
+            for (owner, _), version in sorted(self.versions.items())
+            if owner == account_id
+            and (spec_id is None or version.spec_id == spec_id)
+            and (network_id is None or version.network_id == network_id)
+        ]
+        return len(mine), [version.model_copy(deep=True) for version in mine[offset : offset + limit]]
+
+    def delete_version(self, account_id: str, version_id: int) -> None:
+        self.versions.pop((account_id, version_id), None)
 
 
 class InMemoryTaskRepository:

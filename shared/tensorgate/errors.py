@@ -52,6 +52,20 @@ class TaskNotFound(TensorgateError):
         super().__init__(f"No task with id {task_id} exists in this account.")
 
 
+class RecognitionSpecNotFound(TensorgateError):
+    def __init__(self, spec_id: object) -> None:
+        super().__init__(f"No recognition spec with id {spec_id} exists in this account.")
+
+
+class RecognitionVersionNotFound(TensorgateError):
+    def __init__(self, version_id: object) -> None:
+        super().__init__(f"No recognition version with id {version_id} exists in this account.")
+
+
+class NoCurrentVersion(TensorgateError):
+    """A spec asked to infer while it has no current version."""
+
+
 class RouteNotFound(TensorgateError):
     pass
 

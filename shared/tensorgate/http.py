@@ -34,8 +34,11 @@ STATUS_BY_ERROR: dict[type[errors.TensorgateError], int] = {
     errors.NotAuthenticated: 401,
     errors.NetworkNotFound: 404,
     errors.TaskNotFound: 404,
+    errors.RecognitionSpecNotFound: 404,
+    errors.RecognitionVersionNotFound: 404,
     errors.RouteNotFound: 404,
     errors.NetworkNotReady: 409,
+    errors.NoCurrentVersion: 409,
     errors.ConcurrentUpdate: 409,
     errors.DuplicateSlug: 409,
     errors.PayloadTooLarge: 413,
@@ -110,6 +113,8 @@ def integer_id(text: str, kind: str) -> int:
         message = f"{kind.capitalize()} ids are integers and {text[:40]!r} is not one"
         if kind == "network":
             message += "; public networks are under /v0.7/networks/public/{slug}/"
+        elif kind == "recognition spec":
+            message += "; public specs are under /v0.7/recognition/public/{slug}/"
         raise errors.RouteNotFound(message + ".")
     return int(text)
 

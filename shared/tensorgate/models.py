@@ -156,3 +156,68 @@ class Page(BaseModel):
     offset: int
     limit: int
     results: list[Any]
+
+
+class RecognitionSpec(BaseModel):
+    """What a recognition answers: its outputs and their labels (DESIGN §7). Public specs answer by `slug`."""
+
+    model_config = ConfigDict(validate_assignment=True, defer_build=True)
+
+    account_id: str
+    spec_id: int
+    slug: str | None = None
+    name: str
+    description: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    outputs: list[dict[str, Any]]
+    current_version_id: int | None = None
+    create_date: datetime
+    update_date: datetime
+    version: int = 1
+
+    @property
+    def public_id(self) -> int | str:
+        return self.slug if self.slug is not None else self.spec_id
+
+    def label_counts(self) -> list[int]:
+        return [len(output["labels"]["labels"]) for output in self.outputs]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.public_id,
+            "name": self.name,
+            "description": self.description,
+            "metadata": self.metadata,
+            "outputs": self.outputs,
+            "current_version_id": self.current_version_id,
+            "update_date": iso_z(self.update_date),
+            "create_date": iso_z(self.create_date),
+        }
+
+
+class RecognitionVersion(BaseModel):
+    """A spec bound to a network, with how to read that network's tensors (one post-processing per output)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    account_id: str
+    version_id: int
+    spec_id: int
+    network_id: int
+    post_processings: list[dict[str, Any]]
+    spec_name: str
+    network_name: str
+    create_date: datetime
+    update_date: datetime
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.version_id,
+            "spec_id": self.spec_id,
+            "network_id": self.network_id,
+            "post_processings": self.post_processings,
+            "spec_name": self.spec_name,
+            "network_name": self.network_name,
+            "update_date": iso_z(self.update_date),
+            "create_date": iso_z(self.create_date),
+        }

@@ -19,7 +19,14 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from tensorgate import http, responses
-from tensorgate.schemas import JSON_FIELDS, CreateNetwork, UpdateNetwork
+from tensorgate.schemas import (
+    JSON_FIELDS,
+    CreateNetwork,
+    CreateRecognitionSpec,
+    CreateRecognitionVersion,
+    UpdateNetwork,
+    UpdateRecognitionSpec,
+)
 from tensorgate.services.inference import InferenceRequest
 from tensorgate.services.networks import MAX_RECORD_BYTES
 from tensorgate.services.tasks import MAX_TASK_IDS
@@ -123,6 +130,43 @@ CREATE_EXAMPLE = {
     },
     "postprocessings": [{"tensors_output": {"tensors": ["softmax:0"]}}],
     "archive_name": "model.zip",
+}
+SPEC_ID = _path_id("spec_id", "recognition spec")
+VERSION_ID = _path_id("version_id", "recognition version")
+SPEC_EXAMPLE = {
+    "name": "cats and dogs",
+    "description": "Which pet is in the picture",
+    "metadata": {"project": "pets"},
+    "outputs": [
+        {
+            "labels": {
+                "roi": "NONE",
+                "exclusive": True,
+                "labels": [{"id": 0, "name": "cat"}, {"id": 1, "name": "dog"}],
+            }
+        }
+    ],
+}
+SPEC_LINKS = {
+    "GetRecognitionSpec": {"operationId": "GetRecognitionSpec", "parameters": {"spec_id": "$response.body#/id"}},
+    "ListRecognitionSpecVersions": {
+        "operationId": "ListRecognitionSpecVersions",
+        "parameters": {"spec_id": "$response.body#/id"},
+    },
+}
+VERSION_LINKS = {
+    "GetRecognitionVersion": {
+        "operationId": "GetRecognitionVersion",
+        "parameters": {"version_id": "$response.body#/id"},
+    },
+    "GetRecognitionSpec": {"operationId": "GetRecognitionSpec", "parameters": {"spec_id": "$response.body#/spec_id"}},
+}
+PUBLIC_SLUG = {
+    "name": "slug",
+    "in": "path",
+    "required": True,
+    "description": "The public spec's slug, e.g. `imagenet-inception-v3`.",
+    "schema": {"type": "string"},
 }
 NETWORK_READ_ONLY = "Read-only fields (id, framework, preprocessing, ...) answer 400 naming the field as immutable."
 
@@ -291,6 +335,161 @@ OPERATIONS: tuple[Operation, ...] = (
         "Get a task",
         parameters=(_path_id("task_id", "task"),),
         success=Success(200, "The task.", responses.TaskBody),
+        errors={404: None},
+    ),
+    Operation(
+        "POST",
+        "/v0.7/recognition/specs",
+        "CreateRecognitionSpec",
+        "recognition specs",
+        "Create a recognition spec",
+        description=(
+            "A spec says what a recognition answers: its outputs, each with its labels, `roi` `NONE` for a "
+            "classification or `BBOX` for a detection. `outputs` cannot change afterwards; versions bind the "
+            "spec to networks."
+        ),
+        body={"application/json": CreateRecognitionSpec},
+        body_example=SPEC_EXAMPLE,
+        success=Success(201, "The spec, without a version yet.", responses.RecognitionSpecBody, links=SPEC_LINKS),
+        errors={400: None, 413: None, 415: None},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/recognition/specs",
+        "ListRecognitionSpecs",
+        "recognition specs",
+        "List the account's recognition specs",
+        parameters=PAGINATION,
+        success=Success(200, "One page of specs, oldest first.", responses.RecognitionSpecPage),
+        errors={400: "`offset` or `limit` is out of range."},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/recognition/public",
+        "ListPublicRecognitionSpecs",
+        "recognition specs",
+        "List the public recognition specs",
+        parameters=PAGINATION,
+        success=Success(200, "One page of public specs (their ids are slugs).", responses.RecognitionSpecPage),
+        errors={400: "`offset` or `limit` is out of range."},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/recognition/public/{slug}",
+        "GetPublicRecognitionSpec",
+        "recognition specs",
+        "Get a public recognition spec",
+        parameters=(PUBLIC_SLUG,),
+        success=Success(200, "The public spec.", responses.RecognitionSpecBody),
+        errors={404: "No public recognition spec has this slug."},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/recognition/specs/{spec_id}",
+        "GetRecognitionSpec",
+        "recognition specs",
+        "Get a recognition spec",
+        parameters=(SPEC_ID,),
+        success=Success(200, "The spec.", responses.RecognitionSpecBody),
+        errors={404: None},
+    ),
+    Operation(
+        "PATCH",
+        "/v0.7/recognition/specs/{spec_id}",
+        "UpdateRecognitionSpec",
+        "recognition specs",
+        "Rename a recognition spec or switch its current version",
+        description=(
+            "Only `name`, `description`, `metadata` and `current_version_id` change; `outputs` and the other "
+            "read-only fields answer 400 naming the field as immutable. `current_version_id` names a version of "
+            "this spec, or null for none: the spec's inference then runs that version."
+        ),
+        parameters=(SPEC_ID,),
+        body={"application/json": UpdateRecognitionSpec},
+        body_example={"name": "pets", "current_version_id": 1},
+        success=Success(200, "The spec as changed.", responses.RecognitionSpecBody),
+        errors={
+            400: None,
+            404: None,
+            409: "The spec kept being changed by other requests; retry.",
+            413: None,
+            415: None,
+        },
+    ),
+    Operation(
+        "DELETE",
+        "/v0.7/recognition/specs/{spec_id}",
+        "DeleteRecognitionSpec",
+        "recognition specs",
+        "Delete a recognition spec and its versions",
+        parameters=(SPEC_ID,),
+        success=Success(204, "Deleted."),
+        errors={404: None},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/recognition/specs/{spec_id}/versions",
+        "ListRecognitionSpecVersions",
+        "recognition versions",
+        "List a recognition spec's versions",
+        parameters=(SPEC_ID, *PAGINATION),
+        success=Success(200, "One page of the spec's versions, oldest first.", responses.RecognitionVersionPage),
+        errors={400: "`offset` or `limit` is out of range.", 404: None},
+    ),
+    Operation(
+        "POST",
+        "/v0.7/recognition/versions",
+        "CreateRecognitionVersion",
+        "recognition versions",
+        "Bind a recognition spec to a ready network",
+        description=(
+            "`post_processings` has one entry per spec output, in its order: `classification` for an output "
+            "whose `roi` is `NONE`, `detection` for `BBOX`, each with one threshold per label of the output. "
+            "A spec's first version becomes its current one. Versions do not change; create another."
+        ),
+        body={"application/json": CreateRecognitionVersion},
+        body_example={
+            "spec_id": 1,
+            "network_id": 1,
+            "post_processings": [{"classification": {"output_tensor": "softmax", "thresholds": [0.5, 0.5]}}],
+        },
+        success=Success(201, "The version.", responses.RecognitionVersionBody, links=VERSION_LINKS),
+        errors={
+            400: None,
+            409: "The network is not ready: its deploy task is pending, or it failed.",
+            413: None,
+            415: None,
+        },
+    ),
+    Operation(
+        "GET",
+        "/v0.7/recognition/versions",
+        "ListRecognitionVersions",
+        "recognition versions",
+        "List the account's recognition versions",
+        parameters=PAGINATION,
+        success=Success(200, "One page of versions, oldest first.", responses.RecognitionVersionPage),
+        errors={400: "`offset` or `limit` is out of range."},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/recognition/versions/{version_id}",
+        "GetRecognitionVersion",
+        "recognition versions",
+        "Get a recognition version",
+        parameters=(VERSION_ID,),
+        success=Success(200, "The version.", responses.RecognitionVersionBody),
+        errors={404: None},
+    ),
+    Operation(
+        "DELETE",
+        "/v0.7/recognition/versions/{version_id}",
+        "DeleteRecognitionVersion",
+        "recognition versions",
+        "Delete a recognition version",
+        description="Deleting a spec's current version leaves the spec without one until a PATCH names another.",
+        parameters=(VERSION_ID,),
+        success=Success(204, "Deleted."),
         errors={404: None},
     ),
     Operation(
@@ -476,6 +675,8 @@ def _document() -> dict[str, Any]:
             {"name": "public networks", "description": "The public catalogue, readable by every account."},
             {"name": "inference", "description": "Queued inference on a ready network."},
             {"name": "tasks", "description": "Deploy and inference tasks."},
+            {"name": "recognition specs", "description": "What a recognition answers: outputs and labels."},
+            {"name": "recognition versions", "description": "A spec bound to a network and how to read its tensors."},
             {"name": "documentation", "description": "This document; no key needed."},
         ],
     }

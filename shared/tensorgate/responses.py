@@ -6,9 +6,16 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from tensorgate_preprocessing.spec import Dimension, PostprocessingSpec, PreprocessingSpec, TensorSpec
+from tensorgate_preprocessing.spec import (
+    Dimension,
+    PostprocessingSpec,
+    PreprocessingSpec,
+    RecognitionPostProcessing,
+    TensorSpec,
+)
 
 from tensorgate.models import Framework, NetworkStatus, TaskKind, TaskStatus
+from tensorgate.schemas import SpecOutput
 
 
 class _Body(BaseModel):
@@ -112,3 +119,41 @@ class TaskPage(_Body):
 
 class TaskQueued(_Body):
     task_id: int = Field(description="Poll GET /v0.7/tasks/{task_id} for the result.")
+
+
+class RecognitionSpecBody(_Body):
+    id: int | str = Field(description="An integer for the account's own specs; the slug (a string) when public.")
+    name: str
+    description: str
+    metadata: dict[str, Any]
+    outputs: list[SpecOutput] = Field(description="What the recognition answers, one entry per output; immutable.")
+    current_version_id: int | None = Field(
+        description="The version `POST /recognition/specs/{id}/inference` runs; null when the spec has none."
+    )
+    update_date: datetime = Field(description="ISO 8601 in UTC with a Z.")
+    create_date: datetime = Field(description="ISO 8601 in UTC with a Z.")
+
+
+class RecognitionSpecPage(_Body):
+    count: int = Field(description="All the items, over every page.")
+    next: str | None = Field(description="Absolute URL of the next page, or null on the last one.")
+    previous: str | None = Field(description="Absolute URL of the previous page, or null on the first one.")
+    results: list[RecognitionSpecBody]
+
+
+class RecognitionVersionBody(_Body):
+    id: int
+    spec_id: int
+    network_id: int
+    post_processings: list[RecognitionPostProcessing] = Field(description="One per spec output, in its order.")
+    spec_name: str = Field(description="The spec's name when the version was created.")
+    network_name: str = Field(description="The network's name when the version was created.")
+    update_date: datetime = Field(description="ISO 8601 in UTC with a Z.")
+    create_date: datetime = Field(description="ISO 8601 in UTC with a Z.")
+
+
+class RecognitionVersionPage(_Body):
+    count: int = Field(description="All the items, over every page.")
+    next: str | None = Field(description="Absolute URL of the next page, or null on the last one.")
+    previous: str | None = Field(description="Absolute URL of the previous page, or null on the first one.")
+    results: list[RecognitionVersionBody]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from enum import StrEnum
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 from tensorgate_preprocessing.spec import (
     PostprocessingSpec,
     PreprocessingSpec,
+    RecognitionPostProcessing,
     TensorSpec,
     describe_errors,
 )
@@ -117,6 +119,89 @@ class UpdateNetwork(BaseModel):
         return value
 
     _metadata = field_validator("metadata")(lambda value: value if value is None else _metadata_size(value))
+
+
+# -- recognition specs and versions (DESIGN §7) ---------------------------------------------------
+
+SPEC_MUTABLE_FIELDS = ("name", "description", "metadata", "current_version_id")
+SPEC_READ_ONLY_FIELDS = ("id", "outputs", "update_date", "create_date")
+LARGEST_ID = 10**18 - 1
+
+
+class Roi(StrEnum):
+    NONE = "NONE"
+    BBOX = "BBOX"
+
+
+class SpecLabel(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    id: int = Field(ge=0, le=LARGEST_ID, description="The label's id, unique within its output.")
+    name: Name
+
+
+class SpecLabels(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    roi: Roi = Field(default=Roi.NONE, description="`NONE` for a classification, `BBOX` for a detection.")
+    exclusive: bool = Field(default=False, description="True when exactly one label applies (softmax).")
+    labels: list[SpecLabel] = Field(min_length=1, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _distinct_ids(self) -> Self:
+        ids = [label.id for label in self.labels]
+        if len(set(ids)) != len(ids):
+            raise ValueError("label ids must be distinct within an output")
+        return self
+
+
+class SpecOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    labels: SpecLabels
+
+
+class CreateRecognitionSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    name: Name
+    description: Description = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    outputs: list[SpecOutput] = Field(min_length=1, max_length=16)
+
+    _metadata = field_validator("metadata")(_metadata_size)
+
+
+class UpdateRecognitionSpec(BaseModel):
+    """The fields a PATCH changes; `current_version_id` null clears the spec's current version."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    name: Name | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    description: Description | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    metadata: dict[str, Any] | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    current_version_id: int | None = Field(
+        default=None, ge=0, le=LARGEST_ID, description="A version of this spec, or null for none."
+    )
+
+    @field_validator("name", "description", "metadata")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be null; leave the field out to keep its value")
+        return value
+
+    _metadata = field_validator("metadata")(lambda value: value if value is None else _metadata_size(value))
+
+
+class CreateRecognitionVersion(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    spec_id: int = Field(ge=0, le=LARGEST_ID)
+    network_id: int = Field(ge=0, le=LARGEST_ID, description="A ready network of this account.")
+    post_processings: list[RecognitionPostProcessing] = Field(
+        min_length=1, max_length=16, description="One per spec output, in the spec's output order."
+    )
 
 
 def validate(model: type[BaseModel], data: dict[str, Any], what: str) -> Any:

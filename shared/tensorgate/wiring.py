@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from tensorgate.services.conversions import ConversionService, Converter
     from tensorgate.services.inference import InferenceService
     from tensorgate.services.networks import NetworkService
+    from tensorgate.services.recognition import RecognitionService
     from tensorgate.services.tasks import TaskService
 
 # Each builder imports its own adapters and service: a handler's cold start loads only the
@@ -37,6 +38,20 @@ def network_service() -> NetworkService:
             presigned_upload_seconds=settings.presigned_upload_seconds,
             task_ttl_days=settings.task_ttl_days,
         ),
+        on_delete=lambda account_id, network_id: recognition_service().delete_network_versions(account_id, network_id),
+    )
+
+
+@cache
+def recognition_service() -> RecognitionService:
+    from tensorgate.adapters.dynamodb import DynamoIdAllocator, DynamoNetworkRepository, DynamoRecognitionRepository
+    from tensorgate.services.recognition import RecognitionService
+
+    settings = get_settings()
+    return RecognitionService(
+        recognition=DynamoRecognitionRepository(settings.networks_table),
+        networks=DynamoNetworkRepository(settings.networks_table),
+        ids=DynamoIdAllocator(settings.counters_table),
     )
 
 
@@ -113,5 +128,5 @@ def reset() -> None:
 
     get_settings.cache_clear()
     reset_clients()
-    for builder in (network_service, task_service, auth_service, inference_service):
+    for builder in (network_service, task_service, auth_service, inference_service, recognition_service):
         builder.cache_clear()

@@ -68,6 +68,8 @@ class BadRequest:
     mentions: str = ""
     # Create one network (id 1) first, for the cases that address an existing network.
     given_network: bool = False
+    # Create one recognition spec (id 1, two labels) first, for the cases that address it.
+    given_spec: bool = False
     environment: dict[str, str] = field(default_factory=dict)
 
 
@@ -97,6 +99,42 @@ def patch(changes: Any, status: int = 400, mentions: str = "", network: str = "1
 
 def get(path: str, status: int, mentions: str = "", **more: Any) -> BadRequest:
     return BadRequest(status=status, method="GET", path=path, mentions=mentions, **more)
+
+
+SPEC_LABELS = [{"id": 0, "name": "cat"}, {"id": 1, "name": "dog"}]
+
+
+def spec_create(mentions: str, **fields: Any) -> BadRequest:
+    body = {"name": "pets", "outputs": [{"labels": {"labels": SPEC_LABELS}}], **fields}
+    return BadRequest(
+        400, path="/v0.7/recognition/specs/", body=json.dumps(body).encode(), content_type=JSON, mentions=mentions
+    )
+
+
+def spec_patch(changes: Any, mentions: str, status: int = 400) -> BadRequest:
+    return BadRequest(
+        status,
+        method="PATCH",
+        path="/v0.7/recognition/specs/1/",
+        body=json.dumps(changes).encode(),
+        content_type=JSON,
+        mentions=mentions,
+        given_spec=True,
+    )
+
+
+def version_create(mentions: str, status: int = 400, **fields: Any) -> BadRequest:
+    post = [{"classification": {"output_tensor": "prob", "thresholds": [0.5, 0.5]}}]
+    body = {"spec_id": 1, "network_id": 1, "post_processings": post, **fields}
+    return BadRequest(
+        status,
+        path="/v0.7/recognition/versions/",
+        body=json.dumps(body).encode(),
+        content_type=JSON,
+        mentions=mentions,
+        given_network=True,
+        given_spec=True,
+    )
 
 
 CASES: dict[str, BadRequest] = {
@@ -350,6 +388,31 @@ CASES: dict[str, BadRequest] = {
         content_type=MULTIPART,
     ),
     "patch_non_integer_id": patch({"name": "x"}, 404, mentions="integer", network="abc"),
+    # -- recognition specs and versions ---------------------------------------------------------
+    "spec_without_outputs": spec_create("outputs", outputs=None),
+    "spec_outputs_empty": spec_create("outputs", outputs=[]),
+    "spec_label_ids_repeated": spec_create(
+        "distinct", outputs=[{"labels": {"labels": [{"id": 3, "name": "a"}, {"id": 3, "name": "b"}]}}]
+    ),
+    "spec_roi_unknown": spec_create("roi", outputs=[{"labels": {"roi": "POLYGON", "labels": SPEC_LABELS}}]),
+    "spec_patch_outputs_is_immutable": spec_patch({"outputs": []}, "outputs"),
+    "spec_patch_unknown_field": spec_patch({"colour": "blue"}, "colour"),
+    "spec_patch_current_version_unknown": spec_patch({"current_version_id": 424242}, "current_version_id"),
+    "spec_non_integer_id": get("/v0.7/recognition/specs/abc/", 404, mentions="integer"),
+    "version_unknown_spec": version_create("spec_id", spec_id=424242),
+    "version_network_not_ready": version_create("ready", status=409),
+    "version_two_kinds_in_one": version_create(
+        "exactly one",
+        post_processings=[
+            {
+                "classification": {"output_tensor": "prob", "thresholds": [0.5, 0.5]},
+                "detection": {"direct_output": {"boxes_tensor": "b", "scores_tensor": "s"}, "thresholds": [0.5, 0.5]},
+            }
+        ],
+    ),
+    "version_threshold_over_one": version_create(
+        "thresholds", post_processings=[{"classification": {"output_tensor": "prob", "thresholds": [0.5, 1.5]}}]
+    ),
     # -- routes --------------------------------------------------------------------------------
     "method_not_allowed_on_public_network": BadRequest(
         405, method="DELETE", path="/v0.7/networks/public/some-slug/", mentions="DELETE"
@@ -382,6 +445,13 @@ def given_a_network(api: Client) -> None:
     assert response.json["id"] == 1
 
 
+def given_a_spec(api: Client) -> None:
+    body = {"name": "pets", "outputs": [{"labels": {"labels": SPEC_LABELS}}]}
+    response = api.post("/v0.7/recognition/specs/", headers={"X-API-KEY": DEV_KEY}, json=body)
+    assert response.status_code == 201, response.text
+    assert response.json["id"] == 1
+
+
 def test_bad_requests_are_distinct() -> None:
     requests = [
         (c.method, c.path, c.body, c.content_type, c.api_key, c.environment.get("MAX_FILE_BYTES"))
@@ -404,6 +474,8 @@ def test_bad_request_answers_4xx_with_one_sentence_and_writes_nothing(
         wiring.reset()
     if case.given_network:
         given_a_network(api)
+    if case.given_spec:
+        given_a_spec(api)
     before = everything_stored(aws)
     headers = {} if case.api_key is None else {"X-API-KEY": case.api_key}
     if case.content_type is not None:

@@ -27,11 +27,23 @@ EXPECTED_STATUS: dict[str, int] = {
     "tasks_api/02_list_by_ids.json": 200,
     "tasks_api/03_unknown_key.json": 401,
     "docs_api/01_openapi_document.json": 200,
+    "recognition_api/01_create_spec.json": 201,
+    "recognition_api/02_list_specs.json": 200,
+    "recognition_api/03_list_public.json": 200,
+    "recognition_api/04_get_spec.json": 200,
+    "recognition_api/05_patch_spec.json": 200,
+    "recognition_api/06_patch_outputs_immutable.json": 400,
+    "recognition_api/07_create_version_network_pending.json": 409,
+    "recognition_api/08_list_versions.json": 200,
+    "recognition_api/09_list_spec_versions.json": 200,
+    "recognition_api/10_get_version_unknown.json": 404,
+    "recognition_api/11_delete_spec.json": 204,
 }
 
 # Events of other folders replayed first, for a folder whose handler only reads what others write.
 GIVEN: dict[str, list[str]] = {
     "tasks_api": ["networks_api/01_create_multipart.json", "networks_api/02_create_json.json"],
+    "recognition_api": ["networks_api/01_create_multipart.json"],
 }
 
 

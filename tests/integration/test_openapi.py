@@ -199,12 +199,56 @@ def test_handlers_answer_what_the_document_declares_on_every_route(
     send("GET", "/v0.7/docs", 200, key=None)
     for method, path in template_operations():
         sample = path.replace("{network_id}", "1").replace("{task_id}", "1").replace("{slug}", "s")
+        sample = sample.replace("{spec_id}", "1").replace("{version_id}", "1")
         if path not in ("/v0.7/openapi.json", "/v0.7/docs"):
             send(method, sample, 401, key=None)
             send(method, sample, 401, key="tg_not_a_key_of_anyone_0000")
 
     covered = {assert_conforms(document, exchange) for exchange in recorder.exchanges}
     assert covered == {f"{method} {path}" for method, path in template_operations()}
+
+
+def test_recognition_routes_answer_what_the_document_declares(
+    api: Client, aws: dict[str, Any], recorder: Recorder, document: dict[str, Any]
+) -> None:
+    from tensorgate import openapi, wiring
+
+    send = recorder
+    examples = {operation.operation_id: operation.body_example for operation in openapi.OPERATIONS}
+    spec = send("POST", "/v0.7/recognition/specs/", 201, json=examples["CreateRecognitionSpec"])
+    send("POST", "/v0.7/recognition/specs", 400, json={"name": "no outputs"})
+    send("POST", "/v0.7/recognition/specs", 415, data="name=x", content_type="text/plain")
+    send("GET", "/v0.7/recognition/specs?limit=1", 200)
+    send("GET", "/v0.7/recognition/specs?limit=0", 400)
+    send("GET", f"/v0.7/recognition/specs/{spec['id']}/", 200)
+    send("GET", "/v0.7/recognition/specs/424242", 404)
+    send("PATCH", f"/v0.7/recognition/specs/{spec['id']}", 200, json={"name": "renamed"})
+    send("PATCH", f"/v0.7/recognition/specs/{spec['id']}", 400, json={"outputs": []})
+    send("PATCH", "/v0.7/recognition/specs/424242", 404, json={"name": "x"})
+    wiring.recognition_service().publish_spec("dev", spec["id"], "public-pets")
+    send("GET", "/v0.7/recognition/public/", 200)
+    send("GET", "/v0.7/recognition/public/public-pets", 200)
+    send("GET", "/v0.7/recognition/public/nothing-here", 404)
+    network = ready_network(api)
+    pending = ready_network(api, status="pending")
+    post = [{"classification": {"output_tensor": "probabilities", "thresholds": [0.5, 0.5]}}]
+    body = {"spec_id": spec["id"], "network_id": network["id"], "post_processings": post}
+    version = send("POST", "/v0.7/recognition/versions/", 201, json=body)
+    send("POST", "/v0.7/recognition/versions", 409, json=body | {"network_id": pending["id"]})
+    send("POST", "/v0.7/recognition/versions", 400, json=body | {"post_processings": []})
+    send("GET", "/v0.7/recognition/versions?offset=0", 200)
+    send("GET", f"/v0.7/recognition/specs/{spec['id']}/versions/", 200)
+    send("GET", "/v0.7/recognition/specs/424242/versions", 404)
+    send("GET", f"/v0.7/recognition/versions/{version['id']}", 200)
+    send("GET", "/v0.7/recognition/versions/424242/", 404)
+    send("DELETE", f"/v0.7/recognition/versions/{version['id']}/", 204)
+    send("DELETE", f"/v0.7/recognition/versions/{version['id']}", 404)
+    send("DELETE", f"/v0.7/recognition/specs/{spec['id']}", 204)
+    send("DELETE", f"/v0.7/recognition/specs/{spec['id']}", 404)
+
+    covered = {assert_conforms(document, exchange) for exchange in recorder.exchanges}
+    recognition = {f"{method} {path}" for method, path in template_operations() if "/recognition/" in path}
+    assert recognition <= covered
 
 
 def test_openapi_module_loads_no_image_library_and_the_other_handlers_never_load_it() -> None:
@@ -234,3 +278,8 @@ def test_documented_request_examples_are_accepted_by_the_handlers(api: Client, r
     recorder("PATCH", f"/v0.7/networks/{created['id']}", 200, json=examples["UpdateNetwork"])
     ready = ready_network(api)
     recorder("POST", f"/v0.7/networks/{ready['id']}/inference", 200, json=examples["SubmitInference"])
+    spec = recorder("POST", "/v0.7/recognition/specs", 201, json=examples["CreateRecognitionSpec"])
+    softmax = ready_network(api, postprocessings=[{"tensors_output": {"tensors": ["softmax"]}}])
+    version = examples["CreateRecognitionVersion"] | {"spec_id": spec["id"], "network_id": softmax["id"]}
+    assert recorder("POST", "/v0.7/recognition/versions", 201, json=version)["id"] == 1
+    recorder("PATCH", f"/v0.7/recognition/specs/{spec['id']}", 200, json=examples["UpdateRecognitionSpec"])

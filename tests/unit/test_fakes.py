@@ -12,6 +12,7 @@ from tests import fakes
 FAKES = {
     ports.NetworkRepository: fakes.InMemoryNetworkRepository,
     ports.TaskRepository: fakes.InMemoryTaskRepository,
+    ports.RecognitionRepository: fakes.InMemoryRecognitionRepository,
     ports.ApiKeyRepository: fakes.InMemoryApiKeyRepository,
     ports.IdAllocator: fakes.CountingIdAllocator,
     ports.BlobStore: fakes.InMemoryBlobStore,

@@ -259,3 +259,59 @@ def describe_errors(errors: Sequence[Mapping[str, Any]], prefix: str = "") -> li
         message = message.removeprefix("Value error, ")
         described.append({"field": field, "message": message})
     return described
+
+
+# -- recognition versions (DESIGN §7): how a version reads its network's tensors, one entry per spec output
+
+Threshold = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class ClassificationPostProcessing(_Strict):
+    """Scores of one label each, softmax or sigmoid as the network outputs them."""
+
+    output_tensor: TensorName
+    thresholds: list[Threshold] = Field(
+        min_length=1, max_length=100_000, description="One per label of the spec output, in its label order."
+    )
+
+
+class DirectOutput(_Strict):
+    """Boxes and scores as the networks' `standard_output`: N×4 normalised xmin, ymin, xmax, ymax and N×K."""
+
+    boxes_tensor: TensorName
+    scores_tensor: TensorName
+
+
+class DetectionPostProcessing(_Strict):
+    direct_output: DirectOutput
+    thresholds: list[Threshold] = Field(
+        min_length=1, max_length=100_000, description="One per label of the spec output, in its label order."
+    )
+    nms_threshold: float = Field(
+        default=0.45, ge=0.0, le=1.0, description="Boxes of one label overlapping a better one more than this go."
+    )
+
+
+class RecognitionPostProcessing(_Strict):
+    """Exactly one of `classification` or `detection`."""
+
+    classification: ClassificationPostProcessing | None = None
+    detection: DetectionPostProcessing | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.classification is None) == (self.detection is None):
+            raise ValueError("a post-processing takes exactly one of classification or detection")
+        return self
+
+    @property
+    def thresholds(self) -> list[float]:
+        chosen = self.classification or self.detection
+        assert chosen is not None
+        return list(chosen.thresholds)
+
+    def tensor_names(self) -> list[str]:
+        if self.classification is not None:
+            return [self.classification.output_tensor]
+        assert self.detection is not None
+        return [self.detection.direct_output.boxes_tensor, self.detection.direct_output.scores_tensor]

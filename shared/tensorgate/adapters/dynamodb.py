@@ -10,8 +10,8 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from tensorgate.adapters.aws import client, error_code
-from tensorgate.errors import ConcurrentUpdate, NetworkNotFound, StorageUnavailable
-from tensorgate.models import PUBLIC_ACCOUNT, ApiKey, Network, Task
+from tensorgate.errors import ConcurrentUpdate, NetworkNotFound, RecognitionSpecNotFound, StorageUnavailable
+from tensorgate.models import PUBLIC_ACCOUNT, ApiKey, Network, RecognitionSpec, RecognitionVersion, Task
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -128,6 +128,156 @@ class DynamoNetworkRepository:
             )
         except ClientError as error:
             raise _unavailable(error, "delete the network") from None
+
+
+SPECS_PARTITION = "#recognition-specs"
+VERSIONS_PARTITION = "#recognition-versions"
+
+
+class DynamoRecognitionRepository:
+    """Specs and versions in the networks table, each kind in its own partition of the account:
+    account_id `<account>#recognition-specs` or `<account>#recognition-versions`, network_id the
+    spec's or version's id (from the same counter as networks, so ids never collide). The networks'
+    own queries name the bare account, so they never read these items."""
+
+    def __init__(self, table: str, dynamodb: Any | None = None) -> None:
+        self._table = table
+        self._db = dynamodb or client("dynamodb")
+
+    # -- specs
+
+    def _spec_item(self, spec: RecognitionSpec) -> dict[str, Any]:
+        return _to_item(
+            {
+                "account_id": spec.account_id + SPECS_PARTITION,
+                "network_id": spec.spec_id,
+                "slug": spec.slug,
+                "name": spec.name,
+                "version": spec.version,
+                "document": spec.model_dump_json(),
+            }
+        )
+
+    def put_spec(self, spec: RecognitionSpec) -> None:
+        self._put(self._spec_item(spec), "store the recognition spec")
+
+    def get_spec(self, account_id: str, spec_id: int) -> RecognitionSpec | None:
+        item = self._get(account_id + SPECS_PARTITION, spec_id, "read the recognition spec")
+        return None if item is None else RecognitionSpec.model_validate_json(item["document"])
+
+    def get_spec_by_slug(self, slug: str) -> RecognitionSpec | None:
+        for item in self._query(PUBLIC_ACCOUNT + SPECS_PARTITION, {"slug": slug}):
+            return RecognitionSpec.model_validate_json(item["document"])
+        return None
+
+    def list_specs(self, account_id: str, offset: int, limit: int) -> tuple[int, list[RecognitionSpec]]:
+        items = self._query(account_id + SPECS_PARTITION, {})
+        count, page = _page(items, offset, limit)
+        return count, [RecognitionSpec.model_validate_json(item["document"]) for item in page]
+
+    def replace_spec(self, spec: RecognitionSpec, expected_version: int) -> None:
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=self._spec_item(spec),
+                ConditionExpression="attribute_exists(network_id) AND version = :expected",
+                ExpressionAttributeValues=_to_item({":expected": expected_version}),
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                if self.get_spec(spec.account_id, spec.spec_id) is None:
+                    raise RecognitionSpecNotFound(spec.public_id) from None
+                raise ConcurrentUpdate(f"Recognition spec {spec.public_id} changed meanwhile.") from None
+            raise _unavailable(error, "update the recognition spec") from None
+
+    def delete_spec(self, account_id: str, spec_id: int) -> None:
+        self._delete(account_id + SPECS_PARTITION, spec_id, "delete the recognition spec")
+
+    # -- versions
+
+    def put_version(self, version: RecognitionVersion) -> None:
+        item = _to_item(
+            {
+                "account_id": version.account_id + VERSIONS_PARTITION,
+                "network_id": version.version_id,
+                "spec": version.spec_id,
+                "network": version.network_id,
+                "document": version.model_dump_json(),
+            }
+        )
+        self._put(item, "store the recognition version")
+
+    def get_version(self, account_id: str, version_id: int) -> RecognitionVersion | None:
+        item = self._get(account_id + VERSIONS_PARTITION, version_id, "read the recognition version")
+        return None if item is None else RecognitionVersion.model_validate_json(item["document"])
+
+    def list_versions(
+        self, account_id: str, offset: int, limit: int, spec_id: int | None = None, network_id: int | None = None
+    ) -> tuple[int, list[RecognitionVersion]]:
+        filters = {name: value for name, value in (("spec", spec_id), ("network", network_id)) if value is not None}
+        count, page = _page(self._query(account_id + VERSIONS_PARTITION, filters), offset, limit)
+        return count, [RecognitionVersion.model_validate_json(item["document"]) for item in page]
+
+    def delete_version(self, account_id: str, version_id: int) -> None:
+        self._delete(account_id + VERSIONS_PARTITION, version_id, "delete the recognition version")
+
+    # -- shared
+
+    def _put(self, item: dict[str, Any], what: str) -> None:
+        try:
+            self._db.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(network_id)")
+        except ClientError as error:
+            raise _unavailable(error, what) from None
+
+    def _get(self, partition: str, item_id: int, what: str) -> dict[str, Any] | None:
+        try:
+            response = self._db.get_item(
+                TableName=self._table,
+                Key=_to_item({"account_id": partition, "network_id": item_id}),
+                ConsistentRead=True,
+            )
+        except ClientError as error:
+            raise _unavailable(error, what) from None
+        item = response.get("Item")
+        return None if item is None else _from_item(item)
+
+    def _delete(self, partition: str, item_id: int, what: str) -> None:
+        try:
+            self._db.delete_item(TableName=self._table, Key=_to_item({"account_id": partition, "network_id": item_id}))
+        except ClientError as error:
+            raise _unavailable(error, what) from None
+
+    def _query(self, partition: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "account_id = :partition",
+            "ExpressionAttributeValues": _to_item({":partition": partition}),
+            "ConsistentRead": True,
+        }
+        if filters:
+            arguments["FilterExpression"] = " AND ".join(f"#{name} = :{name}" for name in filters)
+            arguments["ExpressionAttributeNames"] = {f"#{name}": name for name in filters}
+            arguments["ExpressionAttributeValues"] |= _to_item({f":{name}": value for name, value in filters.items()})
+        try:
+            while True:
+                response = self._db.query(**arguments)
+                for item in response.get("Items", []):
+                    yield _from_item(item)
+                if "LastEvaluatedKey" not in response:
+                    return
+                arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        except ClientError as error:
+            raise _unavailable(error, "list recognition resources") from None
+
+
+def _page(items: Iterable[dict[str, Any]], offset: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    count = 0
+    page: list[dict[str, Any]] = []
+    for item in items:
+        if offset <= count < offset + limit:
+            page.append(item)
+        count += 1
+    return count, page
 
 
 class DynamoTaskRepository:

@@ -89,8 +89,10 @@ class NetworkService:
         policy: UploadPolicy | None = None,
         clock: Callable[[], datetime] = utc_now,
         pause: Callable[[float], None] = time.sleep,
+        on_delete: Callable[[str, int], None] | None = None,
     ) -> None:
         self._networks = networks
+        self._on_delete = on_delete
         self._tasks = tasks
         self._ids = ids
         self._blobs = blobs
@@ -283,7 +285,10 @@ class NetworkService:
     # -- delete -------------------------------------------------------------------------------
 
     def delete(self, account_id: str, network_id: int) -> None:
+        """The network, then what is attached to it (its recognition versions)."""
         self._remove(self.get(account_id, network_id))
+        if self._on_delete is not None:
+            self._on_delete(account_id, network_id)
 
     def _remove(self, network: Network, delete_task: bool = True) -> None:
         """Records first, so nothing new is written under the prefixes, then the objects."""
