@@ -29,6 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     publish.add_argument("slug", help="the public id, e.g. imagenet-inception-v1")
     unpublish = commands.add_parser("unpublish", help="remove a public network")
     unpublish.add_argument("slug")
+    publish_spec = commands.add_parser(
+        "publish-spec", help="copy an account's recognition spec to the public catalogue"
+    )
+    publish_spec.add_argument("account")
+    publish_spec.add_argument("spec_id", type=int)
+    publish_spec.add_argument("slug", help="the public id, e.g. imagenet-classes")
+    unpublish_spec = commands.add_parser("unpublish-spec", help="remove a public recognition spec")
+    unpublish_spec.add_argument("slug")
     args = parser.parse_args(argv)
 
     try:
@@ -49,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "unpublish":
             wiring.network_service().unpublish(args.slug)
             print(f"Removed public network {args.slug}.")
+        elif args.command == "publish-spec":
+            spec = wiring.recognition_service().publish_spec(args.account, args.spec_id, args.slug)
+            print(json.dumps(spec.to_wire()))
+        elif args.command == "unpublish-spec":
+            wiring.recognition_service().unpublish_spec(args.slug)
+            print(f"Removed public recognition spec {args.slug}.")
     except TensorgateError as error:
         print(error.message, file=sys.stderr)
         return 2

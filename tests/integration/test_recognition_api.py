@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 from werkzeug.test import Client
 
 from tests.conftest import DEV_KEY, OTHER_KEY
@@ -211,3 +213,17 @@ def test_deleting_a_network_deletes_its_versions_and_clears_the_current_one(api:
     assert api.get(f"/v0.7/recognition/versions/{gone['id']}", headers=HEADERS).status_code == 404
     assert api.get(f"/v0.7/recognition/versions/{stays['id']}", headers=HEADERS).status_code == 200
     assert api.get(f"/v0.7/recognition/specs/{spec['id']}", headers=HEADERS).json["current_version_id"] is None
+
+
+def test_admin_publishes_and_unpublishes_a_spec_by_slug(api: Client, capsys: pytest.CaptureFixture[str]) -> None:
+    from tensorgate import admin
+
+    spec = create_spec(api)
+    assert admin.main(["publish-spec", "dev", str(spec["id"]), "pets-v1"]) == 0
+    assert json.loads(capsys.readouterr().out)["id"] == "pets-v1"
+    assert api.get("/v0.7/recognition/public/pets-v1", headers=HEADERS).json["name"] == "pets"
+    assert admin.main(["publish-spec", "dev", str(spec["id"]), "pets-v1"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert admin.main(["unpublish-spec", "pets-v1"]) == 0
+    assert api.get("/v0.7/recognition/public/pets-v1", headers=HEADERS).status_code == 404
+    assert api.get(f"/v0.7/recognition/specs/{spec['id']}", headers=HEADERS).status_code == 200

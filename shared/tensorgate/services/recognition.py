@@ -171,6 +171,9 @@ class RecognitionService:
         self._store.put_spec(public)
         return public
 
+    def unpublish_spec(self, slug: str) -> None:
+        self._store.delete_spec(PUBLIC_ACCOUNT, self.get_public(slug).spec_id)
+
     # -- versions -----------------------------------------------------------------------------
 
     def create_version(self, account_id: str, fields: dict[str, Any]) -> RecognitionVersion:
