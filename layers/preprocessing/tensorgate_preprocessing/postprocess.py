@@ -14,6 +14,13 @@ For one sample, with outputs keyed by the user-facing tensor names (the worker m
   ``{"box": [x1, y1, x2, y2], "label", "score"}``.
 - ``classify(scores, labels, top_k)``: ``tensors_output`` with a label list: the ``top_k`` best labels.
 - ``postprocess(...)`` runs all of it for one sample: ``{"tensors": [...], "outputs": [...]?}``.
+- ``recognize(outputs, labels, post_processings, transform, ...)``: a recognition version's labelled
+  predictions (DESIGN §7), one ``{"labels": {"predicted", "discarded"}}`` per spec output.
+  Classification: each label's score against its threshold. Detection (``direct_output``): per label,
+  greedy NMS (``nms_threshold``) over the boxes with a finite score, then each kept box against the
+  label's threshold, boxes in original pixels with a ``region_id``. Predicted and discarded are each
+  sorted best first (ties: lower label index, then lower row); ``max_predictions`` caps the two
+  together, predicted first; discarded is only filled with ``show_discarded``.
 """
 
 from __future__ import annotations
@@ -26,10 +33,11 @@ import numpy as np
 
 from .errors import InvalidModelOutput, PreprocessingError, UnknownOutputTensor
 from .geometry import ImageTransform
-from .spec import DetectionSettings, PostprocessingSpec
+from .spec import DetectionSettings, PostprocessingSpec, RecognitionPostProcessing
 
 BOX_DECIMALS = 2
 SCORE_DECIMALS = 6
+MAX_REGIONS_PER_LABEL = 1000
 
 
 class InvalidDetectionSettings(PreprocessingError):
@@ -258,3 +266,113 @@ def postprocess(
     if labelled:
         result["outputs"] = produced
     return result
+
+
+def recognize(
+    outputs: Mapping[str, np.ndarray],
+    labels: Sequence[Sequence[Mapping[str, Any]]],
+    post_processings: Sequence[RecognitionPostProcessing],
+    transform: ImageTransform | None,
+    *,
+    show_discarded: bool = False,
+    max_predictions: int | None = None,
+) -> list[dict[str, Any]]:
+    """One sample's labelled predictions: ``[{"labels": {"predicted": [...], "discarded": [...]}}]``,
+    one entry per spec output; ``labels[i]`` is output i's ``[{"id", "name"}]``."""
+    results = []
+    for output_labels, post in zip(labels, post_processings, strict=True):
+        if post.classification is not None:
+            scored = _classification_candidates(
+                _output(outputs, post.classification.output_tensor), output_labels, post.classification.thresholds
+            )
+        else:
+            assert post.detection is not None
+            if transform is None:
+                raise InvalidModelOutput("A detection needs an image input to map boxes back to.")
+            scored = _detection_candidates(outputs, output_labels, post.detection, transform, show_discarded)
+        predicted = [item for item in scored if item["score"] >= item["threshold"]]
+        discarded = [item for item in scored if item["score"] < item["threshold"]] if show_discarded else []
+        if max_predictions is not None:
+            predicted = predicted[:max_predictions]
+            discarded = discarded[: max(0, max_predictions - len(predicted))]
+        region = 0
+        for item in predicted + discarded:
+            if "roi" in item:
+                region += 1
+                item["roi"]["region_id"] = region
+        results.append({"labels": {"predicted": predicted, "discarded": discarded}})
+    return results
+
+
+def _labelled(label: Mapping[str, Any], score: float, threshold: float) -> dict[str, Any]:
+    return {
+        "label_id": label["id"],
+        "label_name": label["name"],
+        "score": round(score, SCORE_DECIMALS),
+        "threshold": threshold,
+    }
+
+
+def _classification_candidates(
+    scores: np.ndarray, labels: Sequence[Mapping[str, Any]], thresholds: Sequence[float]
+) -> list[dict[str, Any]]:
+    values = np.asarray(scores, dtype=np.float64)
+    while values.ndim > 1 and values.shape[0] == 1:
+        values = values[0]
+    if values.ndim != 1 or values.shape[0] != len(labels):
+        raise InvalidModelOutput(
+            f"The classification tensor has shape {list(np.shape(scores))}; the spec output has {len(labels)} "
+            "labels, so it needs one score per label."
+        )
+    order = np.argsort(-np.nan_to_num(values, nan=-np.inf), kind="stable")
+    return [
+        _labelled(labels[index], float(values[index]), thresholds[index])
+        for index in order
+        if np.isfinite(values[index])
+    ]
+
+
+def _detection_candidates(
+    outputs: Mapping[str, np.ndarray],
+    labels: Sequence[Mapping[str, Any]],
+    detection: Any,
+    transform: ImageTransform,
+    show_discarded: bool,
+) -> list[dict[str, Any]]:
+    """Boxes under their threshold only enter NMS when they may be shown: greedy NMS never lets a lower
+    score suppress a higher one, so the predicted boxes are the same either way."""
+    direct = detection.direct_output
+    boxes, scores = _detection_arrays(
+        _output(outputs, direct.boxes_tensor),
+        _output(outputs, direct.scores_tensor),
+        [str(label["id"]) for label in labels],
+    )
+    region = transform.visible_region()
+    candidates: list[tuple[float, int, int, tuple[float, float, float, float]]] = []
+    for label_index in range(scores.shape[1]):
+        class_scores = scores[:, label_index]
+        floor = -np.inf if show_discarded else detection.thresholds[label_index]
+        usable = np.flatnonzero(np.isfinite(class_scores) & (class_scores >= floor))
+        # The best boxes only: NMS is quadratic, and more than this many regions of one label is noise.
+        usable = usable[np.argsort(-class_scores[usable], kind="stable")[:MAX_REGIONS_PER_LABEL]]
+        if usable.size == 0:
+            continue
+        kept = _non_maximum_suppression(boxes[usable], class_scores[usable], detection.nms_threshold, usable.size)
+        for k in kept:
+            row = int(usable[k])
+            x1, y1, x2, y2 = transform.normalized_to_original(boxes[row].tolist())
+            x1, x2 = sorted((min(max(x1, region[0]), region[2]), min(max(x2, region[0]), region[2])))
+            y1, y2 = sorted((min(max(y1, region[1]), region[3]), min(max(y2, region[1]), region[3])))
+            if x2 <= x1 or y2 <= y1:
+                continue  # entirely in FILL padding or outside the picture
+            candidates.append((float(class_scores[row]), label_index, row, (x1, y1, x2, y2)))
+    candidates.sort(key=lambda item: (-item[0], item[1], item[2]))
+    found = []
+    for score, label_index, _, (x1, y1, x2, y2) in candidates:
+        item = _labelled(labels[label_index], score, detection.thresholds[label_index])
+        bbox = dict(
+            zip(("xmin", "ymin", "xmax", "ymax"), (round(v, BOX_DECIMALS) for v in (x1, y1, x2, y2)), strict=True)
+        )
+        item["roi"] = {"region_id": 0, "bbox": bbox}
+        found.append(item)
+    return found

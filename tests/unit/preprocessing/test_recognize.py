@@ -1,0 +1,195 @@
+"""Recognition versions' decoding (DESIGN §7) against plain Python references and hand-computed cases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tensorgate_preprocessing.errors import InvalidModelOutput
+from tensorgate_preprocessing.geometry import ImageTransform
+from tensorgate_preprocessing.postprocess import recognize
+from tensorgate_preprocessing.spec import RecognitionPostProcessing
+
+# A 1000×500 photo squashed to a 100×100 input: a normalised x is 1000 px, a normalised y 500 px.
+SQUASHED = ImageTransform((1000, 500), (0, 0, 1000, 500), (100, 100), (0, 0), (100, 100))
+PETS = [{"id": 10, "name": "cat"}, {"id": 20, "name": "dog"}, {"id": 30, "name": "bird"}]
+
+
+def classification(thresholds: list[float]) -> RecognitionPostProcessing:
+    return RecognitionPostProcessing.model_validate(
+        {"classification": {"output_tensor": "prob", "thresholds": thresholds}}
+    )
+
+
+def detection(thresholds: list[float], nms: float = 0.5) -> RecognitionPostProcessing:
+    return RecognitionPostProcessing.model_validate(
+        {
+            "detection": {
+                "direct_output": {"boxes_tensor": "boxes", "scores_tensor": "scores"},
+                "thresholds": thresholds,
+                "nms_threshold": nms,
+            }
+        }
+    )
+
+
+def test_classification_by_hand_predicted_best_first_and_discarded_on_request() -> None:
+    outputs = {"prob": np.array([[0.2, 0.7, 0.1]], dtype=np.float32)}
+    (result,) = recognize(outputs, [PETS], [classification([0.15, 0.5, 0.5])], None, show_discarded=True)
+    predicted, discarded = result["labels"]["predicted"], result["labels"]["discarded"]
+    assert [(p["label_name"], p["label_id"], p["threshold"]) for p in predicted] == [
+        ("dog", 20, 0.5),
+        ("cat", 10, 0.15),
+    ]
+    assert predicted[0]["score"] == pytest.approx(0.7)
+    assert [d["label_name"] for d in discarded] == ["bird"]
+    (hidden,) = recognize(outputs, [PETS], [classification([0.15, 0.5, 0.5])], None)
+    assert hidden["labels"]["discarded"] == []
+
+
+def test_max_predictions_caps_predicted_first_then_discarded() -> None:
+    outputs = {"prob": np.array([[0.2, 0.7, 0.1]])}
+    post = [classification([0.15, 0.5, 0.5])]
+    (one,) = recognize(outputs, [PETS], post, None, show_discarded=True, max_predictions=1)
+    assert [p["label_name"] for p in one["labels"]["predicted"]] == ["dog"] and one["labels"]["discarded"] == []
+    (three,) = recognize(outputs, [PETS], post, None, show_discarded=True, max_predictions=3)
+    assert len(three["labels"]["predicted"]) == 2 and len(three["labels"]["discarded"]) == 1
+
+
+def test_classification_with_a_score_count_unlike_the_labels_is_a_sentence() -> None:
+    with pytest.raises(InvalidModelOutput, match="one score per label"):
+        recognize({"prob": np.zeros((1, 4))}, [PETS], [classification([0.5] * 3)], None)
+
+
+def reference_classification(
+    scores: list[float], thresholds: list[float], show: bool, cap: int | None
+) -> tuple[list[int], list[int]]:
+    """Plain Python: label indices at or above their threshold, best first (ties: lower index), then the rest."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    predicted = [i for i in order if scores[i] >= thresholds[i]]
+    discarded = [i for i in order if scores[i] < thresholds[i]] if show else []
+    if cap is not None:
+        predicted = predicted[:cap]
+        discarded = discarded[: max(0, cap - len(predicted))]
+    return predicted, discarded
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=st.data(),
+    count=st.integers(min_value=1, max_value=12),
+    show=st.booleans(),
+    cap=st.one_of(st.none(), st.integers(min_value=1, max_value=15)),
+)
+def test_classification_matches_the_plain_reference(data: Any, count: int, show: bool, cap: int | None) -> None:
+    unit = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
+    scores = data.draw(st.lists(unit.map(lambda v: round(v, 3)), min_size=count, max_size=count))
+    thresholds = data.draw(st.lists(unit.map(lambda v: round(v, 2)), min_size=count, max_size=count))
+    labels = [{"id": 100 + i, "name": f"l{i}"} for i in range(count)]
+    (result,) = recognize(
+        {"prob": np.array([scores])},
+        [labels],
+        [classification(thresholds)],
+        None,
+        show_discarded=show,
+        max_predictions=cap,
+    )
+    predicted, discarded = reference_classification(scores, thresholds, show, cap)
+    assert [p["label_id"] - 100 for p in result["labels"]["predicted"]] == predicted
+    assert [d["label_id"] - 100 for d in result["labels"]["discarded"]] == discarded
+
+
+def test_detection_by_hand_boxes_in_original_pixels_per_label_nms_and_region_ids() -> None:
+    boxes = np.array(
+        [
+            [0.10, 0.10, 0.50, 0.50],  # a cat, best
+            [0.12, 0.10, 0.52, 0.50],  # the same cat again (IoU ~0.9): suppressed
+            [0.60, 0.60, 0.90, 0.90],  # a dog
+            [0.60, 0.62, 0.90, 0.92],  # a weak second dog box, under the threshold
+        ]
+    )
+    scores = np.array([[0.9, 0.05], [0.8, 0.05], [0.1, 0.7], [0.1, 0.3]])
+    labels = PETS[:2]
+    (result,) = recognize(
+        {"boxes": boxes[None], "scores": scores[None]}, [labels], [detection([0.5, 0.5])], SQUASHED, show_discarded=True
+    )
+    predicted = result["labels"]["predicted"]
+    assert [(p["label_name"], p["roi"]["region_id"]) for p in predicted] == [("cat", 1), ("dog", 2)]
+    assert predicted[0]["roi"]["bbox"] == {"xmin": 100.0, "ymin": 50.0, "xmax": 500.0, "ymax": 250.0}
+    assert predicted[1]["roi"]["bbox"] == {"xmin": 600.0, "ymin": 300.0, "xmax": 900.0, "ymax": 450.0}
+    # Discarded: per label, what NMS kept under the threshold (the weak dog box overlaps the strong one: gone).
+    discarded = [(d["label_name"], d["score"]) for d in result["labels"]["discarded"]]
+    assert ("dog", pytest.approx(0.3)) not in discarded
+    assert [d["roi"]["region_id"] for d in result["labels"]["discarded"]] == list(range(3, 3 + len(discarded)))
+
+
+def iou(a: list[float], b: list[float]) -> float:
+    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def reference_detection(
+    boxes: list[list[float]], scores: list[list[float]], thresholds: list[float], nms: float
+) -> list[tuple[int, int]]:
+    """Plain Python: per label, boxes at or above the threshold, greedy NMS by score; (label, row) best first."""
+    found = []
+    for label in range(len(thresholds)):
+        rows = sorted(
+            (r for r in range(len(boxes)) if scores[r][label] >= thresholds[label]),
+            key=lambda r: (-scores[r][label], r),
+        )
+        kept: list[int] = []
+        for row in rows:
+            if all(iou(boxes[row], boxes[k]) <= nms for k in kept):
+                kept.append(row)
+        found += [(label, row) for row in kept]
+    return sorted(found, key=lambda item: (-scores[item[1]][item[0]], item[0], item[1]))
+
+
+# A box from its corner and its size, so every drawn box is valid (no filtering).
+box = st.builds(
+    lambda x, y, w, h: (x, y, x + w, y + h),
+    st.integers(0, 15),
+    st.integers(0, 15),
+    st.integers(1, 5),
+    st.integers(1, 5),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.data(),
+    rows=st.integers(min_value=1, max_value=10),
+    classes=st.integers(min_value=1, max_value=3),
+    nms=st.sampled_from([0.3, 0.5, 0.7]),
+)
+def test_detection_matches_the_plain_reference_and_boxes_map_back_within_a_pixel(
+    data: Any, rows: int, classes: int, nms: float
+) -> None:
+    grid = data.draw(st.lists(box, min_size=rows, max_size=rows))
+    boxes = [[value / 20 for value in b] for b in grid]
+    # Distinct scores: ties would make the order depend on tie-breaking alone.
+    flat = data.draw(st.lists(st.integers(0, 10_000), min_size=rows * classes, max_size=rows * classes, unique=True))
+    scores = [[flat[r * classes + c] / 10_000 for c in range(classes)] for r in range(rows)]
+    thresholds = data.draw(st.lists(st.sampled_from([0.0, 0.25, 0.5]), min_size=classes, max_size=classes))
+    labels = [{"id": c, "name": f"c{c}"} for c in range(classes)]
+    (result,) = recognize(
+        {"boxes": np.array([boxes]), "scores": np.array([scores])}, [labels], [detection(thresholds, nms)], SQUASHED
+    )
+    expected = reference_detection(boxes, scores, thresholds, nms)
+    predicted = result["labels"]["predicted"]
+    assert [(p["label_id"], p["score"]) for p in predicted] == [
+        (label, round(scores[row][label], 6)) for label, row in expected
+    ]
+    for item, (_, row) in zip(predicted, expected, strict=True):
+        x1, y1, x2, y2 = boxes[row]
+        bbox = item["roi"]["bbox"]
+        assert abs(bbox["xmin"] - x1 * 1000) <= 1 and abs(bbox["xmax"] - x2 * 1000) <= 1
+        assert abs(bbox["ymin"] - y1 * 500) <= 1 and abs(bbox["ymax"] - y2 * 500) <= 1
+    assert [p["roi"]["region_id"] for p in predicted] == list(range(1, len(predicted) + 1))
