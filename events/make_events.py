@@ -151,7 +151,19 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "recognition_api/08_list_versions.json": {"method": "GET", "path": "/v0.7/recognition/versions/"},
     "recognition_api/09_list_spec_versions.json": {"method": "GET", "path": "/v0.7/recognition/specs/1/versions/"},
     "recognition_api/10_get_version_unknown.json": {"method": "GET", "path": "/v0.7/recognition/versions/424242/"},
-    "recognition_api/11_delete_spec.json": {"method": "DELETE", "path": "/v0.7/recognition/specs/1/"},
+    "recognition_api/11_spec_inference_no_current_version.json": {
+        "method": "POST",
+        "path": "/v0.7/recognition/specs/1/inference",
+        "content_type": "application/json",
+        "body": json.dumps({"inputs": [{"image": {"source": "https://example.com/cat.jpg"}}]}).encode(),
+    },
+    "recognition_api/12_version_inference_unknown.json": {
+        "method": "POST",
+        "path": "/v0.7/recognition/versions/424242/inference",
+        "content_type": "application/json",
+        "body": json.dumps({"inputs": [{"image": {"source": "https://example.com/cat.jpg"}}]}).encode(),
+    },
+    "recognition_api/13_delete_spec.json": {"method": "DELETE", "path": "/v0.7/recognition/specs/1/"},
 }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from tensorgate import http, wiring
+from tensorgate import forms, http, wiring
 from tensorgate.api import authenticate, build_resolver, logger, metrics, tracer
 
 app = build_resolver()
@@ -128,6 +128,39 @@ def delete_version(version_id: str) -> Response:
     account_id = authenticate(app)
     wiring.recognition_service().delete_version(account_id, http.integer_id(version_id, VERSION))
     return http.no_content()
+
+
+# -- inference --------------------------------------------------------------------------------
+
+
+def _inference_fields() -> dict[str, Any]:
+    """JSON or multipart/form-data, as the networks' inference route reads them."""
+    event = app.current_event
+    form = http.read_form(event)
+    content_type = event.get_header_value("Content-Type", case_sensitive=False)
+    return form.nested_with_files() if forms.media_type(content_type) == "multipart/form-data" else form.fields
+
+
+@app.post("/v0.7/recognition/versions/<version_id>/inference")
+@tracer.capture_method
+def version_inference(version_id: str) -> Response:
+    account_id = authenticate(app)
+    fields = _inference_fields()
+    network_id, plan = wiring.recognition_service().version_plan(account_id, http.integer_id(version_id, VERSION))
+    task = wiring.inference_service().submit(account_id, network_id, fields, recognition=plan)
+    metrics.add_metric(name="RecognitionInferencesQueued", unit="Count", value=1)
+    return http.json_response(200, {"task_id": task.task_id})
+
+
+@app.post("/v0.7/recognition/specs/<spec_id>/inference")
+@tracer.capture_method
+def spec_inference(spec_id: str) -> Response:
+    account_id = authenticate(app)
+    fields = _inference_fields()
+    network_id, plan = wiring.recognition_service().spec_plan(account_id, http.integer_id(spec_id, SPEC))
+    task = wiring.inference_service().submit(account_id, network_id, fields, recognition=plan)
+    metrics.add_metric(name="RecognitionInferencesQueued", unit="Count", value=1)
+    return http.json_response(200, {"task_id": task.task_id})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -32,8 +32,14 @@ from tensorgate.models import Network, NetworkStatus
 from tensorgate_preprocessing.errors import PreprocessingError
 from tensorgate_preprocessing.geometry import resolve_target_size
 from tensorgate_preprocessing.images import DEFAULT_MAX_PIXELS, PreparedImage, prepare_image
-from tensorgate_preprocessing.postprocess import postprocess, requested_tensors, tensor_results
-from tensorgate_preprocessing.spec import ImageSpec, PostprocessingSpec, PreprocessingSpec, TargetSize
+from tensorgate_preprocessing.postprocess import postprocess, recognize, requested_tensors, tensor_results
+from tensorgate_preprocessing.spec import (
+    ImageSpec,
+    PostprocessingSpec,
+    PreprocessingSpec,
+    RecognitionPostProcessing,
+    TargetSize,
+)
 from tensorgate_preprocessing.tensors import BatchWriter, load_mean
 
 from functions.worker.fetch import FetchFailed, FetchPolicy, fetch
@@ -424,6 +430,7 @@ class InferencePipeline:
         plan = samples[0].plan
         names = [name for sample in samples for name in _requested(sample)]
         names += [name for post in plan.postprocessings for name in post.tensor_names()]
+        names += [name for sample in samples for post in _recognition(sample) for name in post.tensor_names()]
         wanted = {}
         for name in dict.fromkeys(names):
             resolved = plan.resolve_output(name)
@@ -444,9 +451,29 @@ class InferencePipeline:
                 detection_overrides=sample.message.detection,
             )
             result["tensors"] = tensor_results(mine, _requested(sample))
+            recognition = sample.message.recognition
+            if recognition is not None:
+                # Through a recognition spec or version: its labelled predictions, and the tensors only
+                # when the request named them.
+                result["outputs"] = recognize(
+                    mine,
+                    recognition.labels,
+                    _recognition(sample),
+                    sample.images[0].transform if sample.images else None,
+                    show_discarded=bool(sample.message.show_discarded),
+                    max_predictions=sample.message.max_predictions,
+                )
+                result["tensors"] = tensor_results(mine, sample.message.output_tensors or [])
         except PreprocessingError as error:
             return Outcome(sample.message.task_id, error=error.message)
         return Outcome(sample.message.task_id, data=dict(sorted(result.items(), key=lambda item: item[0] != "tensors")))
+
+
+def _recognition(sample: Sample) -> list[RecognitionPostProcessing]:
+    plan = sample.message.recognition
+    if plan is None:
+        return []
+    return [RecognitionPostProcessing.model_validate(item) for item in plan.post_processings]
 
 
 def _requested(sample: Sample) -> list[str]:

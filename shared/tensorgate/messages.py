@@ -44,6 +44,17 @@ class InferenceInput(BaseModel):
     crop_uniform_background: bool = False
 
 
+class RecognitionPlan(BaseModel):
+    """How a recognition version reads the network's tensors: its spec's labels and its post-processings."""
+
+    model_config = ConfigDict(extra="ignore", defer_build=True)
+
+    spec_id: int
+    version_id: int
+    labels: list[list[dict[str, Any]]] = Field(description="Per spec output, its labels `{id, name}` in order.")
+    post_processings: list[dict[str, Any]] = Field(description="Per spec output, as the version stores it.")
+
+
 class InferenceMessage(BaseModel):
     """One inference request: one sample, one entry per network input, in `preprocessing.inputs` order."""
 
@@ -58,4 +69,6 @@ class InferenceMessage(BaseModel):
     # For labelled outputs (recognition versions, DESIGN §7); a plain network returns its tensors.
     show_discarded: bool | None = None
     max_predictions: int | None = None
+    # Set when the inference goes through a recognition spec or version: the result is its labelled outputs.
+    recognition: RecognitionPlan | None = None
     submitted_at: datetime

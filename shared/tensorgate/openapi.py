@@ -161,6 +161,7 @@ VERSION_LINKS = {
     },
     "GetRecognitionSpec": {"operationId": "GetRecognitionSpec", "parameters": {"spec_id": "$response.body#/spec_id"}},
 }
+TASK_LINKS = {"GetInferenceTask": {"operationId": "GetTask", "parameters": {"task_id": "$response.body#/task_id"}}}
 PUBLIC_SLUG = {
     "name": "slug",
     "in": "path",
@@ -493,6 +494,53 @@ OPERATIONS: tuple[Operation, ...] = (
         errors={404: None},
     ),
     Operation(
+        "POST",
+        "/v0.7/recognition/versions/{version_id}/inference",
+        "SubmitRecognitionVersionInference",
+        "recognition inference",
+        "Queue one inference through a recognition version",
+        description=(
+            "The request of `POST /v0.7/networks/{network_id}/inference`, run on the version's network; the "
+            "task's `data.outputs` holds one `{labels: {predicted, discarded}}` per spec output: labels at or "
+            "above their threshold, best first (detections with their box in original image pixels and a "
+            "`region_id`), the others only with `show_discarded`, at most `max_predictions` in all. `tensors` "
+            "holds the tensors named by `output_tensors`, if any."
+        ),
+        parameters=(VERSION_ID,),
+        body={"application/json": InferenceRequest, "multipart/form-data": "InferenceForm"},
+        body_example={"inputs": [{"image": {"source": "https://example.com/cat.jpg"}}], "show_discarded": True},
+        success=Success(200, "The inference task, pending.", responses.TaskQueued, links=TASK_LINKS),
+        errors={
+            400: None,
+            404: None,
+            409: "The version's network is not ready.",
+            413: "An input is over 5 MiB; upload it and send its s3:// URI or an https URL.",
+            415: None,
+        },
+    ),
+    Operation(
+        "POST",
+        "/v0.7/recognition/specs/{spec_id}/inference",
+        "SubmitRecognitionSpecInference",
+        "recognition inference",
+        "Queue one inference through a recognition spec's current version",
+        description=(
+            "As through a version, on the spec's `current_version_id`: a name that keeps working while the "
+            "version behind it changes (one PATCH of the spec switches it)."
+        ),
+        parameters=(SPEC_ID,),
+        body={"application/json": InferenceRequest, "multipart/form-data": "InferenceForm"},
+        body_example={"inputs": [{"image": {"source": "https://example.com/cat.jpg"}}], "max_predictions": 5},
+        success=Success(200, "The inference task, pending.", responses.TaskQueued, links=TASK_LINKS),
+        errors={
+            400: None,
+            404: None,
+            409: "The spec has no current version, or its network is not ready.",
+            413: "An input is over 5 MiB; upload it and send its s3:// URI or an https URL.",
+            415: None,
+        },
+    ),
+    Operation(
         "GET",
         "/v0.7/openapi.json",
         "GetOpenApiDocument",
@@ -677,6 +725,7 @@ def _document() -> dict[str, Any]:
             {"name": "tasks", "description": "Deploy and inference tasks."},
             {"name": "recognition specs", "description": "What a recognition answers: outputs and labels."},
             {"name": "recognition versions", "description": "A spec bound to a network and how to read its tensors."},
+            {"name": "recognition inference", "description": "Labelled predictions through a spec or a version."},
             {"name": "documentation", "description": "This document; no key needed."},
         ],
     }

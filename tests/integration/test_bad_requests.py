@@ -413,6 +413,21 @@ CASES: dict[str, BadRequest] = {
     "version_threshold_over_one": version_create(
         "thresholds", post_processings=[{"classification": {"output_tensor": "prob", "thresholds": [0.5, 1.5]}}]
     ),
+    "spec_inference_without_current_version": BadRequest(
+        409,
+        path="/v0.7/recognition/specs/1/inference",
+        body=json.dumps({"inputs": [{"image": {"source": "https://example.com/a.jpg"}}]}).encode(),
+        content_type=JSON,
+        mentions="current version",
+        given_spec=True,
+    ),
+    "version_inference_non_integer_id": BadRequest(
+        404,
+        path="/v0.7/recognition/versions/latest/inference",
+        body=json.dumps({"inputs": [{"image": {"source": "https://example.com/a.jpg"}}]}).encode(),
+        content_type=JSON,
+        mentions="integer",
+    ),
     # -- routes --------------------------------------------------------------------------------
     "method_not_allowed_on_public_network": BadRequest(
         405, method="DELETE", path="/v0.7/networks/public/some-slug/", mentions="DELETE"

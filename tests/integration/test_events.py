@@ -37,7 +37,9 @@ EXPECTED_STATUS: dict[str, int] = {
     "recognition_api/08_list_versions.json": 200,
     "recognition_api/09_list_spec_versions.json": 200,
     "recognition_api/10_get_version_unknown.json": 404,
-    "recognition_api/11_delete_spec.json": 204,
+    "recognition_api/11_spec_inference_no_current_version.json": 409,
+    "recognition_api/12_version_inference_unknown.json": 404,
+    "recognition_api/13_delete_spec.json": 204,
 }
 
 # Events of other folders replayed first, for a folder whose handler only reads what others write.

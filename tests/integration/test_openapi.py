@@ -241,8 +241,17 @@ def test_recognition_routes_answer_what_the_document_declares(
     send("GET", "/v0.7/recognition/specs/424242/versions", 404)
     send("GET", f"/v0.7/recognition/versions/{version['id']}", 200)
     send("GET", "/v0.7/recognition/versions/424242/", 404)
+    request = {"inputs": [{"image": {"source": "https://example.com/cat.jpg"}}]}
+    send("POST", f"/v0.7/recognition/versions/{version['id']}/inference", 200, json=request)
+    send("POST", f"/v0.7/recognition/specs/{spec['id']}/inference/", 200, json=request)
+    image = {"inputs[0]image.source": (io.BytesIO(IMAGE), "photo.png")}
+    send("POST", f"/v0.7/recognition/specs/{spec['id']}/inference", 200, data=image)
+    send("POST", f"/v0.7/recognition/versions/{version['id']}/inference", 400, json={"inputs": []})
+    send("POST", f"/v0.7/recognition/versions/{version['id']}/inference", 415, data="x", content_type="text/plain")
+    send("POST", "/v0.7/recognition/versions/424242/inference", 404, json=request)
     send("DELETE", f"/v0.7/recognition/versions/{version['id']}/", 204)
     send("DELETE", f"/v0.7/recognition/versions/{version['id']}", 404)
+    send("POST", f"/v0.7/recognition/specs/{spec['id']}/inference", 409, json=request)
     send("DELETE", f"/v0.7/recognition/specs/{spec['id']}", 204)
     send("DELETE", f"/v0.7/recognition/specs/{spec['id']}", 404)
 
@@ -283,3 +292,7 @@ def test_documented_request_examples_are_accepted_by_the_handlers(api: Client, r
     version = examples["CreateRecognitionVersion"] | {"spec_id": spec["id"], "network_id": softmax["id"]}
     assert recorder("POST", "/v0.7/recognition/versions", 201, json=version)["id"] == 1
     recorder("PATCH", f"/v0.7/recognition/specs/{spec['id']}", 200, json=examples["UpdateRecognitionSpec"])
+    example = examples["SubmitRecognitionVersionInference"]
+    recorder("POST", "/v0.7/recognition/versions/1/inference", 200, json=example)
+    example = examples["SubmitRecognitionSpecInference"]
+    recorder("POST", f"/v0.7/recognition/specs/{spec['id']}/inference", 200, json=example)

@@ -9,7 +9,7 @@ import pytest
 from werkzeug.test import Client
 
 from tests.conftest import DEV_KEY, OTHER_KEY
-from tests.integration.test_inference_api import ready_network
+from tests.integration.test_inference_api import queued, ready_network
 
 HEADERS = {"X-API-KEY": DEV_KEY}
 PETS = [{"id": 0, "name": "cat"}, {"id": 1, "name": "dog"}, {"id": 7, "name": "bird"}]
@@ -227,3 +227,70 @@ def test_admin_publishes_and_unpublishes_a_spec_by_slug(api: Client, capsys: pyt
     assert admin.main(["unpublish-spec", "pets-v1"]) == 0
     assert api.get("/v0.7/recognition/public/pets-v1", headers=HEADERS).status_code == 404
     assert api.get(f"/v0.7/recognition/specs/{spec['id']}", headers=HEADERS).status_code == 200
+
+
+# -- inference --------------------------------------------------------------------------------
+
+IMAGE_REQUEST = {"inputs": [{"image": {"source": "https://example.com/cat.jpg"}}], "show_discarded": True}
+
+
+def test_inference_through_a_version_queues_the_versions_plan_on_its_network(api: Client, aws: dict[str, Any]) -> None:
+    spec = create_spec(api)
+    network = ready_network(api)
+    version = create_version(api, spec["id"], network["id"], post_processings=[classification([0.1, 0.2, 0.3])])
+    response = api.post(f"/v0.7/recognition/versions/{version['id']}/inference", headers=HEADERS, json=IMAGE_REQUEST)
+    assert response.status_code == 200, response.text
+    (message,) = queued(aws)
+    assert message["task_id"] == response.json["task_id"] and message["network_id"] == network["id"]
+    assert message["show_discarded"] is True
+    assert message["recognition"] == {
+        "spec_id": spec["id"],
+        "version_id": version["id"],
+        "labels": [PETS],
+        "post_processings": [classification([0.1, 0.2, 0.3])],
+    }
+    task = api.get(f"/v0.7/tasks/{response.json['task_id']}", headers=HEADERS).json
+    assert task["status"] == "pending" and task["kind"] == "inference"
+
+
+def test_inference_through_a_spec_runs_its_current_version_and_follows_a_switch(
+    api: Client, aws: dict[str, Any]
+) -> None:
+    spec = create_spec(api)
+    first_network, second_network = ready_network(api), ready_network(api, name="retrained")
+    first = create_version(api, spec["id"], first_network["id"])
+    second = create_version(api, spec["id"], second_network["id"])
+    path = f"/v0.7/recognition/specs/{spec['id']}/inference/"
+    assert api.post(path, headers=HEADERS, json=IMAGE_REQUEST).status_code == 200
+    api.patch(f"/v0.7/recognition/specs/{spec['id']}", headers=HEADERS, json={"current_version_id": second["id"]})
+    assert api.post(path, headers=HEADERS, json=IMAGE_REQUEST).status_code == 200
+    messages = queued(aws)
+    assert [(m["recognition"]["version_id"], m["network_id"]) for m in messages] == [
+        (first["id"], first_network["id"]),
+        (second["id"], second_network["id"]),
+    ]
+
+
+def test_inference_through_a_spec_without_current_version_is_409_with_a_sentence(
+    api: Client, aws: dict[str, Any]
+) -> None:
+    spec = create_spec(api)
+    network = ready_network(api)
+    version = create_version(api, spec["id"], network["id"])
+    api.delete(f"/v0.7/recognition/versions/{version['id']}", headers=HEADERS)
+    response = api.post(f"/v0.7/recognition/specs/{spec['id']}/inference", headers=HEADERS, json=IMAGE_REQUEST)
+    assert response.status_code == 409, response.text
+    assert "no current version" in response.json["error"]
+    assert queued(aws) == []
+
+
+def test_inference_through_another_accounts_version_or_spec_is_404(api: Client, aws: dict[str, Any]) -> None:
+    spec = create_spec(api)
+    version = create_version(api, spec["id"], ready_network(api)["id"])
+    other = {"X-API-KEY": OTHER_KEY}
+    for path in (
+        f"/v0.7/recognition/versions/{version['id']}/inference",
+        f"/v0.7/recognition/specs/{spec['id']}/inference",
+    ):
+        assert api.post(path, headers=other, json=IMAGE_REQUEST).status_code == 404
+    assert queued(aws) == []

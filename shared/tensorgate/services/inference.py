@@ -21,6 +21,7 @@ from tensorgate.messages import (
     InferenceInput,
     InferenceMessage,
     InlineSource,
+    RecognitionPlan,
     StoredSource,
     UrlSource,
 )
@@ -106,8 +107,11 @@ class InferenceService:
         self._policy = policy
         self._clock = clock
 
-    def submit(self, account_id: str, network_id: int, fields: dict[str, Any]) -> Task:
-        """Everything is checked before anything is written, so a refused request queues nothing."""
+    def submit(
+        self, account_id: str, network_id: int, fields: dict[str, Any], recognition: RecognitionPlan | None = None
+    ) -> Task:
+        """Everything is checked before anything is written, so a refused request queues nothing. With
+        `recognition`, the worker answers that version's labelled predictions (DESIGN §7)."""
         network = self._networks.get(account_id, network_id)
         if network is None:
             raise NetworkNotFound(network_id)
@@ -177,6 +181,7 @@ class InferenceService:
                 detection=detection,
                 show_discarded=request.show_discarded,
                 max_predictions=request.max_predictions,
+                recognition=recognition,
                 submitted_at=now,
             )
             self._queue.send(message.model_dump(mode="json"), group=f"{account_id}/{network_id}")

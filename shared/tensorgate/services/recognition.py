@@ -17,12 +17,14 @@ from tensorgate.errors import (
     DuplicateSlug,
     ImmutableField,
     NetworkNotReady,
+    NoCurrentVersion,
     RecognitionSpecNotFound,
     RecognitionVersionNotFound,
     UnknownField,
     ValidationFailed,
 )
 from tensorgate.forms import decode_json_fields
+from tensorgate.messages import RecognitionPlan
 from tensorgate.models import PUBLIC_ACCOUNT, NetworkStatus, Page, RecognitionSpec, RecognitionVersion, utc_now
 from tensorgate.ports import IdAllocator, NetworkRepository, RecognitionRepository
 from tensorgate.schemas import (
@@ -244,11 +246,43 @@ class RecognitionService:
                 lambda spec: {"current_version_id": None} if spec.current_version_id == version_id else None,
             )
 
+    # -- inference ----------------------------------------------------------------------------
+
+    def version_plan(self, account_id: str, version_id: int) -> tuple[int, RecognitionPlan]:
+        """The network a version runs on, and how the worker reads its tensors."""
+        version = self.get_version(account_id, version_id)
+        spec = self._store.get_spec(account_id, version.spec_id)
+        if spec is None:
+            raise RecognitionVersionNotFound(version_id)
+        return version.network_id, _plan(spec, version)
+
+    def spec_plan(self, account_id: str, spec_id: int) -> tuple[int, RecognitionPlan]:
+        """The spec's current version: the name that keeps working while the version behind it changes."""
+        spec = self.get_spec(account_id, spec_id)
+        version = (
+            None if spec.current_version_id is None else self._store.get_version(account_id, spec.current_version_id)
+        )
+        if version is None:
+            raise NoCurrentVersion(
+                f"Recognition spec {spec_id} has no current version; create a version, or PATCH its "
+                "current_version_id to one of its versions."
+            )
+        return version.network_id, _plan(spec, version)
+
     def delete_network_versions(self, account_id: str, network_id: int) -> None:
         """A deleted network takes its versions with it."""
         _, versions = self._store.list_versions(account_id, 0, ALL, network_id=network_id)
         for version in versions:
             self.delete_version(account_id, version.version_id)
+
+
+def _plan(spec: RecognitionSpec, version: RecognitionVersion) -> RecognitionPlan:
+    return RecognitionPlan(
+        spec_id=spec.spec_id,
+        version_id=version.version_id,
+        labels=[output["labels"]["labels"] for output in spec.outputs],
+        post_processings=version.post_processings,
+    )
 
 
 def _first_current(spec: RecognitionSpec, version_id: int) -> dict[str, Any] | None:
