@@ -1,0 +1,122 @@
+"""The real `deepomatic-api` 1.0.0 client's RecognitionSpec and RecognitionVersion against the stack `make dev` starts.
+
+Two networks of the same tiny ONNX model (an image's mean colour, and twice it) are uploaded and
+converted; a spec with three colour labels gets one version per network, each reading another of the
+model's outputs, so every score is computable by hand: a red picture's red score is 1.0 through the
+first version and 2.0 through the second.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from deepomatic.api.client import Client
+from deepomatic.api.exceptions import ClientError
+from deepomatic.api.inputs import ImageInput
+
+from tests.e2e.conftest import RunningStack
+from tests.unit.worker.tiny_models import channel_mean_model, solid_image
+
+pytestmark = [pytest.mark.e2e]
+
+COLOURS = [{"id": 1, "name": "red"}, {"id": 2, "name": "green"}, {"id": 3, "name": "blue"}]
+PREPROCESSING = {
+    "inputs": [
+        {
+            "tensor_name": "image",
+            "image": {"dimension_order": "NHWC", "target_size": "4x4", "resize_type": "SQUASH", "pixel_scaling": 1.0},
+        }
+    ],
+    "batched_output": True,
+}
+RED, YELLOW = (255, 0, 0), (255, 255, 0)
+
+
+def deployed_network(client: Client, name: str, model_path: Any) -> int:
+    with open(model_path, "rb") as handle:
+        network = client.Network.create(
+            name=name, framework="onnx", preprocessing=PREPROCESSING, files={"model.onnx": handle}
+        )
+    deploy = client.Task.retrieve(network["task_id"]).wait(timeout=300)
+    assert deploy["status"] == "success", deploy
+    return int(network["id"])
+
+
+def classification(tensor: str, threshold: float) -> list[dict[str, Any]]:
+    return [{"classification": {"output_tensor": tensor, "thresholds": [threshold] * 3}}]
+
+
+def predicted(result: dict[str, Any]) -> list[tuple[str, float]]:
+    (output,) = result["outputs"]
+    return [(item["label_name"], round(item["score"], 3)) for item in output["labels"]["predicted"]]
+
+
+def infer(resource: Any, colour: tuple[int, int, int]) -> dict[str, Any]:
+    return dict(resource.inference(inputs=[ImageInput(solid_image(colour), encoding="binary")]))
+
+
+def test_deepomatic_client_recognition_specs_and_versions_end_to_end(
+    local_stack_with_workers: RunningStack, tmp_path: Any
+) -> None:
+    stack = local_stack_with_workers
+    client = Client(api_key=stack.api_key, host=stack.host, user_agent_prefix="tensorgate-e2e/1")
+    model = tmp_path / "model.onnx"
+    model.write_bytes(channel_mean_model())
+
+    # Spec: create, retrieve, list, update
+    spec = client.RecognitionSpec.create(
+        name="colours",
+        description="the main colour of a picture",
+        metadata={"project": "e2e"},
+        outputs=[{"labels": {"roi": "NONE", "exclusive": False, "labels": COLOURS}}],
+    )
+    spec_id = spec["id"]
+    assert isinstance(spec_id, int) and spec["current_version_id"] is None
+    assert client.RecognitionSpec.retrieve(spec_id)["outputs"][0]["labels"]["labels"] == COLOURS
+    assert spec_id in [item.pk for item in client.RecognitionSpec.list()]
+    spec.update(name="colours, renamed", metadata={"project": "e2e", "round": 2})
+    again = client.RecognitionSpec.retrieve(spec_id)
+    assert again["name"] == "colours, renamed" and again["description"] == "the main colour of a picture"
+
+    # Versions on two converted networks: create, list, spec.versions()
+    first_network = deployed_network(client, "mean colour", model)
+    second_network = deployed_network(client, "mean colour, second copy", model)
+    first = client.RecognitionVersion.create(
+        spec_id=spec_id, network_id=first_network, post_processings=classification("mean", 0.5)
+    )
+    second = client.RecognitionVersion.create(
+        spec_id=spec_id, network_id=second_network, post_processings=classification("scaled", 0.9)
+    )
+    assert first["spec_name"] == "colours, renamed" and second["network_name"] == "mean colour, second copy"
+    assert client.RecognitionSpec.retrieve(spec_id)["current_version_id"] == first["id"]
+    assert [version.pk for version in client.RecognitionSpec.retrieve(spec_id).versions()] == [first.pk, second.pk]
+    assert {first.pk, second.pk} <= {version.pk for version in client.RecognitionVersion.list()}
+
+    # Inference through a version and through the spec (its current version)
+    assert predicted(infer(client.RecognitionVersion.retrieve(second.pk), RED)) == [("red", 2.0)]
+    assert predicted(infer(client.RecognitionSpec.retrieve(spec_id), RED)) == [("red", 1.0)]
+    assert predicted(infer(client.RecognitionSpec.retrieve(spec_id), YELLOW)) == [("red", 1.0), ("green", 1.0)]
+
+    # Switching the current version changes the spec's answer, with no other change on the client's side
+    client.RecognitionSpec.retrieve(spec_id).update(current_version_id=second.pk)
+    assert predicted(infer(client.RecognitionSpec.retrieve(spec_id), RED)) == [("red", 2.0)]
+
+    # Deleting the second network deletes its version, which was current: the spec then has none (409)
+    client.Network.retrieve(second_network).delete()
+    with pytest.raises(ClientError) as gone:
+        client.RecognitionVersion.retrieve(second.pk)["id"]
+    assert gone.value.status_code == 404
+    assert client.RecognitionSpec.retrieve(spec_id)["current_version_id"] is None
+    with pytest.raises(ClientError) as none_current:
+        infer(client.RecognitionSpec.retrieve(spec_id), RED)
+    assert none_current.value.status_code == 409
+    assert [version.pk for version in client.RecognitionSpec.retrieve(spec_id).versions()] == [first.pk]
+
+    # Delete the remaining version and the spec
+    assert client.RecognitionVersion.retrieve(first.pk).delete() is None
+    assert client.RecognitionSpec.retrieve(spec_id).delete() is None
+    with pytest.raises(ClientError) as deleted:
+        client.RecognitionSpec.retrieve(spec_id)["name"]
+    assert deleted.value.status_code == 404
+    client.Network.retrieve(first_network).delete()
