@@ -148,19 +148,19 @@ SPEC_EXAMPLE = {
     ],
 }
 SPEC_LINKS = {
-    "GetRecognitionSpec": {"operationId": "GetRecognitionSpec", "parameters": {"spec_id": "$response.body#/id"}},
-    "ListRecognitionSpecVersions": {
-        "operationId": "ListRecognitionSpecVersions",
-        "parameters": {"spec_id": "$response.body#/id"},
-    },
+    name: {"operationId": name, "parameters": {"spec_id": "$response.body#/id"}}
+    for name in (
+        "GetRecognitionSpec",
+        "UpdateRecognitionSpec",
+        "DeleteRecognitionSpec",
+        "ListRecognitionSpecVersions",
+        "SubmitRecognitionSpecInference",
+    )
 }
 VERSION_LINKS = {
-    "GetRecognitionVersion": {
-        "operationId": "GetRecognitionVersion",
-        "parameters": {"version_id": "$response.body#/id"},
-    },
-    "GetRecognitionSpec": {"operationId": "GetRecognitionSpec", "parameters": {"spec_id": "$response.body#/spec_id"}},
-}
+    name: {"operationId": name, "parameters": {"version_id": "$response.body#/id"}}
+    for name in ("GetRecognitionVersion", "DeleteRecognitionVersion", "SubmitRecognitionVersionInference")
+} | {"GetRecognitionSpec": {"operationId": "GetRecognitionSpec", "parameters": {"spec_id": "$response.body#/spec_id"}}}
 TASK_LINKS = {"GetInferenceTask": {"operationId": "GetTask", "parameters": {"task_id": "$response.body#/task_id"}}}
 PUBLIC_SLUG = {
     "name": "slug",

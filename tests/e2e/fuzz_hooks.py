@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 import schemathesis
@@ -11,6 +13,8 @@ READY_NETWORK_ID = 900_000_001
 PENDING_NETWORK_ID = 900_000_002
 # The counter starts at 1: no network ever has this id.
 NO_NETWORK_ID = 0
+# The environment variable naming the spec and version the run relies on: `{"spec_id": N, "version_id": M}`.
+KEPT_RECOGNITION = "TENSORGATE_FUZZ_KEPT_RECOGNITION"
 
 
 @schemathesis.hook
@@ -20,3 +24,8 @@ def before_call(context: schemathesis.HookContext, case: schemathesis.Case, kwar
     kept = {str(READY_NETWORK_ID), str(PENDING_NETWORK_ID)}
     if case.method.upper() == "DELETE" and str((case.path_parameters or {}).get("network_id")) in kept:
         case.path_parameters["network_id"] = NO_NETWORK_ID
+    # The same for the recognition spec and version the run relies on (the counters start at 1: 0 is no one's).
+    kept_recognition = json.loads(os.environ.get(KEPT_RECOGNITION) or "{}")
+    for name, kept_id in kept_recognition.items():
+        if case.method.upper() == "DELETE" and str((case.path_parameters or {}).get(name)) == str(kept_id):
+            case.path_parameters[name] = 0

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import REPO_ROOT, RunningStack
-from tests.e2e.fuzz_hooks import PENDING_NETWORK_ID, READY_NETWORK_ID
+from tests.e2e.fuzz_hooks import KEPT_RECOGNITION, PENDING_NETWORK_ID, READY_NETWORK_ID
 
 pytestmark = pytest.mark.e2e
 
@@ -36,6 +36,7 @@ CHECKS = (
 )
 FUZZ_ACCOUNT = "fuzz"
 PUBLIC_SLUG = "fuzz-public-classifier"
+PUBLIC_SPEC_SLUG = "fuzz-public-spec"
 PREPROCESSING = {"inputs": [{"tensor_name": "image", "image": {"target_size": "64x64"}}]}
 POSTPROCESSINGS = [{"tensors_output": {"tensors": ["probabilities"], "labels": ["cat", "dog", "car", "sky"]}}]
 
@@ -96,8 +97,33 @@ def prepare_account(stack: RunningStack) -> str:
     return api_key
 
 
-def schemathesis_config() -> str:
-    """Known ids mixed into what is generated: inference on the ready and the pending network, the public slug."""
+def prepare_recognition(stack: RunningStack, api_key: str) -> dict[str, int]:
+    """A spec whose current version reads the ready network, so recognition inference reaches its validation;
+    and the spec's public copy."""
+    headers = {"X-API-KEY": api_key}
+    labels = [{"id": index, "name": name} for index, name in enumerate(POSTPROCESSINGS[0]["tensors_output"]["labels"])]
+    spec = requests.post(
+        f"{stack.url}/recognition/specs",
+        headers=headers,
+        json={"name": "fuzzed spec", "outputs": [{"labels": {"roi": "NONE", "labels": labels}}]},
+        timeout=30,
+    )
+    assert spec.status_code == 201, spec.text
+    post = [{"classification": {"output_tensor": "probabilities", "thresholds": [0.5] * len(labels)}}]
+    version = requests.post(
+        f"{stack.url}/recognition/versions",
+        headers=headers,
+        json={"spec_id": spec.json()["id"], "network_id": READY_NETWORK_ID, "post_processings": post},
+        timeout=30,
+    )
+    assert version.status_code == 201, version.text
+    admin(stack, "publish-spec", FUZZ_ACCOUNT, str(spec.json()["id"]), PUBLIC_SPEC_SLUG)
+    return {"spec_id": spec.json()["id"], "version_id": version.json()["id"]}
+
+
+def schemathesis_config(recognition: dict[str, int]) -> str:
+    """Known ids mixed into what is generated: inference on the ready and the pending network, the public slug,
+    the spec and its version."""
     return f"""
 hooks = "tests.e2e.fuzz_hooks"
 
@@ -118,6 +144,43 @@ parameters = {{ "path.network_id" = {{ dictionary = "networks", probability = 0.
 [[operations]]
 include-operation-id = "GetPublicNetwork"
 parameters = {{ "path.slug" = {{ dictionary = "slugs", probability = 0.5 }} }}
+
+[dictionaries.specs]
+values = [{recognition["spec_id"]}]
+
+[dictionaries.versions]
+values = [{recognition["version_id"]}]
+
+[dictionaries.spec_slugs]
+values = ["{PUBLIC_SPEC_SLUG}"]
+
+[[operations]]
+include-operation-id = "SubmitRecognitionSpecInference"
+parameters = {{ "path.spec_id" = {{ dictionary = "specs", probability = 0.9 }} }}
+
+[[operations]]
+include-operation-id = "SubmitRecognitionVersionInference"
+parameters = {{ "path.version_id" = {{ dictionary = "versions", probability = 0.9 }} }}
+
+[[operations]]
+include-operation-id = "GetRecognitionSpec"
+parameters = {{ "path.spec_id" = {{ dictionary = "specs", probability = 0.5 }} }}
+
+[[operations]]
+include-operation-id = "UpdateRecognitionSpec"
+parameters = {{ "path.spec_id" = {{ dictionary = "specs", probability = 0.5 }} }}
+
+[[operations]]
+include-operation-id = "ListRecognitionSpecVersions"
+parameters = {{ "path.spec_id" = {{ dictionary = "specs", probability = 0.5 }} }}
+
+[[operations]]
+include-operation-id = "GetRecognitionVersion"
+parameters = {{ "path.version_id" = {{ dictionary = "versions", probability = 0.5 }} }}
+
+[[operations]]
+include-operation-id = "GetPublicRecognitionSpec"
+parameters = {{ "path.slug" = {{ dictionary = "spec_slugs", probability = 0.5 }} }}
 """
 
 
@@ -125,8 +188,9 @@ parameters = {{ "path.slug" = {{ dictionary = "slugs", probability = 0.5 }} }}
 def test_fuzz_every_operation_answers_as_documented_and_never_5xx(local_stack: RunningStack, tmp_path: Path) -> None:
     # Given: a fresh account on the stack, and the document the stack serves
     api_key = prepare_account(local_stack)
+    recognition = prepare_recognition(local_stack, api_key)
     config = tmp_path / "schemathesis.toml"
-    config.write_text(schemathesis_config())
+    config.write_text(schemathesis_config(recognition))
     report = tmp_path / "report.json"
     command = [
         str(Path(sys.executable).with_name("schemathesis")),
@@ -160,7 +224,7 @@ def test_fuzz_every_operation_answers_as_documented_and_never_5xx(local_stack: R
     ]
 
     # When
-    environment = os.environ | {"PYTHONPATH": str(REPO_ROOT)}
+    environment = os.environ | {"PYTHONPATH": str(REPO_ROOT), KEPT_RECOGNITION: json.dumps(recognition)}
     completed = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=4 * 3600)
 
     # Then
