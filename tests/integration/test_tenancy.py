@@ -14,7 +14,12 @@ from tests.conftest import DEV_KEY, OTHER_KEY, stored_state
 OWNER = {"X-API-KEY": DEV_KEY}
 STRANGER = {"X-API-KEY": OTHER_KEY}
 
-# What a stranger gets on each route, given the owner's network `n` and its task `t`.
+INFERENCE = {"json": {"inputs": [{"image": {"source": "https://example.com/a.jpg"}}]}}
+SPEC = {"name": "mine", "outputs": [{"labels": {"labels": [{"id": 0, "name": "cat"}]}}]}
+CLASSIFICATION = [{"classification": {"output_tensor": "probabilities", "thresholds": [0.5]}}]
+
+# What a stranger gets on each route, given the owner's network `n` and its task `t`, and the owner's
+# recognition spec `s` whose version `v` reads that network.
 CASES: dict[tuple[str, str], tuple[str, dict[str, Any], int]] = {
     ("POST", "/v0.7/networks"): ("/v0.7/networks/", {"json": {"name": "mine"}}, 201),
     ("GET", "/v0.7/networks"): ("/v0.7/networks/", {}, 200),
@@ -23,13 +28,32 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any], int]] = {
     ("GET", "/v0.7/networks/{network_id}"): ("/v0.7/networks/{n}/", {}, 404),
     ("PATCH", "/v0.7/networks/{network_id}"): ("/v0.7/networks/{n}/", {"json": {"name": "stolen"}}, 404),
     ("DELETE", "/v0.7/networks/{network_id}"): ("/v0.7/networks/{n}/", {}, 404),
-    ("POST", "/v0.7/networks/{network_id}/inference"): (
-        "/v0.7/networks/{n}/inference",
-        {"json": {"inputs": [{"image": {"source": "https://example.com/a.jpg"}}]}},
-        404,
-    ),
+    ("POST", "/v0.7/networks/{network_id}/inference"): ("/v0.7/networks/{n}/inference", INFERENCE, 404),
     ("GET", "/v0.7/tasks"): ("/v0.7/tasks/?task_ids={t}", {}, 200),
     ("GET", "/v0.7/tasks/{task_id}"): ("/v0.7/tasks/{t}/", {}, 404),
+    ("POST", "/v0.7/recognition/specs"): ("/v0.7/recognition/specs/", {"json": SPEC}, 201),
+    ("GET", "/v0.7/recognition/specs"): ("/v0.7/recognition/specs/", {}, 200),
+    ("GET", "/v0.7/recognition/public"): ("/v0.7/recognition/public/", {}, 200),
+    ("GET", "/v0.7/recognition/public/{slug}"): ("/v0.7/recognition/public/{s}/", {}, 404),
+    ("GET", "/v0.7/recognition/specs/{spec_id}"): ("/v0.7/recognition/specs/{s}/", {}, 404),
+    ("PATCH", "/v0.7/recognition/specs/{spec_id}"): ("/v0.7/recognition/specs/{s}/", {"json": {"name": "x"}}, 404),
+    ("DELETE", "/v0.7/recognition/specs/{spec_id}"): ("/v0.7/recognition/specs/{s}/", {}, 404),
+    ("GET", "/v0.7/recognition/specs/{spec_id}/versions"): ("/v0.7/recognition/specs/{s}/versions", {}, 404),
+    ("POST", "/v0.7/recognition/specs/{spec_id}/inference"): ("/v0.7/recognition/specs/{s}/inference", INFERENCE, 404),
+    # A version naming the owner's spec and network: neither exists in the stranger's account.
+    ("POST", "/v0.7/recognition/versions"): (
+        "/v0.7/recognition/versions/",
+        {"json": {"spec_id": "{s}", "network_id": "{n}", "post_processings": CLASSIFICATION}},
+        400,
+    ),
+    ("GET", "/v0.7/recognition/versions"): ("/v0.7/recognition/versions/", {}, 200),
+    ("GET", "/v0.7/recognition/versions/{version_id}"): ("/v0.7/recognition/versions/{v}/", {}, 404),
+    ("DELETE", "/v0.7/recognition/versions/{version_id}"): ("/v0.7/recognition/versions/{v}/", {}, 404),
+    ("POST", "/v0.7/recognition/versions/{version_id}/inference"): (
+        "/v0.7/recognition/versions/{v}/inference",
+        INFERENCE,
+        404,
+    ),
 }
 DOCUMENTATION_ROUTES = {("GET", "/v0.7/openapi.json"), ("GET", "/v0.7/docs")}
 
@@ -48,14 +72,16 @@ def test_strangers_never_see_or_change_the_owners_network(
         headers=OWNER,
         data={"name": "private", "model.onnx": (io.BytesIO(b"onnx"), "model.onnx")},
     ).json
+    spec, version = owners_spec_and_version(api, created["id"])
+    ids = {"n": created["id"], "t": created["task_id"], "s": spec["id"], "v": version["id"]}
     path, options, status = CASES[route]
+    if "json" in options:
+        options = {"json": {name: _with_ids(value, ids) for name, value in options["json"].items()}}
     before = stored_state(aws)
-    response = api.open(
-        path.format(n=created["id"], t=created["task_id"]), method=route[0], headers=STRANGER, **options
-    )
+    response = api.open(path.format(**ids), method=route[0], headers=STRANGER, **options)
     assert response.status_code == status, response.text
     body = response.json
-    if status == 404:
+    if status in (400, 404):
         assert "error" in body and stored_state(aws) == before
     elif route[0] == "GET":
         assert body["count"] == 0 and body["results"] == []
@@ -63,3 +89,30 @@ def test_strangers_never_see_or_change_the_owners_network(
         assert body["id"] != created["id"]
     owner_view = api.get(f"/v0.7/networks/{created['id']}", headers=OWNER).json
     assert owner_view["name"] == "private"
+    assert api.get(f"/v0.7/recognition/specs/{spec['id']}", headers=OWNER).json == spec
+    assert api.get(f"/v0.7/recognition/versions/{version['id']}", headers=OWNER).json == version
+
+
+def owners_spec_and_version(api: Client, network_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The owner's spec, and its version on the owner's network (made ready as a conversion leaves it)."""
+    from tensorgate import wiring
+    from tensorgate.models import NetworkStatus
+
+    networks = wiring.network_service()
+    record = networks.get("dev", network_id)
+    ready = {"status": NetworkStatus.READY, "outputs": [{"name": "probabilities", "dtype": "float32", "shape": [1]}]}
+    networks._networks.replace(
+        record.model_copy(update=ready | {"version": record.version + 1}), expected_version=record.version
+    )
+    spec = api.post("/v0.7/recognition/specs", headers=OWNER, json=SPEC).json
+    body = {"spec_id": spec["id"], "network_id": network_id, "post_processings": CLASSIFICATION}
+    version = api.post("/v0.7/recognition/versions", headers=OWNER, json=body).json
+    spec = api.get(f"/v0.7/recognition/specs/{spec['id']}", headers=OWNER).json
+    return spec, version
+
+
+def _with_ids(value: Any, ids: dict[str, int]) -> Any:
+    """A JSON value whose "{s}"-style strings name the owner's ids."""
+    if isinstance(value, str) and value.startswith("{") and value.endswith("}") and value[1:-1] in ids:
+        return ids[value[1:-1]]
+    return value
