@@ -269,6 +269,12 @@ def subjects(stack: Stack) -> list[Subject]:
             200,
         ),
         Subject("functions.tasks_api.app", "GET /v0.7/tasks/{id}", lambda: api(requests["tasks_api/01_get.json"]), 200),
+        Subject(
+            "functions.recognition_api.app",
+            "POST /v0.7/recognition/specs",
+            lambda: api(requests["recognition_api/01_create_spec.json"]),
+            201,
+        ),
         Subject("functions.dead_letter_handler.app", "inference dead letter", stack.dead_letter_event, 200),
     ]
 
