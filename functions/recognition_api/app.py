@@ -17,6 +17,7 @@ from tensorgate.api import authenticate, build_resolver, logger, metrics, tracer
 app = build_resolver()
 
 SPEC = "recognition spec"
+NO_FILES = "recognition specs and versions are JSON fields only"
 VERSION = "recognition version"
 
 
@@ -27,7 +28,7 @@ VERSION = "recognition version"
 @tracer.capture_method
 def create_spec() -> Response:
     account_id = authenticate(app)
-    spec = wiring.recognition_service().create_spec(account_id, http.read_json(app.current_event))
+    spec = wiring.recognition_service().create_spec(account_id, http.read_json(app.current_event, NO_FILES))
     metrics.add_metric(name="RecognitionSpecsCreated", unit="Count", value=1)
     logger.info("recognition spec created", extra={"spec_id": spec.spec_id})
     return http.json_response(201, spec.to_wire())
@@ -70,7 +71,7 @@ def get_spec(spec_id: str) -> Response:
 @tracer.capture_method
 def update_spec(spec_id: str) -> Response:
     account_id = authenticate(app)
-    changes = http.read_json(app.current_event)
+    changes = http.read_json(app.current_event, NO_FILES)
     spec = wiring.recognition_service().update_spec(account_id, http.integer_id(spec_id, SPEC), changes)
     return http.json_response(200, spec.to_wire())
 
@@ -99,7 +100,7 @@ def list_spec_versions(spec_id: str) -> Response:
 @tracer.capture_method
 def create_version() -> Response:
     account_id = authenticate(app)
-    version = wiring.recognition_service().create_version(account_id, http.read_json(app.current_event))
+    version = wiring.recognition_service().create_version(account_id, http.read_json(app.current_event, NO_FILES))
     metrics.add_metric(name="RecognitionVersionsCreated", unit="Count", value=1)
     logger.info("recognition version created", extra={"version_id": version.version_id})
     return http.json_response(201, version.to_wire())

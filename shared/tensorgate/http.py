@@ -94,14 +94,16 @@ def read_form(event: APIGatewayProxyEvent) -> Form:
     return parse_body(event.get_header_value("Content-Type", case_sensitive=False), body_bytes(event))
 
 
-def read_json(event: APIGatewayProxyEvent) -> dict[str, Any]:
+NETWORK_FILES_HINT = "a network's files cannot change after it is created, so create a new network instead"
+
+
+def read_json(event: APIGatewayProxyEvent, files_hint: str = NETWORK_FILES_HINT) -> dict[str, Any]:
     """The fields of a request that takes no files (PATCH): a JSON object, or multipart text fields."""
     form = read_form(event)
     if form.files:
         names = ", ".join(sorted(repr(file.name) for file in form.files)[:5])
         raise errors.ValidationFailed(
-            f"This request takes fields only, but files were sent ({names}); a network's files cannot "
-            "change after it is created, so create a new network instead.",
+            f"This request takes fields only, but files were sent ({names}); {files_hint}.",
             [{"field": file.name, "message": "is a file"} for file in form.files],
         )
     return form.fields

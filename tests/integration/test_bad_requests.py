@@ -398,6 +398,13 @@ CASES: dict[str, BadRequest] = {
     "spec_patch_outputs_is_immutable": spec_patch({"outputs": []}, "outputs"),
     "spec_patch_unknown_field": spec_patch({"colour": "blue"}, "colour"),
     "spec_patch_current_version_unknown": spec_patch({"current_version_id": 424242}, "current_version_id"),
+    "spec_create_with_a_file": BadRequest(
+        400,
+        path="/v0.7/recognition/specs/",
+        body=multipart_body([("name", "pets", None), ("labels.txt", b"cat\ndog", "labels.txt")]),
+        content_type=MULTIPART,
+        mentions="JSON fields only",
+    ),
     "spec_non_integer_id": get("/v0.7/recognition/specs/abc/", 404, mentions="integer"),
     "version_unknown_spec": version_create("spec_id", spec_id=424242),
     "version_network_not_ready": version_create("ready", status=409),
