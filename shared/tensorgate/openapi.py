@@ -699,8 +699,10 @@ def _document() -> dict[str, Any]:
             "title": "Tensorgate",
             "version": API_VERSION,
             "description": (
-                "Serverless model hosting, wire-compatible with the Deepomatic API v0.7 networks resource: "
-                "register a network, let it convert to ONNX, queue inferences and poll their tasks. Every "
+                "Serverless model hosting, wire-compatible with the Deepomatic API v0.7 networks and recognition "
+                "resources: register a network, let it convert to ONNX, queue inferences and poll their tasks; "
+                "describe what a recognition answers (a spec) and bind it to networks (versions) for labelled "
+                "predictions under a name that outlives the model behind it. Every "
                 'path also answers with a trailing slash. Errors are `{"error": "<one sentence>", '
                 '"details": [...]}`.'
             ),
