@@ -10,9 +10,6 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@# tf2onnx pins protobuf 3.20, which has no C extension on Python 3.11 and makes conversion ~4x slower;
-	@# 4.21 keeps TensorFlow 2.15 and tf2onnx working (the converter image does the same).
-	$(BIN)/python -m pip install --quiet --no-deps 'protobuf==4.21.12'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
