@@ -43,7 +43,7 @@ from functions.converter.signature import (
     spec_entries,
     unknown_tensor,
 )
-from functions.converter.tensorflow_sources import Conversion, Reference, Requested, Requests
+from functions.converter.tensorflow_sources.common import Conversion, Reference, Requested, Requests
 
 __all__ = [
     "DEFAULT_OPSET",

@@ -23,24 +23,40 @@ def tf():
     return tensorflow
 
 
-def _seeded() -> None:
-    tf().keras.utils.set_random_seed(7)
+def keras3():
+    """Keras 3, what `pip install tensorflow` gives since TensorFlow 2.16."""
+    tf()
+    import keras
+
+    return keras
 
 
-def keras_classifier():
+def keras2():
+    """Keras 2 (tf_keras), what TensorFlow 2.15 and earlier saved with."""
+    tf()
+    import tf_keras
+
+    return tf_keras
+
+
+def _seeded(keras) -> None:
+    keras.utils.set_random_seed(7)
+
+
+def keras_classifier(keras=None):
     """features (None, 4) → hidden (relu, 8) → probs (softmax, 3)."""
-    _seeded()
-    keras = tf().keras
+    keras = keras or keras3()
+    _seeded(keras)
     features = keras.Input((4,), name="features")
     hidden = keras.layers.Dense(8, activation="relu", name="hidden")(features)
     probs = keras.layers.Dense(3, activation="softmax", name="probs")(hidden)
     return keras.Model(features, probs, name="classifier")
 
 
-def keras_two_in_two_out():
+def keras_two_in_two_out(keras=None):
     """image (None, 8, 8, 3) and meta (None, 5) → probs (None, 4) and score (None, 1)."""
-    _seeded()
-    keras = tf().keras
+    keras = keras or keras3()
+    _seeded(keras)
     image = keras.Input((8, 8, 3), name="image")
     meta = keras.Input((5,), name="meta")
     conv = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(image)
@@ -52,10 +68,10 @@ def keras_two_in_two_out():
     return keras.Model([image, meta], [probs, score], name="two_by_two")
 
 
-def keras_image_classifier(size: int = 16):
+def keras_image_classifier(size: int = 16, keras=None):
     """image (None, size, size, 3) NHWC → conv → global pool → probs (softmax, 5)."""
-    _seeded()
-    keras = tf().keras
+    keras = keras or keras3()
+    _seeded(keras)
     image = keras.Input((size, size, 3), name="image")
     conv = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", name="conv")(image)
     normalized = keras.layers.BatchNormalization(name="bn")(conv)
@@ -64,8 +80,8 @@ def keras_image_classifier(size: int = 16):
     return keras.Model(image, probs, name="image_classifier")
 
 
-def keras_with_lambda():
-    keras = tf().keras
+def keras_with_lambda(keras=None):
+    keras = keras or keras3()
     features = keras.Input((4,), name="features")
     doubled = keras.layers.Lambda(lambda x: x * 2, name="doubler")(features)
     return keras.Model(features, keras.layers.Dense(2, name="out")(doubled))
