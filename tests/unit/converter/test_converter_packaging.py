@@ -38,11 +38,11 @@ def test_requirements_txt_covers_the_converter_extra_within_its_ranges():
             assert installed.specifier == declared.specifier, f"{installed} differs from pyproject's {declared}"
 
 
-def test_dockerfile_uses_the_lambda_python_311_base_and_the_template_handler():
+def test_dockerfile_uses_the_lambda_python_312_base_and_the_template_handler():
     dockerfile = (CONVERTER / "Dockerfile").read_text()
     template = (ROOT / "template.yaml").read_text()
 
-    assert re.search(r"^FROM public\.ecr\.aws/lambda/python:3\.11$", dockerfile, re.MULTILINE)
+    assert re.search(r"^FROM public\.ecr\.aws/lambda/python:3\.12$", dockerfile, re.MULTILINE)
     command = re.search(r'^CMD \["([^"]+)"\]$', dockerfile, re.MULTILINE)
     assert command is not None and command.group(1) == "functions.converter.app.handler"
     assert 'Command: ["functions.converter.app.handler"]' in template
