@@ -140,9 +140,18 @@ class GraphIndex:
             found = self._scope_output(node_name)
             if found is not None:
                 return found
-        if keras3 and not any(("/" + name + "/").find("/" + node_name + "/") >= 0 for name in self.nodes):
+        if keras3 and not self._has_scope(node_name):
             return self.find(_keras3_scope(node_name) + user_name[len(node_name) :], keras3=False)
         return None
+
+    def _has_scope(self, scope: str) -> bool:
+        """Whether computed nodes live under `scope` (frozen variables keep their names: not them)."""
+        padded_scope = "/" + scope + "/"
+        return any(
+            ("/" + name + "/").find(padded_scope) >= 0
+            for name, node in self.nodes.items()
+            if node.op not in _NOT_OUTPUTS and not name.startswith(_INLINING_PREFIX)
+        )
 
     def _scope_output(self, scope: str) -> str | None:
         prefixes = set()

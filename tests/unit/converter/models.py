@@ -264,3 +264,41 @@ def onnx_image_classifier(height: int | None = 8, width: int | None = 8) -> onnx
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+def keras_feature_model(keras=None):
+    """image (None, 8, 8, 3) → conv_feat (conv, relu) → pool → probs (softmax, 3): a feature layer to expose."""
+    keras = keras or keras3()
+    _seeded(keras)
+    image = keras.Input((8, 8, 3), name="image")
+    features = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_feat")(image)
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
+    probs = keras.layers.Dense(3, activation="softmax", name="probs")(pooled)
+    return keras.Model(image, probs, name="featured")
+
+
+def keras_grouped_gelu_block():
+    """A ConvNeXt-style block in Keras 3: a grouped convolution (run through XLA) and exact GELU (Erfc)."""
+    keras = keras3()
+    _seeded(keras)
+    image = keras.Input((8, 8, 8), name="image")
+    grouped = keras.layers.Conv2D(8, 3, padding="same", groups=8, name="grouped_conv")(image)
+    expanded = keras.layers.Dense(16, name="expand")(grouped)
+    activated = keras.layers.Activation("gelu", name="gelu")(expanded)  # Keras 3's gelu is exact by default
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(activated)
+    probs = keras.layers.Dense(3, activation="softmax", name="probs")(pooled)
+    return keras.Model(image, probs, name="grouped_gelu")
+
+
+def keras_lgamma_model():
+    """A Keras 3 model whose custom layer `log_gamma` uses Lgamma, which tf2onnx cannot convert."""
+    keras = keras3()
+    tensorflow = tf()
+
+    class LogGamma(keras.layers.Layer):
+        def call(self, x):
+            return tensorflow.math.lgamma(tensorflow.abs(x) + 1.0)
+
+    features = keras.Input((4,), name="features")
+    hidden = keras.layers.Dense(3, name="hidden")(features)
+    return keras.Model(features, LogGamma(name="log_gamma")(hidden), name="gamma")
