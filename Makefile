@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install dev test test-fast fuzz lint format bench clean
+.PHONY: install dev test test-fast fuzz lint format bench zoo clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/worker.py
 	$(BIN)/python bench/upload_memory.py
+
+# The conversion zoo's full matrix: keras.applications families × every upload format (ZOO_ARGS=--every: all of them).
+zoo: $(STAMP)
+	$(BIN)/python bench/zoo.py $(ZOO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .aws-sam
