@@ -201,12 +201,38 @@ def _single_output(layer: Any) -> Any:
     return None if output is None or isinstance(output, list | tuple | dict) else output
 
 
+def _application_layers(api: Any) -> dict[str, Any]:
+    """Layers that `keras.applications` define for themselves (ConvNeXt's LayerScale).
+
+    A `.keras` file names their module, but an `.h5` names only the class, which the loader then
+    cannot find; they are Keras's own code, so offering them is as safe as any built-in layer.
+    """
+    import sys
+
+    prefix = f"{api.__name__}.src.applications."
+    found = {}
+    for name, module in list(sys.modules.items()):
+        if not name.startswith(prefix) or module is None:
+            continue
+        for attribute, value in vars(module).items():
+            if (
+                isinstance(value, type)
+                and issubclass(value, api.layers.Layer)
+                and value.__module__ == name
+                and not attribute.startswith("_")
+            ):
+                found[attribute] = value
+    return found
+
+
 def _load_keras(located: LocatedModel, api: Any) -> Any:
     label = located.model_files[0]
     if located.format is ModelFormat.KERAS_H5:
         _refuse_h5_lambda_layers(located.path, label)
     try:
-        return api.models.load_model(str(located.path), compile=False, safe_mode=True)
+        return api.models.load_model(
+            str(located.path), compile=False, safe_mode=True, custom_objects=_application_layers(api)
+        )
     except Exception as error:  # noqa: BLE001 - Keras raises anything on a bad file
         text = str(error)
         if "safe_mode" in text or "Lambda" in text:

@@ -132,3 +132,19 @@ def test_convert_network_unsupported_op_names_the_keras_layer_and_what_to_change
     assert "Lgamma" in error.message and "layer 'log_gamma'" in error.message
     assert "Replace those operations in the layers named with supported ones" in error.message
     assert error.details["layers"] == {"Lgamma": ["log_gamma"]}
+
+
+@pytest.mark.parametrize("keras_major", [3, 2])
+def test_convert_network_h5_with_a_keras_applications_layer_loads_it(keras_major, upload, output):
+    # ConvNeXt's LayerScale: an .h5 names the class without its module; Keras's own layers are offered.
+    keras = models.keras3() if keras_major == 3 else models.keras2()
+    from importlib import import_module
+
+    layer_scale = import_module(f"{keras.__name__}.src.applications.convnext").LayerScale
+    features = keras.Input((4,), name="features")
+    scaled = layer_scale(0.5, 4, name="scale")(keras.layers.Dense(4, name="hidden")(features))
+    keras.Model(features, scaled).save(upload / "model.h5")
+
+    result = convert_network(upload, output)
+
+    assert result.parity["passed"]
