@@ -249,10 +249,17 @@ def _load_keras(located: LocatedModel, api: Any) -> Any:
                 "export the model as a SavedModel (model.export or tf.saved_model.save) and upload that.",
                 {"file": label},
             ) from None
+        # The container opened and named its Keras version: Keras could not rebuild the model.
+        version = getattr(api, "__version__", "")
         raise ConversionFailed(
-            Reason.CORRUPT_FILE,
-            f"{label} cannot be read as a Keras model: {first_line(error)}",
-            {"file": label},
+            Reason.CONVERSION_ERROR,
+            f"{label} could not be rebuilt by {api.__name__} {version} ({first_line(error)}); "
+            + (
+                "save the model as .keras (model.save('model.keras')) or export a SavedModel (model.export) instead."
+                if located.format is ModelFormat.KERAS_H5
+                else "export a SavedModel (model.export or tf.saved_model.save) instead."
+            ),
+            {"file": label, "keras": f"{api.__name__} {version}"},
         ) from None
 
 

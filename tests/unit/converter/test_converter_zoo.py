@@ -10,12 +10,15 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from functions.converter.convert import convert_network
+from functions.converter.convert import ConversionFailed, Reason, convert_network
 from tests.unit.converter import zoo
 
 pytestmark = pytest.mark.slow
 
 EVERY_FORMAT = ["MobileNetV2", "MobileNetV3Small"]
+# Files the library that wrote them cannot read back: Keras 3's .h5 loader fails to rebuild
+# MobileNetV3 (a float passed positionally to one of its operations). The converter says what to do.
+KERAS_CANNOT_RELOAD = {("MobileNetV3Small", "keras3.h5")}
 
 
 def _converts_with_parity(upload, output, model, architecture: zoo.Architecture, record_property) -> None:
@@ -55,4 +58,13 @@ def test_convert_network_keras_application_in_each_format_converts_with_parity(
     architecture = zoo.FAMILIES[name]
     model = zoo.save(model_format, architecture, upload)
 
+    if (name, model_format) in KERAS_CANNOT_RELOAD:
+        keras = zoo.keras_api(zoo.FORMATS[model_format][1])
+        with pytest.raises(Exception):  # noqa: B017 - Keras itself, whatever it raises
+            keras.models.load_model(upload / zoo.FORMATS[model_format][0], compile=False)
+        with pytest.raises(ConversionFailed) as caught:
+            convert_network(upload, output)
+        assert caught.value.reason is Reason.CONVERSION_ERROR
+        assert "save the model as .keras" in caught.value.message
+        return
     _converts_with_parity(upload, output, model, architecture, record_property)
