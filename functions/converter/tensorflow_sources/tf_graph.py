@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from onnx import ModelProto, TensorProto
 
-from functions.converter.errors import ConversionFailed, Reason, listing
+from functions.converter.errors import ConversionFailed, Reason, error_summary, listing
 from functions.converter.graphs import PLACEHOLDER_OPS, GraphIndex, tensor_name
 from functions.converter.signature import NameMap, strip_port, unknown_tensor
 from functions.converter.tensorflow_sources.common import Reference, Requested, Requests
@@ -453,5 +453,4 @@ def conversion_error(error: BaseException, opset: int) -> ConversionFailed:
 
 
 def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:500] if text else type(error).__name__
+    return error_summary(error)
