@@ -116,7 +116,18 @@ def _convert_saved_model_v2(
         plan.add_input(placeholder, key, [proto_names["inputs"].get(key, ""), keyword_specs[key].name or ""])
     for key, tensor in zip(output_keys, output_tensors, strict=True):
         plan.add_output(tensor, key, [proto_names["outputs"].get(key, "")])
-    plan.apply_requests(requests, replace_inputs=bool(requests.inputs))
+    try:
+        plan.apply_requests(requests, replace_inputs=bool(requests.inputs))
+    except ConversionFailed as error:
+        if error.reason is Reason.UNKNOWN_TENSOR and input_keys == ["inputs"] and error.details.get("role") == "input":
+            # Keras 3's tf.saved_model.save names a model's one input `inputs`, whatever its Input layer says.
+            raise ConversionFailed(
+                error.reason,
+                error.message.removesuffix(".") + "; a Keras 3 model saved with tf.saved_model.save names its "
+                "input 'inputs': use that name, or export with model.export() to keep the Input layer's name.",
+                error.details,
+            ) from None
+        raise
 
     signature_outputs = dict(zip(output_keys, output_tensors, strict=True))
     frozen_reference = SessionReference.from_graph_def(graph_def, plan, "the frozen SavedModel graph (TensorFlow)")

@@ -88,7 +88,14 @@ def keras_with_lambda(keras=None):
 
 
 def save_saved_model(model, directory: Path) -> Path:
-    tf().saved_model.save(model, str(directory))
+    """The serving SavedModel each Keras writes: `model.export()` (Keras 3), `tf.saved_model.save` (Keras 2).
+
+    Keras 3's `tf.saved_model.save` would name the signature's input `inputs`, not the Input layer.
+    """
+    if type(model).__module__.startswith("keras."):
+        model.export(str(directory), verbose=False)
+    else:
+        tf().saved_model.save(model, str(directory))
     return directory
 
 

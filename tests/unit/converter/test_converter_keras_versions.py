@@ -148,3 +148,15 @@ def test_convert_network_h5_with_a_keras_applications_layer_loads_it(keras_major
     result = convert_network(upload, output)
 
     assert result.parity["passed"]
+
+
+def test_convert_network_keras3_tf_saved_model_input_layer_name_says_what_to_use(tmp_path, output):
+    models.tf().saved_model.save(models.keras_feature_model(models.keras3()), str(tmp_path / "saved_model"))
+
+    with pytest.raises(ConversionFailed) as caught:
+        convert_network(
+            tmp_path / "saved_model", output, preprocessing={"inputs": [{"tensor_name": "image", "image": {}}]}
+        )
+
+    assert caught.value.reason is Reason.UNKNOWN_TENSOR
+    assert "names its input 'inputs'" in caught.value.message and "model.export()" in caught.value.message
