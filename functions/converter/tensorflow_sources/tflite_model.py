@@ -45,6 +45,8 @@ def convert(located: LocatedModel, requests: Requests, *, opset: int, large_mode
         for key, detail in (*runner.get_input_details().items(), *runner.get_output_details().items()):
             if detail["index"] in by_index:
                 keys_by_tensor[by_index[detail["index"]]] = key
+    from functions.converter.tensorflow_sources import tflite_gelu  # noqa: F401 - registers TFLite's GELU
+
     try:
         with tf.device("/cpu:0"):
             model, storage = tf2onnx.convert.from_tflite(str(located.path), opset=opset, large_model=large_model)

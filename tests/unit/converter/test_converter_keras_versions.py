@@ -160,3 +160,22 @@ def test_convert_network_keras3_tf_saved_model_input_layer_name_says_what_to_use
 
     assert caught.value.reason is Reason.UNKNOWN_TENSOR
     assert "names its input 'inputs'" in caught.value.message and "model.export()" in caught.value.message
+
+
+@pytest.mark.parametrize("approximate", [False, True])
+def test_convert_network_tflite_fused_gelu_converts_with_parity(approximate, tmp_path, upload, output):
+    keras = models.keras3()
+    features = keras.Input((6,), name="features")
+    hidden = keras.layers.Dense(8, name="hidden")(features)
+    activated = keras.layers.Lambda(lambda x: keras.activations.gelu(x, approximate=approximate), name="gelu")(hidden)
+    keras.Model(features, keras.layers.Dense(3, name="out")(activated)).export(str(tmp_path / "export"), verbose=False)
+    converter = models.tf().lite.TFLiteConverter.from_saved_model(str(tmp_path / "export"))
+    (upload / "model.tflite").write_bytes(converter.convert())
+    interpreter = models.tf().lite.Interpreter(model_path=str(upload / "model.tflite"))
+    assert "GELU" in [op["op_name"] for op in interpreter._get_ops_details()]  # noqa: SLF001 - the fused op is there
+
+    result = convert_network(upload, output)
+
+    assert result.parity["passed"]
+    ops = {node.op_type for node in onnx.load(str(output / "model.onnx")).graph.node}
+    assert ("Tanh" if approximate else "Erf") in ops
