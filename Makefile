@@ -4,15 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install dev test test-fast fuzz lint format bench clean
+.PHONY: install dev test test-fast fuzz lint format bench zoo clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@# tf2onnx pins protobuf 3.20, which has no C extension on Python 3.11 and makes conversion ~4x slower;
-	@# 4.21 keeps TensorFlow 2.15 and tf2onnx working (the converter image does the same).
-	$(BIN)/python -m pip install --quiet --no-deps 'protobuf==4.21.12'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -50,6 +47,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/worker.py
 	$(BIN)/python bench/upload_memory.py
+
+# The conversion zoo's full matrix: keras.applications families × every upload format (ZOO_ARGS=--every: all of them).
+zoo: $(STAMP)
+	$(BIN)/python bench/zoo.py $(ZOO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .aws-sam

@@ -2,7 +2,9 @@
 
 Reports, for each model, in one run on this machine: conversion seconds, ONNX size, the parity
 check's max abs diff on the softmax output, and onnxruntime's throughput against the TF
-SavedModel signature at batch 1 and 8, as ratios measured side by side.
+SavedModel signature at batch 1 and 8, as ratios measured side by side. The SavedModel is what
+the installed Keras exports for serving: `model.export()` with Keras 3, `tf.saved_model.save`
+with the Keras 2 of TensorFlow 2.15 and earlier.
 
     python bench/convert.py [--models mobilenetv2,resnet50,efficientnetb0,convnexttiny] [--seconds 3]
                             [--json results.json]
@@ -63,11 +65,20 @@ def build(name: str):
     return model, preprocessing_image
 
 
+def _layers(model) -> list:
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if hasattr(layer, "layers"):
+            found.extend(_layers(layer))
+    return found
+
+
 def calibrate_batch_norm(model, images: np.ndarray) -> None:
     """Store each BatchNorm layer's statistics of `images`' activations (momentum 0, training pass)."""
     import tensorflow as tf
 
-    layers = [layer for layer in model.submodules if isinstance(layer, tf.keras.layers.BatchNormalization)]
+    layers = [layer for layer in _layers(model) if isinstance(layer, tf.keras.layers.BatchNormalization)]
     momenta = [layer.momentum for layer in layers]
     for layer in layers:
         layer.momentum = 0.0
@@ -137,9 +148,12 @@ def bench_model(name: str, seconds: float, workdir: Path) -> dict[str, Any]:
     model, image_spec = build(name)
     calibrate_batch_norm(model, preprocess(synthetic_images(32, rng), image_spec))
     source = workdir / name / "upload"
-    tf.saved_model.save(model, str(source))
+    if hasattr(model, "export"):  # Keras 3: the serving export
+        model.export(str(source), verbose=False)
+    else:
+        tf.saved_model.save(model, str(source))
     np.save(source / "mean.npy", image_spec["mean"])
-    input_name = model.input_names[0]
+    input_name = model.input_names[0] if hasattr(model, "input_names") else model.inputs[0].name
     preprocessing = {
         "inputs": [
             {

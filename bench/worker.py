@@ -76,7 +76,9 @@ def mobilenet_onnx(directory: Path) -> tuple[bytes, str]:
 
     model = tf.keras.applications.MobileNetV2(weights=None, input_shape=(SIZE, SIZE, 3))
     signature = [tf.TensorSpec((None, SIZE, SIZE, 3), tf.float32, name="input")]
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=17)
+    # A traced function, not from_keras: tf2onnx's Keras entry point reads Keras 2 attributes.
+    function = tf.function(lambda image: model(image, training=False), input_signature=signature)
+    proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=17)
     data = proto.SerializeToString()
     (directory / "model.onnx").write_bytes(data)
     return data, proto.graph.input[0].name

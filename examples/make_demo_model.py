@@ -28,7 +28,18 @@ def main() -> None:
 
     saved = args.folder / "saved_model"
     shutil.rmtree(saved, ignore_errors=True)
-    tf.saved_model.save(model, str(saved))
+    # Keras 3's serving export, its signature naming the input and output as the layers are named
+    # ("image", "probabilities"; model.export() alone would say "output_0").
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        name="serving_default",
+        fn=lambda image: {"probabilities": model(image, training=False)},
+        input_signature=[tf.TensorSpec((None, args.size, args.size, 3), tf.float32, name="image")],
+    )
+    archive.write_out(str(saved), verbose=False)
     # The v0.7 file set is flat: saved_model.pb beside variables.index and variables.data-*.
     shutil.copy(saved / "saved_model.pb", args.folder / "saved_model.pb")
     for variables_file in (saved / "variables").iterdir():

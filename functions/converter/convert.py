@@ -32,6 +32,7 @@ from functions.converter.declarations import (
 )
 from functions.converter.errors import ConversionFailed, Reason, error_summary, listing
 from functions.converter.formats import LocatedModel, ModelFormat, locate_model
+from functions.converter.graphs import keras_layer_of
 from functions.converter.parity import ImageInput, OutputDifference, ParityCase, Tolerance
 from functions.converter.signature import (
     DeclaredTensor,
@@ -43,7 +44,7 @@ from functions.converter.signature import (
     spec_entries,
     unknown_tensor,
 )
-from functions.converter.tensorflow_sources import Conversion, Reference, Requested, Requests
+from functions.converter.tensorflow_sources.common import Conversion, Reference, Requested, Requests
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 DEFAULT_OPSET = 17
-MAX_TF2ONNX_OPSET = 18  # the highest opset tf2onnx 1.16.1 targets
+MAX_TF2ONNX_OPSET = 18  # the highest opset tf2onnx 1.17.0 targets
 # The protobuf limit is 2 GiB for the whole file; beyond this much weight, write external data.
 DEFAULT_LARGE_MODEL_BYTES = 1536 * 1024**2
 DECLARED_FILES_DIRECTORY = "files"  # under the output directory, beside model.onnx
@@ -374,24 +375,31 @@ def _refuse_unsupported_ops(model: onnx.ModelProto, opset: int, model_format: Mo
     unsupported = onnx_model.unsupported_ops(model)
     if not unsupported:
         return
+    layers: dict[str, list[str]] = {}
+    if model_format is not ModelFormat.ONNX:
+        for op, nodes in unsupported.items():
+            named = (keras_layer_of(node) for node in nodes)
+            layers[op] = sorted({layer for layer in named if layer})
     described = [
-        f"{op} ({len(nodes)} node{'s' if len(nodes) > 1 else ''}: {listing(nodes, 3)})"
+        f"{op} ({len(nodes)} node{'s' if len(nodes) > 1 else ''}: {listing(nodes, 3)}"
+        + (f"; layer{'s' if len(layers[op]) > 1 else ''} {listing(layers[op], 5)}" if layers.get(op) else "")
+        + ")"
         for op, nodes in unsupported.items()
     ]
     if model_format is ModelFormat.ONNX:
         message = f"The ONNX model uses operators that ONNX opset {opset} does not define: {'; '.join(described)}."
     else:
         hints = _later_opsets(list(unsupported), opset)
+        where = "in the layers named" if any(layers.values()) else ""
         message = (
             f"The model uses TensorFlow operations that tf2onnx cannot convert to ONNX opset {opset}: "
             f"{'; '.join(described)}."
-            + (f" {hints}" if hints else " Replace them with supported operations before exporting.")
-        )
-    raise ConversionFailed(
-        Reason.UNSUPPORTED_OPS,
-        message,
-        {"ops": {op: nodes[:20] for op, nodes in unsupported.items()}, "opset": opset},
-    )
+            + (f" {hints}" if hints else f" Replace those operations {where} with supported ones before exporting.")
+        ).replace("  ", " ")
+    details: dict[str, Any] = {"ops": {op: nodes[:20] for op, nodes in unsupported.items()}, "opset": opset}
+    if any(layers.values()):
+        details["layers"] = layers
+    raise ConversionFailed(Reason.UNSUPPORTED_OPS, message, details)
 
 
 def _later_opsets(ops: list[str], opset: int) -> str:

@@ -14,7 +14,7 @@ from tensorgate_preprocessing.spec import PostprocessingSpec, PreprocessingSpec,
 from functions.converter.errors import ConversionFailed, Reason
 from functions.converter.parity import ImageInput
 from functions.converter.signature import NameMap, Signature, unknown_tensor
-from functions.converter.tensorflow_sources import Requested
+from functions.converter.tensorflow_sources.common import Requested
 
 _DATA_TYPES = {"FLOAT32": "float32", "FLOAT16": "float16", "UINT8": "uint8"}
 

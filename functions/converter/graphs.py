@@ -32,6 +32,28 @@ def split_tensor(name: str) -> tuple[str, int]:
     return name, 0
 
 
+def _keras3_scope(name: str) -> str:
+    """Keras 3 traces each layer under `<layer>_1`: `conv_feat/Relu` is `conv_feat_1/Relu` there."""
+    parts = name.split("/")
+    if len(parts) == 1:
+        return f"{name}_1"
+    return "/".join([*(f"{part}_1" for part in parts[:-1]), parts[-1]])
+
+
+def _keras_layer(scope: str) -> str:
+    """The Keras layer a Keras 3 scope stands for: `conv_feat_1` → `conv_feat`."""
+    return scope[:-2] if scope.endswith("_1") and len(scope) > 2 else scope
+
+
+def keras_layer_of(node_name: str) -> str | None:
+    """The Keras layer a graph node belongs to, by its scope (`…/stage_1_gelu_1/Gelu/Erfc` → `stage_1_gelu`)."""
+    parts = [part for part in node_name.split("/")[:-1] if part and not part.startswith("StatefulPartitionedCall")]
+    keras3 = [part for part in parts if part.endswith("_1")]
+    if keras3:
+        return _keras_layer(keras3[-1])
+    return parts[-1] if parts else None
+
+
 class GraphIndex:
     """Read-only index of a GraphDef's nodes, consumers and pass-through chains."""
 
@@ -91,12 +113,13 @@ class GraphIndex:
                     frontier.append(item)
         return seen
 
-    def find(self, user_name: str) -> str | None:
+    def find(self, user_name: str, *, keras3: bool = True) -> str | None:
         """The tensor a user means by `user_name`, or None.
 
         Tried in order: the exact tensor/node name; a unique node whose name ends with it at a
         scope boundary (`dense/BiasAdd` finds `StatefulPartitionedCall/model/dense/BiasAdd`);
-        a scope (a Keras layer or `tf.name_scope`) with exactly one tensor leaving it.
+        a scope (a Keras layer or `tf.name_scope`) with exactly one tensor leaving it; failing those,
+        the same under Keras 3's layer scopes (`conv_feat` is traced as `conv_feat_1`).
         """
         node_name, port = split_tensor(user_name)
         if node_name in self.nodes:
@@ -113,9 +136,22 @@ class GraphIndex:
                 f"{listing(suffix_matches, 10)}; use the full name.",
                 {"tensor": user_name, "candidates": suffix_matches[:50]},
             )
-        if ":" in user_name:
-            return None
-        return self._scope_output(node_name)
+        if ":" not in user_name:
+            found = self._scope_output(node_name)
+            if found is not None:
+                return found
+        if keras3 and not self._has_scope(node_name):
+            return self.find(_keras3_scope(node_name) + user_name[len(node_name) :], keras3=False)
+        return None
+
+    def _has_scope(self, scope: str) -> bool:
+        """Whether computed nodes live under `scope` (frozen variables keep their names: not them)."""
+        padded_scope = "/" + scope + "/"
+        return any(
+            ("/" + name + "/").find(padded_scope) >= 0
+            for name, node in self.nodes.items()
+            if node.op not in _NOT_OUTPUTS and not name.startswith(_INLINING_PREFIX)
+        )
 
     def _scope_output(self, scope: str) -> str | None:
         prefixes = set()
@@ -163,6 +199,9 @@ class GraphIndex:
         for scope in parts[:-1]:
             if scope and self._scope_output(scope) == f"{node_name}:{port}":
                 found.append(scope)
+                layer = _keras_layer(scope)
+                if layer != scope and self.find(layer) == f"{node_name}:{port}":
+                    found.append(layer)
         return found
 
     def upstream_placeholders(self, outputs: Iterable[str], cuts: Iterable[str]) -> list[str]:

@@ -17,8 +17,14 @@ def classifier():
 
 
 @pytest.fixture(scope="session")
-def classifier_saved_model(tmp_path_factory, classifier) -> Path:
-    return models.save_saved_model(classifier, tmp_path_factory.mktemp("classifier") / "saved_model")
+def classifier_keras2():
+    return models.keras_classifier(models.keras2())
+
+
+@pytest.fixture(scope="session")
+def classifier_saved_model(tmp_path_factory, classifier_keras2) -> Path:
+    """The classifier as TensorFlow 2.15 users saved it: Keras 2, tf.saved_model.save."""
+    return models.save_saved_model(classifier_keras2, tmp_path_factory.mktemp("classifier") / "saved_model")
 
 
 @pytest.fixture

@@ -23,24 +23,40 @@ def tf():
     return tensorflow
 
 
-def _seeded() -> None:
-    tf().keras.utils.set_random_seed(7)
+def keras3():
+    """Keras 3, what `pip install tensorflow` gives since TensorFlow 2.16."""
+    tf()
+    import keras
+
+    return keras
 
 
-def keras_classifier():
+def keras2():
+    """Keras 2 (tf_keras), what TensorFlow 2.15 and earlier saved with."""
+    tf()
+    import tf_keras
+
+    return tf_keras
+
+
+def _seeded(keras) -> None:
+    keras.utils.set_random_seed(7)
+
+
+def keras_classifier(keras=None):
     """features (None, 4) → hidden (relu, 8) → probs (softmax, 3)."""
-    _seeded()
-    keras = tf().keras
+    keras = keras or keras3()
+    _seeded(keras)
     features = keras.Input((4,), name="features")
     hidden = keras.layers.Dense(8, activation="relu", name="hidden")(features)
     probs = keras.layers.Dense(3, activation="softmax", name="probs")(hidden)
     return keras.Model(features, probs, name="classifier")
 
 
-def keras_two_in_two_out():
+def keras_two_in_two_out(keras=None):
     """image (None, 8, 8, 3) and meta (None, 5) → probs (None, 4) and score (None, 1)."""
-    _seeded()
-    keras = tf().keras
+    keras = keras or keras3()
+    _seeded(keras)
     image = keras.Input((8, 8, 3), name="image")
     meta = keras.Input((5,), name="meta")
     conv = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(image)
@@ -52,10 +68,10 @@ def keras_two_in_two_out():
     return keras.Model([image, meta], [probs, score], name="two_by_two")
 
 
-def keras_image_classifier(size: int = 16):
+def keras_image_classifier(size: int = 16, keras=None):
     """image (None, size, size, 3) NHWC → conv → global pool → probs (softmax, 5)."""
-    _seeded()
-    keras = tf().keras
+    keras = keras or keras3()
+    _seeded(keras)
     image = keras.Input((size, size, 3), name="image")
     conv = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu", name="conv")(image)
     normalized = keras.layers.BatchNormalization(name="bn")(conv)
@@ -64,15 +80,22 @@ def keras_image_classifier(size: int = 16):
     return keras.Model(image, probs, name="image_classifier")
 
 
-def keras_with_lambda():
-    keras = tf().keras
+def keras_with_lambda(keras=None):
+    keras = keras or keras3()
     features = keras.Input((4,), name="features")
     doubled = keras.layers.Lambda(lambda x: x * 2, name="doubler")(features)
     return keras.Model(features, keras.layers.Dense(2, name="out")(doubled))
 
 
 def save_saved_model(model, directory: Path) -> Path:
-    tf().saved_model.save(model, str(directory))
+    """The serving SavedModel each Keras writes: `model.export()` (Keras 3), `tf.saved_model.save` (Keras 2).
+
+    Keras 3's `tf.saved_model.save` would name the signature's input `inputs`, not the Input layer.
+    """
+    if type(model).__module__.startswith("keras."):
+        model.export(str(directory), verbose=False)
+    else:
+        tf().saved_model.save(model, str(directory))
     return directory
 
 
@@ -248,3 +271,41 @@ def onnx_image_classifier(height: int | None = 8, width: int | None = 8) -> onnx
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+def keras_feature_model(keras=None):
+    """image (None, 8, 8, 3) → conv_feat (conv, relu) → pool → probs (softmax, 3): a feature layer to expose."""
+    keras = keras or keras3()
+    _seeded(keras)
+    image = keras.Input((8, 8, 3), name="image")
+    features = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_feat")(image)
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
+    probs = keras.layers.Dense(3, activation="softmax", name="probs")(pooled)
+    return keras.Model(image, probs, name="featured")
+
+
+def keras_grouped_gelu_block():
+    """A ConvNeXt-style block in Keras 3: a grouped convolution (run through XLA) and exact GELU (Erfc)."""
+    keras = keras3()
+    _seeded(keras)
+    image = keras.Input((8, 8, 8), name="image")
+    grouped = keras.layers.Conv2D(8, 3, padding="same", groups=8, name="grouped_conv")(image)
+    expanded = keras.layers.Dense(16, name="expand")(grouped)
+    activated = keras.layers.Activation("gelu", name="gelu")(expanded)  # Keras 3's gelu is exact by default
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(activated)
+    probs = keras.layers.Dense(3, activation="softmax", name="probs")(pooled)
+    return keras.Model(image, probs, name="grouped_gelu")
+
+
+def keras_lgamma_model():
+    """A Keras 3 model whose custom layer `log_gamma` uses Lgamma, which tf2onnx cannot convert."""
+    keras = keras3()
+    tensorflow = tf()
+
+    class LogGamma(keras.layers.Layer):
+        def call(self, x):
+            return tensorflow.math.lgamma(tensorflow.abs(x) + 1.0)
+
+    features = keras.Input((4,), name="features")
+    hidden = keras.layers.Dense(3, name="hidden")(features)
+    return keras.Model(features, LogGamma(name="log_gamma")(hidden), name="gamma")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -38,14 +40,26 @@ def test_requirements_txt_covers_the_converter_extra_within_its_ranges():
             assert installed.specifier == declared.specifier, f"{installed} differs from pyproject's {declared}"
 
 
-def test_dockerfile_uses_the_lambda_python_311_base_and_the_template_handler():
+def test_dockerfile_uses_the_lambda_python_312_base_and_the_template_handler():
     dockerfile = (CONVERTER / "Dockerfile").read_text()
     template = (ROOT / "template.yaml").read_text()
 
-    assert re.search(r"^FROM public\.ecr\.aws/lambda/python:3\.11$", dockerfile, re.MULTILINE)
+    assert re.search(r"^FROM public\.ecr\.aws/lambda/python:3\.12$", dockerfile, re.MULTILINE)
     command = re.search(r'^CMD \["([^"]+)"\]$', dockerfile, re.MULTILINE)
     assert command is not None and command.group(1) == "functions.converter.app.handler"
     assert 'Command: ["functions.converter.app.handler"]' in template
     assert "Dockerfile: functions/converter/Dockerfile" in template
     for copied in ("shared/", "layers/preprocessing/", "functions/converter/", "functions/__init__.py"):
         assert f"COPY {copied}" in dockerfile
+
+
+def test_declarations_and_the_common_types_import_without_tensorflow():
+    code = (
+        "import sys\n"
+        "import functions.converter.declarations, functions.converter.convert\n"
+        "from functions.converter.tensorflow_sources.common import Conversion, Reference, Requested, Requests\n"
+        "print(sorted(name for name in ('tensorflow', 'keras', 'tf_keras', 'tf2onnx') if name in sys.modules))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+
+    assert completed.stdout.strip() == "[]"
