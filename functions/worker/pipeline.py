@@ -32,7 +32,13 @@ from tensorgate.models import Network, NetworkStatus
 from tensorgate_preprocessing.errors import PreprocessingError
 from tensorgate_preprocessing.geometry import resolve_target_size
 from tensorgate_preprocessing.images import DEFAULT_MAX_PIXELS, PreparedImage, prepare_image
-from tensorgate_preprocessing.postprocess import postprocess, recognize, requested_tensors, tensor_results
+from tensorgate_preprocessing.postprocess import (
+    postprocess,
+    recognize,
+    requested_tensors,
+    shared_tensors,
+    tensor_results,
+)
 from tensorgate_preprocessing.spec import (
     ImageSpec,
     PostprocessingSpec,
@@ -439,7 +445,9 @@ class InferencePipeline:
         return wanted
 
     def _result(self, sample: Sample, row: int, values: dict[str, np.ndarray]) -> Outcome:
-        mine = {name: value[row : row + 1] for name, value in values.items()}
+        # Anchors are one tensor for the whole batch, with or without a batch dimension: taken whole.
+        shared = shared_tensors(_recognition(sample))
+        mine = {name: value if name in shared else value[row : row + 1] for name, value in values.items()}
         try:
             # The layer's postprocessing makes the detections and labels; the tensors are the ones the
             # request named (any output the submit API accepted) or the network's defaults.

@@ -417,6 +417,38 @@ CASES: dict[str, BadRequest] = {
             }
         ],
     ),
+    "version_detection_two_decoders": version_create(
+        "exactly one of direct_output, anchored_output or yolo_output",
+        post_processings=[
+            {
+                "detection": {
+                    "direct_output": {"boxes_tensor": "b", "scores_tensor": "s"},
+                    "yolo_output": {"output_tensor": "o", "layout": "v8"},
+                    "thresholds": [0.5, 0.5],
+                }
+            }
+        ],
+    ),
+    "version_yolo_layout_unknown": version_create(
+        "layout",
+        post_processings=[{"detection": {"yolo_output": {"output_tensor": "o", "layout": "v3"}, "thresholds": [0.5]}}],
+    ),
+    "version_anchored_three_variances": version_create(
+        "variances",
+        post_processings=[
+            {
+                "detection": {
+                    "anchored_output": {
+                        "deltas_tensor": "d",
+                        "scores_tensor": "s",
+                        "anchors_tensor": "a",
+                        "variances": [0.1, 0.1, 0.2],
+                    },
+                    "thresholds": [0.5],
+                }
+            }
+        ],
+    ),
     "version_threshold_over_one": version_create(
         "thresholds", post_processings=[{"classification": {"output_tensor": "prob", "thresholds": [0.5, 1.5]}}]
     ),

@@ -164,3 +164,157 @@ def test_detection_version_answers_boxes_in_original_pixels(service: Service) ->
         ("leaf", 2),
     ]
     assert output["labels"]["predicted"][1]["roi"]["bbox"] == {"xmin": 19.2, "ymin": 12.0, "xmax": 28.8, "ymax": 21.6}
+
+
+def yolo_v8_style_detector() -> bytes:
+    """As YOLO tool chains export to ONNX: NCHW `images` in [0, 1] and one raw head `output0` of
+    (4 + K) × anchors, here K = 2 and two anchors whose boxes are fixed in the 64×64 input's pixels
+    (centre and size): anchor 0 at (16, 16) 16×16 scores (red mean, 0), anchor 1 at (48, 40) 16×32 scores
+    (0, green mean)."""
+    images = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 64, 64])
+    head = helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["N", 6, 2])
+    constants = [
+        helper.make_tensor("axes_hw", TensorProto.INT64, [2], [2, 3]),
+        helper.make_tensor("axis_1", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("axis_2", TensorProto.INT64, [1], [2]),
+        helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+        helper.make_tensor("centre_size", TensorProto.FLOAT, [2, 4], [16, 16, 16, 16, 48, 40, 16, 32]),
+        helper.make_tensor("start", TensorProto.INT64, [1], [0]),
+        helper.make_tensor("end", TensorProto.INT64, [1], [2]),
+        helper.make_tensor("diagonal", TensorProto.FLOAT, [2, 2], [1.0, 0.0, 0.0, 1.0]),
+    ]
+    nodes = [
+        helper.make_node("ReduceMean", ["images", "axes_hw"], ["mean"], keepdims=0),  # N×3
+        helper.make_node("ReduceSum", ["mean", "axis_1"], ["total"], keepdims=1),  # N×1
+        helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+        helper.make_node("Unsqueeze", ["nothing", "axis_2"], ["nothing3"]),  # N×1×1
+        helper.make_node("Add", ["nothing3", "centre_size"], ["boxes"]),  # N×2×4
+        helper.make_node("Slice", ["mean", "start", "end", "axis_1"], ["red_green"]),  # N×2
+        helper.make_node("Unsqueeze", ["red_green", "axis_1"], ["red_green3"]),  # N×1×2
+        helper.make_node("Mul", ["red_green3", "diagonal"], ["scores"]),  # N×2 anchors×2 classes
+        helper.make_node("Concat", ["boxes", "scores"], ["rows"], axis=2),  # N×2×6
+        helper.make_node("Transpose", ["rows"], ["output0"], perm=[0, 2, 1]),  # N×6×2
+    ]
+    graph = helper.make_graph(nodes, "yolo_v8_style", [images], [head], initializer=constants)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def ssd_style_detector() -> bytes:
+    """SSD-style outputs: `deltas` N×2×4 (zeros: each box is its anchor), `logits` N×2×3 with a background
+    column first (anchor 0: red mean × 8 for label 0, anchor 1: green mean × 8 for label 1), and `anchors`
+    2×4 as corners with no batch dimension, the same for every image."""
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 4, 4, 3])
+    outputs = [
+        helper.make_tensor_value_info("deltas", TensorProto.FLOAT, ["N", 2, 4]),
+        helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2, 3]),
+        helper.make_tensor_value_info("anchors", TensorProto.FLOAT, [2, 4]),
+    ]
+    constants = [
+        helper.make_tensor("axes_hw", TensorProto.INT64, [2], [1, 2]),
+        helper.make_tensor("axis_1", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("axis_2", TensorProto.INT64, [1], [2]),
+        helper.make_tensor("zeros", TensorProto.FLOAT, [2, 4], [0.0] * 8),
+        helper.make_tensor("corners", TensorProto.FLOAT, [2, 4], [0.1, 0.2, 0.5, 0.6, 0.6, 0.5, 0.9, 0.9]),
+        helper.make_tensor("start", TensorProto.INT64, [1], [0]),
+        helper.make_tensor("end", TensorProto.INT64, [1], [2]),
+        # Logits: background 0; label 0 of anchor 0 = 8 × red, label 1 of anchor 1 = 8 × green.
+        helper.make_tensor("spread", TensorProto.FLOAT, [2, 3], [0, 8, 0, 0, 0, 8]),
+        helper.make_tensor("diagonal", TensorProto.FLOAT, [2, 3], [0, 1, 0, 0, 0, 1]),
+    ]
+    nodes = [
+        helper.make_node("ReduceMean", ["image", "axes_hw"], ["mean"], keepdims=0),  # N×3
+        helper.make_node("Slice", ["mean", "start", "end", "axis_1"], ["red_green"]),  # N×2
+        helper.make_node("Unsqueeze", ["red_green", "axis_2"], ["red_green3"]),  # N×2×1
+        helper.make_node("Mul", ["red_green3", "spread"], ["logits"]),  # N×2×3
+        helper.make_node("Mul", ["red_green3", "diagonal"], ["mask"]),  # N×2×3
+        helper.make_node("ReduceSum", ["mask", "axis_2"], ["per_anchor"], keepdims=1),  # N×2×1
+        helper.make_node("Mul", ["per_anchor", "zeros"], ["deltas"]),  # N×2×4 zeros
+        helper.make_node("Identity", ["corners"], ["anchors"]),
+    ]
+    graph = helper.make_graph(nodes, "ssd_style", [image], outputs, initializer=constants)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def detection_plan(version_id: int, decoder: dict[str, Any]) -> RecognitionPlan:
+    return RecognitionPlan(
+        spec_id=1,
+        version_id=version_id,
+        labels=[[{"id": 5, "name": "apple"}, {"id": 6, "name": "leaf"}]],
+        post_processings=[{"detection": decoder | {"thresholds": [0.5, 0.5], "nms_threshold": 0.45}}],
+    )
+
+
+def predicted_boxes(task: Any) -> list[tuple[str, float, dict[str, float]]]:
+    (output,) = task.data["outputs"]
+    return [(p["label_name"], p["score"], p["roi"]["bbox"]) for p in output["labels"]["predicted"]]
+
+
+def test_yolo_v8_style_onnx_served_with_yolo_output_answers_boxes_in_original_pixels(
+    service: Service,  # noqa: F811
+) -> None:
+    # Given a YOLO-style export, NCHW in [0, 1] (pixel_scaling 1) on a 64×64 input
+    preprocessing = {
+        "inputs": [
+            {"tensor_name": "images", "image": {"dimension_order": "NCHW", "target_size": "64x64", "pixel_scaling": 1}}
+        ]
+    }
+    network = service.network(
+        yolo_v8_style_detector(), preprocessing=preprocessing, name_map={"images": "images", "output0": "output0"}
+    )
+    plan = detection_plan(3, {"yolo_output": {"output_tensor": "output0", "layout": "v8"}})
+    red = submit(service, network, RED, plan)
+    yellow = submit(service, network, YELLOW, plan)
+
+    service.serve([red, yellow])
+
+    red_task, yellow_task = service.get([red, yellow])
+    assert red_task.status is TaskStatus.SUCCESS, red_task.error
+    # The 32×24 image squashed to 64×64: anchor 0's (8, 8, 24, 24) input pixels are (4, 3, 12, 9) of it,
+    # anchor 1's (40, 24, 56, 56) are (20, 9, 28, 21).
+    assert predicted_boxes(red_task) == [("apple", 1.0, {"xmin": 4.0, "ymin": 3.0, "xmax": 12.0, "ymax": 9.0})]
+    assert predicted_boxes(yellow_task) == [
+        ("apple", 1.0, {"xmin": 4.0, "ymin": 3.0, "xmax": 12.0, "ymax": 9.0}),
+        ("leaf", 1.0, {"xmin": 20.0, "ymin": 9.0, "xmax": 28.0, "ymax": 21.0}),
+    ]
+
+
+def test_ssd_style_onnx_served_with_anchored_output_shares_its_anchors_across_the_batch(
+    service: Service,  # noqa: F811
+) -> None:
+    # Given an SSD-style network whose anchors output has no batch dimension
+    network = service.network(
+        ssd_style_detector(),
+        preprocessing=UNIT_PIXELS,
+        name_map={"pixels": "image", "deltas": "deltas", "logits": "logits", "anchors": "anchors"},
+    )
+    decoder = {
+        "anchored_output": {
+            "deltas_tensor": "deltas",
+            "scores_tensor": "logits",
+            "anchors_tensor": "anchors",
+            "anchor_format": "corners",
+            "score_activation": "softmax",
+            "background_class": True,
+        }
+    }
+    plan = detection_plan(4, decoder)
+    tasks = [submit(service, network, colour, plan) for colour in (RED, YELLOW, GREEN)]
+
+    # When one batch serves the three images
+    service.serve(tasks)
+
+    red_task, yellow_task, green_task = service.get(tasks)
+    assert all(t.status is TaskStatus.SUCCESS for t in (red_task, yellow_task, green_task)), red_task.error
+    # softmax(0, 8, 0) gives the label e^8 / (e^8 + 2); the anchors' corners scaled to the 32×24 image
+    score = round(float(np.exp(8) / (np.exp(8) + 2)), 6)
+    apple = ("apple", score, {"xmin": 3.2, "ymin": 4.8, "xmax": 16.0, "ymax": 14.4})
+    leaf = ("leaf", score, {"xmin": 19.2, "ymin": 12.0, "xmax": 28.8, "ymax": 21.6})
+    assert predicted_boxes(red_task) == [apple]
+    assert predicted_boxes(yellow_task) == [apple, leaf]
+    assert predicted_boxes(green_task) == [leaf]

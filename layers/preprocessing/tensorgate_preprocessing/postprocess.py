@@ -33,7 +33,14 @@ import numpy as np
 
 from .errors import InvalidModelOutput, PreprocessingError, UnknownOutputTensor
 from .geometry import ImageTransform
-from .spec import DetectionSettings, PostprocessingSpec, RecognitionPostProcessing
+from .spec import (
+    AnchoredOutput,
+    DetectionPostProcessing,
+    DetectionSettings,
+    PostprocessingSpec,
+    RecognitionPostProcessing,
+    YoloOutput,
+)
 
 BOX_DECIMALS = 2
 SCORE_DECIMALS = 6
@@ -332,21 +339,130 @@ def _classification_candidates(
     ]
 
 
+def shared_tensors(post_processings: Sequence[RecognitionPostProcessing]) -> set[str]:
+    """Tensors that are the same for every image of a batch (anchors): the decoders take them whole."""
+    return {
+        post.detection.anchored_output.anchors_tensor
+        for post in post_processings
+        if post.detection is not None and post.detection.anchored_output is not None
+    }
+
+
+def decode_detection(
+    outputs: Mapping[str, np.ndarray], detection: DetectionPostProcessing, transform: ImageTransform, label_count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A detection's decoder output: N×4 boxes as normalised ``xmin, ymin, xmax, ymax`` of the network input
+    and N×K scores, K the spec output's labels; boxes that are not finite score ``-inf``."""
+    names = [str(index) for index in range(label_count)]
+    if detection.anchored_output is not None:
+        boxes, scores = _decode_anchored(outputs, detection.anchored_output, label_count)
+    elif detection.yolo_output is not None:
+        boxes, scores = _decode_yolo(outputs, detection.yolo_output, transform, label_count)
+    else:
+        assert detection.direct_output is not None
+        boxes = _output(outputs, detection.direct_output.boxes_tensor)
+        scores = _output(outputs, detection.direct_output.scores_tensor)
+    return _detection_arrays(boxes, scores, names)
+
+
+def _rows(array: np.ndarray, width: int, what: str) -> np.ndarray:
+    """An N×width matrix from a tensor with leading dimensions of 1 (the batch)."""
+    values = np.asarray(array, dtype=np.float64)
+    while values.ndim > 2 and values.shape[0] == 1:
+        values = values[0]
+    if values.ndim != 2 or values.shape[1] != width:
+        raise InvalidModelOutput(f"The {what} tensor has shape {list(np.shape(array))}; it needs N x {width}.")
+    return values
+
+
+def _decode_anchored(
+    outputs: Mapping[str, np.ndarray], anchored: AnchoredOutput, label_count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    deltas = _rows(_output(outputs, anchored.deltas_tensor), 4, "box deltas")
+    anchors = np.asarray(_output(outputs, anchored.anchors_tensor), dtype=np.float64)
+    while anchors.ndim > 2:  # anchors tiled over the batch are the same for every image
+        anchors = anchors[0]
+    anchors = _rows(anchors, 4, "anchors")
+    if anchors.shape[0] != deltas.shape[0]:
+        raise InvalidModelOutput(
+            f"The network outputs {deltas.shape[0]} box deltas but {anchors.shape[0]} anchors; they go in pairs."
+        )
+    if anchored.coordinate_order == "yx":
+        deltas, anchors = deltas[:, [1, 0, 3, 2]], anchors[:, [1, 0, 3, 2]]
+    if anchored.anchor_format == "corners":
+        centre = (anchors[:, :2] + anchors[:, 2:]) / 2
+        size = anchors[:, 2:] - anchors[:, :2]
+    else:
+        centre, size = anchors[:, :2], anchors[:, 2:]
+    variances = np.asarray(anchored.variances, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        box_centre = centre + deltas[:, :2] * variances[:2] * size
+        box_size = size * np.exp(deltas[:, 2:] * variances[2:])
+    boxes = np.concatenate([box_centre - box_size / 2, box_centre + box_size / 2], axis=1)
+
+    scores = np.asarray(_output(outputs, anchored.scores_tensor), dtype=np.float64)
+    while scores.ndim > 2 and scores.shape[0] == 1:
+        scores = scores[0]
+    expected = label_count + int(anchored.background_class)
+    if scores.ndim != 2 or scores.shape != (deltas.shape[0], expected):
+        background = " plus the background column" if anchored.background_class else ""
+        raise InvalidModelOutput(
+            f"The scores tensor has shape {list(np.shape(_output(outputs, anchored.scores_tensor)))}; it needs "
+            f"{deltas.shape[0]} x {expected}: one row per anchor, one column per label{background}."
+        )
+    scores = _activate(scores, anchored.score_activation)
+    return boxes, scores[:, 1:] if anchored.background_class else scores
+
+
+def _activate(scores: np.ndarray, activation: str) -> np.ndarray:
+    if activation == "sigmoid":
+        with np.errstate(over="ignore"):
+            return 1.0 / (1.0 + np.exp(-scores))
+    if activation == "softmax":
+        shifted = np.exp(scores - np.max(scores, axis=1, keepdims=True))
+        return shifted / np.sum(shifted, axis=1, keepdims=True)
+    return scores
+
+
+def _decode_yolo(
+    outputs: Mapping[str, np.ndarray], yolo: YoloOutput, transform: ImageTransform, label_count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    head = np.asarray(_output(outputs, yolo.output_tensor), dtype=np.float64)
+    while head.ndim > 2 and head.shape[0] == 1:
+        head = head[0]
+    width = label_count + (5 if yolo.layout == "v5" else 4)
+    # v5 exports rows of attributes, v8 columns; either is read the other way round when only that fits.
+    preferred_rows = yolo.layout == "v5"
+    if head.ndim == 2 and head.shape[1 if preferred_rows else 0] == width:
+        rows = head if preferred_rows else head.T
+    elif head.ndim == 2 and head.shape[0 if preferred_rows else 1] == width:
+        rows = head.T if preferred_rows else head
+    else:
+        layout = f"N x {width}" if preferred_rows else f"{width} x N"
+        raise InvalidModelOutput(
+            f"The YOLO head has shape {list(np.shape(_output(outputs, yolo.output_tensor)))}; a {yolo.layout} head "
+            f"with {label_count} labels is {layout} (cx, cy, w, h, "
+            f"{'objectness, ' if yolo.layout == 'v5' else ''}{label_count} class scores)."
+        )
+    centre, size = rows[:, 0:2], rows[:, 2:4]
+    boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
+    if not yolo.normalized:
+        input_width, input_height = transform.input_size
+        boxes = boxes / np.array([input_width, input_height, input_width, input_height], dtype=np.float64)
+    scores = rows[:, 5:] * rows[:, 4:5] if yolo.layout == "v5" else rows[:, 4:]
+    return boxes, scores
+
+
 def _detection_candidates(
     outputs: Mapping[str, np.ndarray],
     labels: Sequence[Mapping[str, Any]],
-    detection: Any,
+    detection: DetectionPostProcessing,
     transform: ImageTransform,
     show_discarded: bool,
 ) -> list[dict[str, Any]]:
     """Boxes under their threshold only enter NMS when they may be shown: greedy NMS never lets a lower
     score suppress a higher one, so the predicted boxes are the same either way."""
-    direct = detection.direct_output
-    boxes, scores = _detection_arrays(
-        _output(outputs, direct.boxes_tensor),
-        _output(outputs, direct.scores_tensor),
-        [str(label["id"]) for label in labels],
-    )
+    boxes, scores = decode_detection(outputs, detection, transform, len(labels))
     region = transform.visible_region()
     candidates: list[tuple[float, int, int, tuple[float, float, float, float]]] = []
     for label_index in range(scores.shape[1]):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -281,15 +281,84 @@ class DirectOutput(_Strict):
     boxes_tensor: TensorName
     scores_tensor: TensorName
 
+    def tensor_names(self) -> list[str]:
+        return [self.boxes_tensor, self.scores_tensor]
+
+
+class AnchoredOutput(_Strict):
+    """SSD-style outputs: box deltas against anchors (N×4 each) and scores (N×K, or N×(K+1) with a background
+    column first). Anchors and the decoded boxes are normalised to the network input; a delta
+    ``(dx, dy, dw, dh)`` against an anchor of centre ``(ax, ay)`` and size ``(aw, ah)`` is the box of centre
+    ``(ax + dx·vx·aw, ay + dy·vy·ah)`` and size ``(aw·exp(dw·vw), ah·exp(dh·vh))``, ``v`` the variances (the
+    TensorFlow Object Detection API's scale factors 10, 10, 5, 5 are variances 0.1, 0.1, 0.2, 0.2)."""
+
+    deltas_tensor: TensorName
+    scores_tensor: TensorName
+    anchors_tensor: TensorName = Field(description="N×4 anchors, as the network outputs them (a constant output).")
+    anchor_format: Literal["center_size", "corners"] = Field(
+        default="center_size",
+        description="Anchors as centre and size (cx, cy, w, h) or as corners (xmin, ymin, xmax, ymax).",
+    )
+    coordinate_order: Literal["xy", "yx"] = Field(
+        default="xy",
+        description="`yx` when deltas and anchors put y before x: (dy, dx, dh, dw) and (cy, cx, h, w) or "
+        "(ymin, xmin, ymax, xmax), as the TensorFlow Object Detection API does.",
+    )
+    variances: list[Annotated[float, Field(gt=0.0, le=100.0)]] = Field(
+        default=[0.1, 0.1, 0.2, 0.2], min_length=4, max_length=4, description="vx, vy, vw, vh."
+    )
+    score_activation: Literal["none", "sigmoid", "softmax"] = Field(
+        default="none", description="Applied to the scores before thresholds: `none` when the network already did."
+    )
+    background_class: bool = Field(
+        default=False, description="The scores' first column is a background class, dropped after the activation."
+    )
+
+    def tensor_names(self) -> list[str]:
+        return [self.deltas_tensor, self.scores_tensor, self.anchors_tensor]
+
+
+class YoloOutput(_Strict):
+    """A raw YOLO head as YOLO tool chains export it to ONNX, boxes as centre and size in network-input
+    pixels. `v5`: N×(5+K) rows of cx, cy, w, h, objectness, K class scores (a box's score for a class is
+    objectness × class score). `v8`: (4+K)×N, columns of cx, cy, w, h, K class scores (no objectness)."""
+
+    output_tensor: TensorName
+    layout: Literal["v5", "v8"]
+    normalized: bool = Field(
+        default=False, description="True when the boxes are already in [0, 1] of the network input, not pixels."
+    )
+
+    def tensor_names(self) -> list[str]:
+        return [self.output_tensor]
+
 
 class DetectionPostProcessing(_Strict):
-    direct_output: DirectOutput
+    """Exactly one decoder (`direct_output`, `anchored_output` or `yolo_output`), then per-label NMS and
+    thresholds."""
+
+    direct_output: DirectOutput | None = None
+    anchored_output: AnchoredOutput | None = None
+    yolo_output: YoloOutput | None = None
     thresholds: list[Threshold] = Field(
         min_length=1, max_length=100_000, description="One per label of the spec output, in its label order."
     )
     nms_threshold: float = Field(
         default=0.45, ge=0.0, le=1.0, description="Boxes of one label overlapping a better one more than this go."
     )
+
+    @model_validator(mode="after")
+    def _exactly_one_decoder(self) -> Self:
+        if len(self.decoders()) != 1:
+            raise ValueError("a detection takes exactly one of direct_output, anchored_output or yolo_output")
+        return self
+
+    def decoders(self) -> list[DirectOutput | AnchoredOutput | YoloOutput]:
+        return [item for item in (self.direct_output, self.anchored_output, self.yolo_output) if item is not None]
+
+    @property
+    def decoder(self) -> DirectOutput | AnchoredOutput | YoloOutput:
+        return self.decoders()[0]
 
 
 class RecognitionPostProcessing(_Strict):
@@ -314,4 +383,4 @@ class RecognitionPostProcessing(_Strict):
         if self.classification is not None:
             return [self.classification.output_tensor]
         assert self.detection is not None
-        return [self.detection.direct_output.boxes_tensor, self.detection.direct_output.scores_tensor]
+        return self.detection.decoder.tensor_names()

@@ -193,3 +193,196 @@ def test_detection_matches_the_plain_reference_and_boxes_map_back_within_a_pixel
         assert abs(bbox["xmin"] - x1 * 1000) <= 1 and abs(bbox["xmax"] - x2 * 1000) <= 1
         assert abs(bbox["ymin"] - y1 * 500) <= 1 and abs(bbox["ymax"] - y2 * 500) <= 1
     assert [p["roi"]["region_id"] for p in predicted] == list(range(1, len(predicted) + 1))
+
+
+# -- anchored_output (SSD-style) and yolo_output decoders
+
+
+def anchored(thresholds: list[float], nms: float = 0.5, **decoder: Any) -> RecognitionPostProcessing:
+    tensors = {"deltas_tensor": "deltas", "scores_tensor": "scores", "anchors_tensor": "anchors"}
+    return RecognitionPostProcessing.model_validate(
+        {"detection": {"anchored_output": tensors | decoder, "thresholds": thresholds, "nms_threshold": nms}}
+    )
+
+
+def yolo(thresholds: list[float], layout: str, nms: float = 0.5, **decoder: Any) -> RecognitionPostProcessing:
+    head = {"output_tensor": "output0", "layout": layout}
+    return RecognitionPostProcessing.model_validate(
+        {"detection": {"yolo_output": head | decoder, "thresholds": thresholds, "nms_threshold": nms}}
+    )
+
+
+def bboxes(result: dict[str, Any]) -> list[tuple[str, list[float]]]:
+    return [
+        (p["label_name"], [p["roi"]["bbox"][k] for k in ("xmin", "ymin", "xmax", "ymax")])
+        for p in result["labels"]["predicted"]
+    ]
+
+
+def test_anchored_output_by_hand_deltas_move_and_scale_their_anchor() -> None:
+    # Two anchors as (cx, cy, w, h): a 0.2 square at (0.3, 0.3) and a 0.4 square at (0.7, 0.7).
+    anchors = np.array([[0.3, 0.3, 0.2, 0.2], [0.7, 0.7, 0.4, 0.4]])
+    # Anchor 0 moves right by one variance step (0.1 × 0.2 = 0.02) and keeps its size; anchor 1 doubles its
+    # width (exp(ln 2 / 0.2 × 0.2)) and keeps its height.
+    deltas = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, np.log(2) / 0.2, 0.0]])
+    scores = np.array([[0.9, 0.1], [0.2, 0.8]])
+    outputs = {"deltas": deltas[None], "scores": scores[None], "anchors": anchors}
+    (result,) = recognize(outputs, [PETS[:2]], [anchored([0.5, 0.5])], SQUASHED)
+    # Normalised (0.22, 0.2, 0.42, 0.4) and (0.3, 0.5, 1.1, 0.9), the second clipped to the picture.
+    assert bboxes(result) == [("cat", [220.0, 100.0, 420.0, 200.0]), ("dog", [300.0, 250.0, 1000.0, 450.0])]
+
+
+def test_anchored_output_tensorflow_layout_yx_corners_with_background_and_softmax() -> None:
+    # The TensorFlow Object Detection API's layout: anchors (ymin, xmin, ymax, xmax), deltas (dy, dx, dh, dw),
+    # logits with a background column first.
+    anchors = np.array([[0.2, 0.2, 0.4, 0.4], [0.5, 0.5, 0.9, 0.9]])  # square anchors: yx reads the same
+    deltas = np.array([[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])  # anchor 0 moves right by 0.02
+    logits = np.array([[0.0, np.log(8.0), 0.0], [np.log(8.0), 0.0, 0.0]])  # softmax: (0.1, 0.8, 0.1), (0.8, ...)
+    outputs = {"deltas": deltas[None], "scores": logits[None], "anchors": anchors[None]}
+    post = anchored(
+        [0.5, 0.5],
+        anchor_format="corners",
+        coordinate_order="yx",
+        score_activation="softmax",
+        background_class=True,
+    )
+    (result,) = recognize(outputs, [PETS[:2]], [post], SQUASHED, show_discarded=True)
+    assert bboxes(result) == [("cat", [220.0, 100.0, 420.0, 200.0])]
+    assert result["labels"]["predicted"][0]["score"] == pytest.approx(0.8)
+    # The background-heavy anchor 1 is a discarded cat and a discarded dog, 0.1 each.
+    assert sorted(d["score"] for d in result["labels"]["discarded"]) == pytest.approx([0.1, 0.1, 0.1])
+
+
+def test_anchored_output_sigmoid_scores_and_a_shape_mismatch_is_a_sentence() -> None:
+    anchors = np.array([[0.5, 0.5, 0.2, 0.2]])
+    outputs = {"deltas": np.zeros((1, 1, 4)), "scores": np.array([[[-4.0, 4.0]]]), "anchors": anchors}
+    (result,) = recognize(outputs, [PETS[:2]], [anchored([0.5, 0.5], score_activation="sigmoid")], SQUASHED)
+    assert [(p["label_name"], p["score"]) for p in result["labels"]["predicted"]] == [
+        ("dog", pytest.approx(1 / (1 + np.exp(-4.0)), abs=1e-6))
+    ]
+    with pytest.raises(InvalidModelOutput, match="1 box deltas but 2 anchors"):
+        recognize(outputs | {"anchors": np.zeros((2, 4))}, [PETS[:2]], [anchored([0.5, 0.5])], SQUASHED)
+    with pytest.raises(InvalidModelOutput, match="plus the background column"):
+        recognize(outputs, [PETS[:2]], [anchored([0.5, 0.5], background_class=True)], SQUASHED)
+
+
+def encode(box: list[float], anchor: list[float], variances: list[float]) -> list[float]:
+    """Plain Python SSD encoding of a corner box against a (cx, cy, w, h) anchor: the decoder's inverse."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    w, h = box[2] - box[0], box[3] - box[1]
+    return [
+        (cx - anchor[0]) / (variances[0] * anchor[2]),
+        (cy - anchor[1]) / (variances[1] * anchor[3]),
+        float(np.log(w / anchor[2]) / variances[2]),
+        float(np.log(h / anchor[3]) / variances[3]),
+    ]
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    data=st.data(),
+    rows=st.integers(min_value=1, max_value=10),
+    classes=st.integers(min_value=1, max_value=3),
+    nms=st.sampled_from([0.3, 0.5, 0.7]),
+    variances=st.sampled_from([[0.1, 0.1, 0.2, 0.2], [1.0, 1.0, 1.0, 1.0], [0.125, 0.2, 0.25, 0.5]]),
+)
+def test_anchored_output_matches_the_plain_reference_and_maps_back_within_a_pixel(
+    data: Any, rows: int, classes: int, nms: float, variances: list[float]
+) -> None:
+    grid = data.draw(st.lists(box, min_size=rows, max_size=rows))
+    boxes = [[value / 20 for value in b] for b in grid]
+    anchor_grid = data.draw(st.lists(box, min_size=rows, max_size=rows))
+    anchors = [[(a[0] + a[2]) / 40, (a[1] + a[3]) / 40, (a[2] - a[0]) / 20, (a[3] - a[1]) / 20] for a in anchor_grid]
+    deltas = [encode(b, a, variances) for b, a in zip(boxes, anchors, strict=True)]
+    flat = data.draw(st.lists(st.integers(0, 10_000), min_size=rows * classes, max_size=rows * classes, unique=True))
+    scores = [[flat[r * classes + c] / 10_000 for c in range(classes)] for r in range(rows)]
+    thresholds = data.draw(st.lists(st.sampled_from([0.0, 0.25, 0.5]), min_size=classes, max_size=classes))
+    labels = [{"id": c, "name": f"c{c}"} for c in range(classes)]
+    outputs = {"deltas": np.array([deltas]), "scores": np.array([scores]), "anchors": np.array(anchors)}
+    (result,) = recognize(outputs, [labels], [anchored(thresholds, nms, variances=variances)], SQUASHED)
+    expected = reference_detection(boxes, scores, thresholds, nms)
+    predicted = result["labels"]["predicted"]
+    assert [(p["label_id"], p["score"]) for p in predicted] == [
+        (label, round(scores[row][label], 6)) for label, row in expected
+    ]
+    for item, (_, row) in zip(predicted, expected, strict=True):
+        x1, y1, x2, y2 = boxes[row]
+        bbox = item["roi"]["bbox"]
+        assert abs(bbox["xmin"] - x1 * 1000) <= 1 and abs(bbox["xmax"] - x2 * 1000) <= 1
+        assert abs(bbox["ymin"] - y1 * 500) <= 1 and abs(bbox["ymax"] - y2 * 500) <= 1
+
+
+def test_yolo_v5_and_v8_heads_by_hand_boxes_from_input_pixels() -> None:
+    # On the 100×100 input: a box centred at (50, 50), 20 wide and 40 high, is normalised
+    # (0.4, 0.3, 0.6, 0.7), so (400, 150, 600, 350) in the 1000×500 photo.
+    v5 = np.array([[50.0, 50.0, 20.0, 40.0, 0.9, 0.2, 0.8], [20.0, 20.0, 10.0, 10.0, 0.1, 0.9, 0.1]])
+    (result,) = recognize({"output0": v5[None]}, [PETS[:2]], [yolo([0.5, 0.5], "v5")], SQUASHED, show_discarded=True)
+    assert bboxes(result) == [("dog", [400.0, 150.0, 600.0, 350.0])]
+    assert result["labels"]["predicted"][0]["score"] == pytest.approx(0.72)  # objectness × class score
+    assert max(d["score"] for d in result["labels"]["discarded"]) == pytest.approx(0.18)
+    v8 = np.array([[50.0, 20.0], [50.0, 20.0], [20.0, 10.0], [40.0, 10.0], [0.2, 0.9], [0.8, 0.1]])  # (4+K)×N
+    (result,) = recognize({"output0": v8[None]}, [PETS[:2]], [yolo([0.5, 0.5], "v8")], SQUASHED)
+    assert bboxes(result) == [("cat", [150.0, 75.0, 250.0, 125.0]), ("dog", [400.0, 150.0, 600.0, 350.0])]
+    # A v8 head written N×(4+K) is read all the same; normalised boxes skip the pixel scale.
+    (same,) = recognize({"output0": v8.T[None]}, [PETS[:2]], [yolo([0.5, 0.5], "v8")], SQUASHED)
+    assert bboxes(same) == bboxes(result)
+    halved = v8.copy()
+    halved[:4] /= 100
+    (normalised,) = recognize({"output0": halved}, [PETS[:2]], [yolo([0.5, 0.5], "v8", normalized=True)], SQUASHED)
+    assert bboxes(normalised) == bboxes(result)
+
+
+def test_yolo_head_of_the_wrong_width_is_a_sentence_naming_the_layout() -> None:
+    with pytest.raises(InvalidModelOutput, match=r"a v5 head with 3 labels is N x 8"):
+        recognize({"output0": np.zeros((1, 10, 7))}, [PETS], [yolo([0.5] * 3, "v5")], SQUASHED)
+    with pytest.raises(InvalidModelOutput, match=r"a v8 head with 3 labels is 7 x N"):
+        recognize({"output0": np.zeros((1, 6, 10))}, [PETS], [yolo([0.5] * 3, "v8")], SQUASHED)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    data=st.data(),
+    rows=st.integers(min_value=1, max_value=10),
+    classes=st.integers(min_value=1, max_value=3),
+    nms=st.sampled_from([0.3, 0.5, 0.7]),
+)
+def test_yolo_v8_matches_the_plain_reference_and_maps_back_within_a_pixel(
+    data: Any, rows: int, classes: int, nms: float
+) -> None:
+    grid = data.draw(st.lists(box, min_size=rows, max_size=rows))
+    boxes = [[value / 20 for value in b] for b in grid]
+    flat = data.draw(st.lists(st.integers(0, 10_000), min_size=rows * classes, max_size=rows * classes, unique=True))
+    scores = [[flat[r * classes + c] / 10_000 for c in range(classes)] for r in range(rows)]
+    thresholds = data.draw(st.lists(st.sampled_from([0.0, 0.25, 0.5]), min_size=classes, max_size=classes))
+    labels = [{"id": c, "name": f"c{c}"} for c in range(classes)]
+    # Centre and size in the 100×100 input's pixels, attributes down the columns as v8 exports them.
+    head = [
+        [(b[0] + b[2]) * 50, (b[1] + b[3]) * 50, (b[2] - b[0]) * 100, (b[3] - b[1]) * 100, *s]
+        for b, s in zip(boxes, scores, strict=True)
+    ]
+    (result,) = recognize({"output0": np.array(head).T[None]}, [labels], [yolo(thresholds, "v8", nms)], SQUASHED)
+    expected = reference_detection(boxes, scores, thresholds, nms)
+    predicted = result["labels"]["predicted"]
+    assert [(p["label_id"], p["score"]) for p in predicted] == [
+        (label, round(scores[row][label], 6)) for label, row in expected
+    ]
+    for item, (_, row) in zip(predicted, expected, strict=True):
+        x1, y1, x2, y2 = boxes[row]
+        bbox = item["roi"]["bbox"]
+        assert abs(bbox["xmin"] - x1 * 1000) <= 1 and abs(bbox["xmax"] - x2 * 1000) <= 1
+        assert abs(bbox["ymin"] - y1 * 500) <= 1 and abs(bbox["ymax"] - y2 * 500) <= 1
+
+
+def test_a_detection_takes_exactly_one_decoder() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="exactly one of direct_output, anchored_output or yolo_output"):
+        RecognitionPostProcessing.model_validate(
+            {
+                "detection": {
+                    "direct_output": {"boxes_tensor": "b", "scores_tensor": "s"},
+                    "yolo_output": {"output_tensor": "o", "layout": "v8"},
+                    "thresholds": [0.5],
+                }
+            }
+        )
