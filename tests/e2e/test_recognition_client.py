@@ -16,7 +16,7 @@ from deepomatic.api.exceptions import ClientError
 from deepomatic.api.inputs import ImageInput
 
 from tests.e2e.conftest import RunningStack
-from tests.unit.worker.tiny_models import channel_mean_model, solid_image
+from tests.unit.worker.tiny_models import channel_mean_model, solid_image, yolo_v8_style_detector
 
 pytestmark = [pytest.mark.e2e]
 
@@ -120,3 +120,44 @@ def test_deepomatic_client_recognition_specs_and_versions_end_to_end(
         client.RecognitionSpec.retrieve(spec_id)["name"]
     assert deleted.value.status_code == 404
     client.Network.retrieve(first_network).delete()
+
+
+def test_deepomatic_client_yolo_export_served_through_a_detection_spec(
+    local_stack_with_workers: RunningStack, tmp_path: Any
+) -> None:
+    # Given a YOLO-style ONNX export (NCHW `images` in [0, 1], one raw v8 head `output0`) uploaded as is
+    stack = local_stack_with_workers
+    client = Client(api_key=stack.api_key, host=stack.host, user_agent_prefix="tensorgate-e2e/1")
+    model = tmp_path / "yolo.onnx"
+    model.write_bytes(yolo_v8_style_detector())
+    preprocessing = {
+        "inputs": [
+            {"tensor_name": "images", "image": {"dimension_order": "NCHW", "target_size": "64x64", "pixel_scaling": 1}}
+        ],
+        "batched_output": True,
+    }
+    with open(model, "rb") as handle:
+        network = client.Network.create(
+            name="yolo export", framework="onnx", preprocessing=preprocessing, files={"model.onnx": handle}
+        )
+    assert client.Task.retrieve(network["task_id"]).wait(timeout=300)["status"] == "success"
+    labels = [{"id": 5, "name": "apple"}, {"id": 6, "name": "leaf"}]
+    spec = client.RecognitionSpec.create(
+        name="fruit", outputs=[{"labels": {"roi": "BBOX", "exclusive": False, "labels": labels}}]
+    )
+    detection = {"yolo_output": {"output_tensor": "output0", "layout": "v8"}, "thresholds": [0.5, 0.5]}
+    client.RecognitionVersion.create(
+        spec_id=spec["id"], network_id=network["id"], post_processings=[{"detection": detection}]
+    )
+
+    # When a yellow picture (red and green) is recognised through the spec
+    result = infer(client.RecognitionSpec.retrieve(spec["id"]), YELLOW)
+
+    # Then both fixed boxes come back labelled, in the 32×24 picture's pixels
+    (output,) = result["outputs"]
+    assert [(p["label_name"], p["roi"]["region_id"], p["roi"]["bbox"]) for p in output["labels"]["predicted"]] == [
+        ("apple", 1, {"xmin": 4.0, "ymin": 3.0, "xmax": 12.0, "ymax": 9.0}),
+        ("leaf", 2, {"xmin": 20.0, "ymin": 9.0, "xmax": 28.0, "ymax": 21.0}),
+    ]
+    client.RecognitionSpec.retrieve(spec["id"]).delete()
+    client.Network.retrieve(network["id"]).delete()

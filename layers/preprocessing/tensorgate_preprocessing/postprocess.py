@@ -16,7 +16,9 @@ For one sample, with outputs keyed by the user-facing tensor names (the worker m
 - ``postprocess(...)`` runs all of it for one sample: ``{"tensors": [...], "outputs": [...]?}``.
 - ``recognize(outputs, labels, post_processings, transform, ...)``: a recognition version's labelled
   predictions (DESIGN §7), one ``{"labels": {"predicted", "discarded"}}`` per spec output.
-  Classification: each label's score against its threshold. Detection (``direct_output``): per label,
+  Classification: each label's score against its threshold. Detection: a decoder
+  (``decode_detection``: ``direct_output`` boxes and scores, SSD-style ``anchored_output`` deltas against
+  anchors, or a raw ``yolo_output`` head) gives normalised boxes and per-label scores; then per label,
   greedy NMS (``nms_threshold``) over the boxes with a finite score, then each kept box against the
   label's threshold, boxes in original pixels with a ``region_id``. Predicted and discarded are each
   sorted best first (ties: lower label index, then lower row); ``max_predictions`` caps the two
