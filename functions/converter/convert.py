@@ -326,6 +326,10 @@ def _lap(started: float) -> float:
 def _convert(located: LocatedModel, requests: Requests, options: ConversionOptions, large_model: bool) -> Conversion:
     if located.format is ModelFormat.ONNX:
         return _onnx_as_is(located, requests)
+    if located.format is ModelFormat.CAFFE:
+        from functions.converter import caffe_sources
+
+        return caffe_sources.convert(located, requests, opset=options.opset)
     from functions.converter import tensorflow_sources
 
     return tensorflow_sources.convert(located, requests, opset=options.opset, large_model=large_model)
@@ -664,6 +668,11 @@ def _versions(model_format: ModelFormat) -> dict[str, str]:
     import onnxruntime
 
     found = {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
+    if model_format is ModelFormat.CAFFE:
+        from functions.converter import caffe_sources
+
+        found.update(caffe_sources.versions())
+        return found
     if model_format is not ModelFormat.ONNX:
         from functions.converter import tensorflow_sources
 

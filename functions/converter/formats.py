@@ -19,6 +19,8 @@ NODE_NAME_MAPPING_NAME = "node_name_mapping.json"
 # Files TensorFlow and Keras write next to saved_model.pb that are not models themselves.
 _SAVED_MODEL_COMPANIONS = {"keras_metadata.pb", "fingerprint.pb"}
 _IGNORED_NAMES = {"manifest.json", ".DS_Store"}
+# Mean files a preprocessing may name: NumPy arrays, or Caffe's BlobProto (`imagenet_mean.binaryproto`).
+MEAN_FILE_SUFFIXES = (".npy", ".binaryproto")
 _SHARD = re.compile(r"^(?P<prefix>.+)\.data-(?P<index>\d{5})-of-(?P<count>\d{5})$")
 
 
@@ -29,6 +31,7 @@ class ModelFormat(StrEnum):
     FROZEN_GRAPH = "frozen_graph"
     TFLITE = "tflite"
     ONNX = "onnx"
+    CAFFE = "caffe"
 
 
 # `framework` values (the v0.7 names and ours) and the formats each admits.
@@ -46,6 +49,8 @@ FRAMEWORK_FORMATS: dict[str, tuple[ModelFormat, ...]] = {
     "keras": (ModelFormat.KERAS, ModelFormat.KERAS_H5, ModelFormat.SAVED_MODEL),
     "tflite": (ModelFormat.TFLITE,),
     "onnx": (ModelFormat.ONNX,),
+    "nv-caffe-0.x-mod": (ModelFormat.CAFFE,),
+    "caffe": (ModelFormat.CAFFE,),
 }
 
 
@@ -61,6 +66,7 @@ class LocatedModel:
     test_expected_output: Path | None = None
     node_name_mapping: dict[str, str] | None = None
     all_files: list[str] = field(default_factory=list)
+    weights: Path | None = None  # Caffe: the .caffemodel trained with the prototxt in `path`
 
     def total_bytes(self) -> int:
         if self.path.is_dir():
@@ -118,9 +124,11 @@ def locate_model(
     if chosen.format is ModelFormat.SAVED_MODEL:
         path, model_files = _saved_model_directory(chosen, files, workspace)
     located = LocatedModel(format=chosen.format, path=path, model_files=model_files, all_files=names)
+    if chosen.format is ModelFormat.CAFFE:
+        located.weights = _caffe_weights(chosen, files, located.model_files)
     for label, item in files:
         base = item.name
-        if base.endswith(".npy"):
+        if base.endswith(MEAN_FILE_SUFFIXES):
             located.mean_files[base] = item
         elif base in TEST_INPUT_NAMES:
             located.test_input = item
@@ -186,6 +194,8 @@ def _candidates(files: list[tuple[str, Path]]) -> list[_Candidate]:
             candidates.append(_Candidate(ModelFormat.TFLITE, item, label))
         elif suffix == ".onnx":
             candidates.append(_Candidate(ModelFormat.ONNX, item, label))
+        elif suffix == ".prototxt" and not name.startswith("solver"):
+            candidates.append(_Candidate(ModelFormat.CAFFE, item, label))
         elif suffix in (".pb", ".pbtxt", ".graph") and name not in ("saved_model.pb", "saved_model.pbtxt"):
             if name in _SAVED_MODEL_COMPANIONS or any(parent in saved_model_dirs for parent in item.parents):
                 continue
@@ -253,6 +263,27 @@ def _check_variable_files(present: set[str], prefix: str) -> None:
                 f"{listing([prefix + name for name in missing])} are missing.",
                 {"missing": [prefix + name for name in missing]},
             )
+
+
+def _caffe_weights(chosen: _Candidate, files: list[tuple[str, Path]], model_files: list[str]) -> Path:
+    """The one .caffemodel uploaded with a Caffe prototxt; its label joins `model_files`."""
+    weights = [(label, item) for label, item in files if item.suffix.lower() == ".caffemodel"]
+    if not weights:
+        raise ConversionFailed(
+            Reason.MISSING_FILE,
+            f"{chosen.label} needs the trained weights it describes: upload the .caffemodel with it "
+            "(snapshot.caffemodel, for example).",
+            {"missing": ["*.caffemodel"]},
+        )
+    if len(weights) > 1:
+        raise ConversionFailed(
+            Reason.AMBIGUOUS_MODEL,
+            f"Several .caffemodel files were uploaded ({listing([label for label, _ in weights])}); upload the one "
+            f"trained with {chosen.label}.",
+            {"candidates": [label for label, _ in weights]},
+        )
+    model_files.append(weights[0][0])
+    return weights[0][1]
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
