@@ -1,4 +1,4 @@
-"""`Client`: the v0.7 API's networks, tasks and inference as typed methods."""
+"""`Client`: the v0.7 API's networks, tasks, recognition specs and versions, and inference as typed methods."""
 
 from __future__ import annotations
 
@@ -17,12 +17,24 @@ from requests_toolbelt.multipart.encoder import MultipartEncoder
 
 from tensorgate_client import config, uploads
 from tensorgate_client.errors import ApiError, TaskFailed, WaitTimeout
-from tensorgate_client.models import Network, NetworkPage, Task, TaskPage, TaskQueued, UploadInstructions
+from tensorgate_client.models import (
+    Network,
+    NetworkPage,
+    RecognitionSpec,
+    RecognitionSpecPage,
+    RecognitionVersion,
+    RecognitionVersionPage,
+    Task,
+    TaskPage,
+    TaskQueued,
+    UploadInstructions,
+)
 from tensorgate_client.transport import RetryPolicy, Transport
 
 JSON_FIELDS = ("metadata", "preprocessing", "postprocessings", "input_spec", "output_spec", "conversion_options")
 GENERATED_ARCHIVE_NAME = "model.zip"
 Parsed = TypeVar("Parsed", bound=BaseModel)
+UNSET: Any = object()
 
 
 class Client:
@@ -49,6 +61,8 @@ class Client:
         )
         self.networks = Networks(self)
         self.tasks = Tasks(self)
+        self.specs = Specs(self)
+        self.versions = Versions(self)
         self._sleep = sleep
         self._clock = clock
 
@@ -164,11 +178,7 @@ class Networks:
 
     def iterate(self, page_size: int = 100) -> Iterable[Network]:
         """Every network of the account, following `next` links."""
-        page = self.list(0, page_size)
-        yield from page.results
-        while page.next:
-            page = _parsed(self._http.request("GET", page.next), NetworkPage)
-            yield from page.results
+        return _every(self._http, self.list(0, page_size), NetworkPage)
 
     def get(self, network_id: int | str) -> Network:
         return _parsed(self._http.request("GET", f"networks/{_network_path(network_id)}/"), Network)
@@ -226,28 +236,9 @@ class Networks:
         """Queue one inference; answers the task id. `image` is a path or bytes (sent as a multipart file part)
         or an http(s)/s3 URL (sent as JSON, fetched by the service). `options` holds the request's other
         fields (`bounding_box_threshold`, `iou_threshold`, `max_objects`, ...)."""
-        path = f"networks/{_network_path(network_id)}/inference"
-        extra = dict(options or {})
-        if output_tensors is not None:
-            extra["output_tensors"] = list(output_tensors)
-        if isinstance(image, str) and image.startswith(("http://", "https://", "s3://", "data:")):
-            body = {"inputs": [{"image": {"source": image}}], **extra}
-            return _parsed(self._http.request("POST", path, json=body), TaskQueued).task_id
-        if isinstance(image, bytes):
-            encoded = base64.b64encode(image).decode("ascii")
-            body = {"inputs": [{"image": {"source": encoded}}], **extra}
-            return _parsed(self._http.request("POST", path, json=body), TaskQueued).task_id
-        file = Path(image)
-        if not file.is_file():
-            raise FileNotFoundError(f"{file} is not a file.")
-        text = [(key, _form_value(value)) for key, value in extra.items()]
-        media = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-
-        def body_factory() -> tuple[Any, Mapping[str, str]]:
-            encoder = MultipartEncoder(fields=[*text, ("inputs[0]image.source", (file.name, file.read_bytes(), media))])
-            return encoder, {"Content-Type": encoder.content_type}
-
-        return _parsed(self._http.request("POST", path, body=body_factory), TaskQueued).task_id
+        return _queue_inference(
+            self._http, f"networks/{_network_path(network_id)}/inference", image, output_tensors, options
+        )
 
     def _delete_quietly(self, network_id: int | str) -> None:
         # The upload's own error is the one to report.
@@ -301,6 +292,132 @@ class Tasks:
         return task
 
 
+class Specs:
+    """`/recognition/specs/`: what a recognition answers. Inference through a spec runs its current version,
+    so a spec id is a stable name for "the model now": switch models with `update(current_version_id=…)`."""
+
+    def __init__(self, client: Client) -> None:
+        self._http = client.transport
+
+    def create(
+        self,
+        name: str,
+        outputs: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        labels: Sequence[str] | None = None,
+        roi: str = "NONE",
+        exclusive: bool = False,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> RecognitionSpec:
+        """A spec with `outputs` as the API takes them, or one output of `labels` (ids 0, 1, … in order) with
+        `roi` NONE (classification) or BBOX (detection)."""
+        if (outputs is None) == (labels is None):
+            raise ValueError("Give either outputs or labels.")
+        if labels is not None:
+            listed = [{"id": index, "name": label} for index, label in enumerate(labels)]
+            outputs = [{"labels": {"roi": roi, "exclusive": exclusive, "labels": listed}}]
+        body: dict[str, Any] = {"name": name, "outputs": list(outputs or [])}
+        if description is not None:
+            body["description"] = description
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        return _parsed(self._http.request("POST", "recognition/specs/", json=body), RecognitionSpec)
+
+    def list(self, offset: int = 0, limit: int = 20) -> RecognitionSpecPage:
+        answer = self._http.request("GET", "recognition/specs/", params={"offset": offset, "limit": limit})
+        return _parsed(answer, RecognitionSpecPage)
+
+    def iterate(self, page_size: int = 100) -> Iterable[RecognitionSpec]:
+        return _every(self._http, self.list(0, page_size), RecognitionSpecPage)
+
+    def get(self, spec_id: int | str) -> RecognitionSpec:
+        return _parsed(self._http.request("GET", f"{_spec_path(spec_id)}/"), RecognitionSpec)
+
+    def update(
+        self,
+        spec_id: int | str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        current_version_id: int | None = UNSET,
+    ) -> RecognitionSpec:
+        """Change the name, description, metadata or current version (`None` clears it); outputs never change."""
+        changes: dict[str, Any] = {
+            key: value
+            for key, value in {"name": name, "description": description, "metadata": metadata}.items()
+            if value is not None
+        }
+        if current_version_id is not UNSET:
+            changes["current_version_id"] = current_version_id
+        if not changes:
+            raise ValueError("Give at least one of name, description, metadata or current_version_id to update.")
+        answer = self._http.request("PATCH", f"{_spec_path(spec_id)}/", json=changes)
+        return _parsed(answer, RecognitionSpec)
+
+    def delete(self, spec_id: int | str) -> None:
+        """Delete the spec and its versions."""
+        self._http.request("DELETE", f"{_spec_path(spec_id)}/")
+
+    def versions(self, spec_id: int | str, offset: int = 0, limit: int = 20) -> RecognitionVersionPage:
+        answer = self._http.request(
+            "GET", f"{_spec_path(spec_id)}/versions/", params={"offset": offset, "limit": limit}
+        )
+        return _parsed(answer, RecognitionVersionPage)
+
+    def infer(
+        self,
+        spec_id: int | str,
+        image: str | Path | bytes,
+        *,
+        output_tensors: Sequence[str] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Queue one inference through the spec's current version (an `ApiError` 409 when it has none);
+        `options` may hold `show_discarded` and `max_predictions`. Answers the task id."""
+        return _queue_inference(self._http, f"{_spec_path(spec_id)}/inference", image, output_tensors, options)
+
+
+class Versions:
+    """`/recognition/versions/`: a spec bound to a `ready` network, with how to read its tensors."""
+
+    def __init__(self, client: Client) -> None:
+        self._http = client.transport
+
+    def create(
+        self, spec_id: int | str, network_id: int | str, post_processings: Sequence[Mapping[str, Any]]
+    ) -> RecognitionVersion:
+        """`post_processings`: one per spec output, `classification` or `detection` (docs/recognition.md)."""
+        body = {"spec_id": spec_id, "network_id": network_id, "post_processings": list(post_processings)}
+        return _parsed(self._http.request("POST", "recognition/versions/", json=body), RecognitionVersion)
+
+    def list(self, offset: int = 0, limit: int = 20) -> RecognitionVersionPage:
+        answer = self._http.request("GET", "recognition/versions/", params={"offset": offset, "limit": limit})
+        return _parsed(answer, RecognitionVersionPage)
+
+    def iterate(self, page_size: int = 100) -> Iterable[RecognitionVersion]:
+        return _every(self._http, self.list(0, page_size), RecognitionVersionPage)
+
+    def get(self, version_id: int) -> RecognitionVersion:
+        return _parsed(self._http.request("GET", f"recognition/versions/{int(version_id)}/"), RecognitionVersion)
+
+    def delete(self, version_id: int) -> None:
+        self._http.request("DELETE", f"recognition/versions/{int(version_id)}/")
+
+    def infer(
+        self,
+        version_id: int,
+        image: str | Path | bytes,
+        *,
+        output_tensors: Sequence[str] | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Queue one inference through this version; answers the task id."""
+        path = f"recognition/versions/{int(version_id)}/inference"
+        return _queue_inference(self._http, path, image, output_tensors, options)
+
+
 MAX_POLL_INTERVAL = 10.0
 
 
@@ -343,6 +460,53 @@ def _parsed(response: requests.Response, model: type[Parsed]) -> Parsed:
             f"{response.request.method} {response.url} answered {response.status_code} with {kind} that is not "
             f"a Tensorgate {model.__name__}; is the API URL right?",
         ) from None
+
+
+def _queue_inference(
+    http: Transport,
+    path: str,
+    image: str | Path | bytes,
+    output_tensors: Sequence[str] | None,
+    options: Mapping[str, Any] | None,
+) -> int:
+    """POST one image input to an inference route; answers the task id. Paths and bytes go as a multipart
+    file part (bytes base64 in JSON), URLs as JSON for the service to fetch."""
+    extra = dict(options or {})
+    if output_tensors is not None:
+        extra["output_tensors"] = list(output_tensors)
+    if isinstance(image, str) and image.startswith(("http://", "https://", "s3://", "data:")):
+        body = {"inputs": [{"image": {"source": image}}], **extra}
+        return _parsed(http.request("POST", path, json=body), TaskQueued).task_id
+    if isinstance(image, bytes):
+        encoded = base64.b64encode(image).decode("ascii")
+        body = {"inputs": [{"image": {"source": encoded}}], **extra}
+        return _parsed(http.request("POST", path, json=body), TaskQueued).task_id
+    file = Path(image)
+    if not file.is_file():
+        raise FileNotFoundError(f"{file} is not a file.")
+    text = [(key, _form_value(value)) for key, value in extra.items()]
+    media = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+
+    def body_factory() -> tuple[Any, Mapping[str, str]]:
+        encoder = MultipartEncoder(fields=[*text, ("inputs[0]image.source", (file.name, file.read_bytes(), media))])
+        return encoder, {"Content-Type": encoder.content_type}
+
+    return _parsed(http.request("POST", path, body=body_factory), TaskQueued).task_id
+
+
+def _every(http: Transport, page: Any, model: type[Any]) -> Iterable[Any]:
+    """A list's results, page after page, following `next` links."""
+    yield from page.results
+    while page.next:
+        page = _parsed(http.request("GET", page.next), model)
+        yield from page.results
+
+
+def _spec_path(spec_id: int | str) -> str:
+    """Private specs are integers; a string that is not one is a public spec's id."""
+    if isinstance(spec_id, int) or str(spec_id).isdigit():
+        return f"recognition/specs/{int(spec_id)}"
+    return f"recognition/public/{spec_id}"
 
 
 def _network_path(network_id: int | str) -> str:

@@ -12,9 +12,21 @@ WRITABLE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def boxes_of(result: Any) -> list[dict[str, Any]]:
-    """The `outputs` entries of a task's data that are boxes (`{"box": [x1, y1, x2, y2], "label", "score"}`)."""
+    """The boxes of a task's data as `{"box": [x1, y1, x2, y2], "label", "score"}`: a network's detections as
+    they are, and a recognition's predicted regions (`roi.bbox`)."""
     outputs = result.get("outputs") if isinstance(result, dict) else None
-    return [item for item in outputs or [] if isinstance(item, dict) and isinstance(item.get("box"), list)]
+    boxes = []
+    for item in outputs or []:
+        if not isinstance(item, dict):
+            continue
+        if isinstance(item.get("box"), list):
+            boxes.append(item)
+        for predicted in ((item.get("labels") or {}).get("predicted") or []) if "labels" in item else []:
+            bbox = (predicted.get("roi") or {}).get("bbox") if isinstance(predicted, dict) else None
+            if isinstance(bbox, dict):
+                corners = [float(bbox[key]) for key in ("xmin", "ymin", "xmax", "ymax")]
+                boxes.append({"box": corners, "label": predicted.get("label_name"), "score": predicted.get("score")})
+    return boxes
 
 
 def draw_boxes(image_bytes: bytes, boxes: Sequence[dict[str, Any]], target: Path) -> Path:

@@ -81,3 +81,41 @@ class TaskPage(_Resource):
     next: str | None
     previous: str | None
     results: list[Task]
+
+
+class RecognitionSpec(_Resource):
+    """What a recognition answers: `outputs` (labels, `roi` NONE or BBOX); `current_version_id` its model now."""
+
+    id: int | str
+    name: str
+    description: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    outputs: list[dict[str, Any]]
+    current_version_id: int | None = None
+    update_date: datetime | None = None
+
+
+class RecognitionSpecPage(_Resource):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[RecognitionSpec]
+
+
+class RecognitionVersion(_Resource):
+    """A spec bound to a network: `post_processings` read the network's tensors, one per spec output."""
+
+    id: int
+    spec_id: int | str
+    network_id: int | str
+    post_processings: list[dict[str, Any]]
+    spec_name: str | None = None
+    network_name: str | None = None
+    update_date: datetime | None = None
+
+
+class RecognitionVersionPage(_Resource):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[RecognitionVersion]

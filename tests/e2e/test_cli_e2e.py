@@ -364,3 +364,45 @@ def test_cli_each_subcommand_prints_a_table_and_json(
 
     updated = tensorgate("networks", "update", network_id, "--metadata", '{"stage": "test"}', "--json").json()
     assert updated["metadata"] == {"stage": "test"} and updated["name"] == "big detector"  # type: ignore[index]
+
+
+def test_cli_specs_and_versions_recognise_through_the_spec_and_draw_its_boxes(
+    tensorgate, large_detector: dict[str, object], tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    # A detection spec over the detector's two labels, and a version reading its boxes and scores
+    created = tensorgate("specs", "create", "shapes", "--label", "disc", "--label", "corner", "--roi", "BBOX", "--json")
+    assert created.code == 0, created.err
+    spec = created.json()
+    assert isinstance(spec, dict) and spec["current_version_id"] is None
+    detection = {"direct_output": {"boxes_tensor": "boxes", "scores_tensor": "scores"}, "thresholds": [0.5, 0.7]}
+    version = tensorgate(
+        "versions", "create", "--spec", str(spec["id"]), "--network", str(large_detector["id"]),
+        "--post-processings", json.dumps([{"detection": detection}]), "--json",
+    )  # fmt: skip
+    assert version.code == 0, version.err
+    version_id = version.json()["id"]  # type: ignore[index]
+    listed = tensorgate("specs", "list")
+    assert "shapes" in listed.out and "detection, 2 labels" in listed.out
+    assert f"{version_id} (current)" in tensorgate("specs", "versions", str(spec["id"])).out
+
+    # Inference through the spec: the corner's 0.6 is under its 0.7 threshold, shown only when asked
+    picture = tmp_path / "grey.png"
+    Image.new("RGB", PICTURE_SIZE, (128, 128, 128)).save(picture)
+    table = tensorgate("infer", f"spec:{spec['id']}", str(picture), "--draw", str(tmp_path / "drawn"))
+    assert table.code == 0, table.err
+    assert "disc 0.900 [80, 60, 240, 180]" in table.out and "corner" not in table.out
+    [shown] = tensorgate("infer", f"version:{version_id}", str(picture), "--show-discarded", "--json").json_lines()
+    (output,) = shown["data"]["outputs"]  # type: ignore[index]
+    # Every box scores both labels: the corner box's 0.6, then the 0.1 and 0.05 the boxes give the other label
+    discarded = [(d["label_name"], round(d["score"], 2)) for d in output["labels"]["discarded"]]
+    assert discarded == [("corner", 0.6), ("disc", 0.1), ("corner", 0.05)]
+    with Image.open(tmp_path / "drawn" / "grey.png") as drawn:
+        rgb = drawn.convert("RGB")
+        assert rgb.getpixel((80, 120)) != (128, 128, 128) and rgb.getpixel((30, 40)) == (128, 128, 128)
+
+    # Without a current version the spec answers 409 with its sentence: exit 1
+    assert tensorgate("specs", "update", str(spec["id"]), "--current-version", "none").code == 0
+    refused = tensorgate("infer", f"spec:{spec['id']}", str(picture))
+    assert refused.code == 1 and "current version" in refused.err
+    assert tensorgate("specs", "delete", str(spec["id"])).code == 0
+    assert tensorgate("versions", "get", str(version_id)).code == 1

@@ -1,4 +1,5 @@
-"""`tensorgate infer NETWORK INPUT…`: files, folders, globs or URLs, run concurrently, results as a table."""
+"""`tensorgate infer TARGET INPUT…`: files, folders, globs or URLs through a network, a recognition spec or a
+version, run concurrently, results as a table."""
 
 from __future__ import annotations
 
@@ -66,13 +67,32 @@ def expand_inputs(inputs: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+TARGET_KINDS = ("spec", "version")
+
+
+def target_of(target: str) -> tuple[str, str]:
+    """`spec:ID` or `version:ID` for a recognition; anything else is a network id (or a public slug)."""
+    kind, separator, rest = target.partition(":")
+    if separator and kind in TARGET_KINDS:
+        if not rest:
+            raise click.BadParameter(f"{kind}: needs an id, e.g. {kind}:12", param_hint="TARGET")
+        if kind == "version" and not rest.isdigit():
+            raise click.BadParameter("a version id is a number, e.g. version:12", param_hint="TARGET")
+        return kind, rest
+    return "network", target
+
+
 @cli.command()
-@click.argument("network_id")
+@click.argument("target")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--output-tensor", "output_tensors", multiple=True, help="A tensor to return (repeatable).")
 @click.option("--threshold", "bounding_box_threshold", type=float, help="Detection score threshold.")
 @click.option("--iou", "iou_threshold", type=float, help="Detection non-maximum suppression IoU.")
 @click.option("--max-objects", type=int, help="Detections kept per picture.")
+@click.option(
+    "--show-discarded", is_flag=True, default=None, help="Through a spec or version: the labels under threshold too."
+)
+@click.option("--max-predictions", type=click.IntRange(min=1), help="Through a spec or version: labels per picture.")
 @click.option("--top", type=click.IntRange(min=1), default=3, show_default=True, help="Labels shown per picture.")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True)
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait for each result.")
@@ -86,7 +106,7 @@ def expand_inputs(inputs: tuple[str, ...]) -> list[str]:
 @click.pass_obj
 def infer(
     state: State,
-    network_id: str,
+    target: str,
     inputs: tuple[str, ...],
     output_tensors: tuple[str, ...],
     top: int,
@@ -95,11 +115,13 @@ def infer(
     draw_to: Path | None,
     **detection: Any,
 ) -> None:
-    """Run NETWORK on each INPUT (picture files, folders, glob patterns, http(s) URLs), several at a time.
+    """Run TARGET on each INPUT (picture files, folders, glob patterns, http(s) URLs), several at a time.
 
-    Prints the boxes or top labels found (or each tensor's shape and extremes) per input; with --json,
-    one JSON document per input (JSON Lines). Exit 1 when an inference failed, 3 when one timed out.
+    TARGET is a network id, `spec:ID` (the spec's current version) or `version:ID`. Prints the boxes or
+    top labels found (or each tensor's shape and extremes) per input; with --json, one JSON document per
+    input (JSON Lines). Exit 1 when an inference failed, 3 when one timed out.
     """
+    kind, target_id = target_of(target)
     sources = expand_inputs(inputs)
     options = {key: value for key, value in detection.items() if value is not None}
     client, output = state.client, state.output
@@ -117,8 +139,12 @@ def infer(
         outcome = Outcome(source)
         try:
             image: str | Path = source if source.startswith(URL_PREFIXES) else Path(source)
-            outcome.task_id = client.networks.infer(
-                network_id, image, output_tensors=output_tensors or None, options=options
+            resource = {"network": client.networks, "spec": client.specs, "version": client.versions}[kind]
+            outcome.task_id = resource.infer(  # type: ignore[attr-defined]
+                target_id if kind != "version" else int(target_id),
+                image,
+                output_tensors=output_tensors or None,
+                options=options,
             )
             task = client.tasks.wait(outcome.task_id, timeout=timeout)
             outcome.status, outcome.error, outcome.data = task.status, task.error, task.data

@@ -22,7 +22,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from tensorgate_client.models import Network, Task
+from tensorgate_client.models import Network, RecognitionSpec, RecognitionVersion, Task
 
 
 @dataclass
@@ -191,6 +191,96 @@ def parity_table(report: dict[str, Any] | None) -> Table | None:
     return table
 
 
+def spec_rows(specs: Sequence[RecognitionSpec]) -> Table:
+    table = Table()
+    table.add_column("id", no_wrap=True)
+    table.add_column("name", overflow="fold", min_width=16)
+    for column in ("outputs", "current version", "updated"):
+        table.add_column(column, no_wrap=True)
+    for spec in specs:
+        add_row(
+            table,
+            str(spec.id),
+            spec.name,
+            "; ".join(_output_summary(output) for output in spec.outputs),
+            str(spec.current_version_id) if spec.current_version_id is not None else "-",
+            _date(spec.update_date),
+        )
+    return table
+
+
+def spec_details(spec: RecognitionSpec) -> Table:
+    table = _details()
+    rows = [
+        ("id", str(spec.id)),
+        ("name", spec.name),
+        ("description", spec.description or "-"),
+        ("current version", str(spec.current_version_id) if spec.current_version_id is not None else "none"),
+        ("updated", _date(spec.update_date)),
+        ("metadata", json.dumps(spec.metadata) if spec.metadata else "-"),
+    ]
+    for index, output in enumerate(spec.outputs):
+        labels = (output.get("labels") or {}).get("labels") or []
+        names = ", ".join(f"{label.get('id')}:{label.get('name')}" for label in labels[:50])
+        more = f" … ({len(labels)} in all)" if len(labels) > 50 else ""
+        rows.append((f"output {index}", f"{_output_summary(output)}: {names}{more}"))
+    for title, value in rows:
+        add_row(table, title, value)
+    return table
+
+
+def version_rows(versions: Sequence[RecognitionVersion], current: int | None = None) -> Table:
+    table = Table()
+    for column in ("id", "spec", "network", "reads", "updated"):
+        table.add_column(column, overflow="fold")
+    for version in versions:
+        marker = " (current)" if current is not None and version.id == current else ""
+        add_row(
+            table,
+            f"{version.id}{marker}",
+            f"{version.spec_id} {version.spec_name or ''}".strip(),
+            f"{version.network_id} {version.network_name or ''}".strip(),
+            "; ".join(_post_processing_summary(post) for post in version.post_processings),
+            _date(version.update_date),
+        )
+    return table
+
+
+def version_details(version: RecognitionVersion) -> Table:
+    table = _details()
+    rows = [
+        ("id", str(version.id)),
+        ("spec", f"{version.spec_id} {version.spec_name or ''}".strip()),
+        ("network", f"{version.network_id} {version.network_name or ''}".strip()),
+        ("updated", _date(version.update_date)),
+    ]
+    rows += [(f"output {i}", json.dumps(post)) for i, post in enumerate(version.post_processings)]
+    for title, value in rows:
+        add_row(table, title, value)
+    return table
+
+
+def _details() -> Table:
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    return table
+
+
+def _output_summary(output: dict[str, Any]) -> str:
+    labels = output.get("labels") or {}
+    kind = "detection" if labels.get("roi") == "BBOX" else "classification"
+    return f"{kind}, {len(labels.get('labels') or [])} labels"
+
+
+def _post_processing_summary(post: dict[str, Any]) -> str:
+    if "classification" in post:
+        return f"classification of {post['classification'].get('output_tensor')}"
+    detection = post.get("detection") or {}
+    decoder = next((key for key in ("direct_output", "anchored_output", "yolo_output") if key in detection), "?")
+    return f"detection ({decoder})"
+
+
 def task_rows(tasks: Sequence[Task]) -> Table:
     table = Table()
     for column in ("id", "kind", "status", "updated"):
@@ -206,6 +296,8 @@ def summarize_result(data: Any, top: int = 3) -> str:
     if not isinstance(data, dict):
         return "-"
     outputs = data.get("outputs")
+    if isinstance(outputs, list) and outputs and all(isinstance(item, dict) and "labels" in item for item in outputs):
+        return _recognized(outputs, top)
     if isinstance(outputs, list) and outputs:
         boxes = [item for item in outputs if isinstance(item.get("box"), list)]
         if boxes:  # every object found, each with its box in the picture's pixels
@@ -225,6 +317,21 @@ def summarize_result(data: Any, top: int = 3) -> str:
             summary += f" min {min(values):.4g} max {values[best]:.4g} at {best}"
         lines.append(summary)
     return "\n".join(lines) or "-"
+
+
+def _recognized(outputs: list[dict[str, Any]], top: int) -> str:
+    """A recognition's labelled predictions: every box found, or the top predicted labels, per spec output."""
+    lines = []
+    for output in outputs:
+        predicted = (output.get("labels") or {}).get("predicted") or []
+        boxes = [item for item in predicted if isinstance(item.get("roi"), dict)]
+        for item in boxes or predicted[:top]:
+            line = f"{item.get('label_name')} {float(item.get('score', 0)):.3f}"
+            bbox = (item.get("roi") or {}).get("bbox")
+            if isinstance(bbox, dict):
+                line += " [" + ", ".join(f"{float(bbox.get(k, 0)):g}" for k in ("xmin", "ymin", "xmax", "ymax")) + "]"
+            lines.append(line)
+    return "\n".join(lines) or "nothing recognised"
 
 
 def add_row(table: Table, *values: str) -> None:

@@ -310,3 +310,108 @@ def test_cli_login_asks_for_what_is_not_given(tmp_path: Path) -> None:
         "api_key": "tg_typed_key_0123456789",
     }
     assert "tg_typed_key_0123456789" not in done.stdout
+
+
+def spec_body(spec_id: int = 7, current: int | None = None) -> dict[str, object]:
+    labels = [{"id": 0, "name": "cat"}, {"id": 1, "name": "dog"}]
+    return {
+        "id": spec_id,
+        "name": "pets",
+        "description": "",
+        "metadata": {},
+        "outputs": [{"labels": {"roi": "NONE", "exclusive": False, "labels": labels}}],
+        "current_version_id": current,
+        "update_date": "2026-12-02T10:00:00Z",
+    }
+
+
+@responses.activate
+def test_cli_specs_create_from_labels_sends_one_output_with_ids_in_order(
+    capsys: pytest.CaptureFixture[str], configured: Path
+) -> None:
+    responses.post(f"{URL}/recognition/specs/", status=201, json=spec_body())
+    labels = configured / "labels.txt"
+    labels.write_text("cat\n\ndog\n")
+
+    assert run(["specs", "create", "pets", "--labels-file", str(labels), "--exclusive"]) == 0
+
+    sent = json.loads(responses.calls[0].request.body)
+    assert sent == {
+        "name": "pets",
+        "outputs": [
+            {
+                "labels": {
+                    "roi": "NONE",
+                    "exclusive": True,
+                    "labels": [{"id": 0, "name": "cat"}, {"id": 1, "name": "dog"}],
+                }
+            }
+        ],
+    }
+    shown = capsys.readouterr().out
+    assert "classification, 2 labels: 0:cat, 1:dog" in shown and "none" in shown
+    assert run(["specs", "create", "pets"]) == 2  # neither labels nor outputs
+
+
+@responses.activate
+def test_cli_specs_update_switches_or_clears_the_current_version() -> None:
+    responses.patch(f"{URL}/recognition/specs/7/", json=spec_body(current=3))
+
+    assert run(["specs", "update", "7", "--current-version", "3", "-q"]) == 0
+    assert run(["specs", "update", "7", "--current-version", "none", "-q"]) == 0
+    assert run(["specs", "update", "7", "--current-version", "latest"]) == 2
+
+    assert [json.loads(call.request.body) for call in responses.calls] == [
+        {"current_version_id": 3},
+        {"current_version_id": None},
+    ]
+
+
+@responses.activate
+def test_cli_versions_create_with_the_classification_shortcut_gives_every_label_the_threshold(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    responses.get(f"{URL}/recognition/specs/7/", json=spec_body())
+    version = {
+        "id": 3,
+        "spec_id": 7,
+        "network_id": 1,
+        "post_processings": [{"classification": {"output_tensor": "prob", "thresholds": [0.3, 0.3]}}],
+        "spec_name": "pets",
+        "network_name": "mobilenet",
+        "update_date": "2026-12-02T10:00:00Z",
+    }
+    responses.post(f"{URL}/recognition/versions/", status=201, json=version)
+
+    arguments = ["--spec", "7", "--network", "1", "--classification", "prob", "--threshold", "0.3"]
+    assert run(["versions", "create", *arguments]) == 0
+
+    assert json.loads(responses.calls[1].request.body) == {
+        "spec_id": 7,
+        "network_id": 1,
+        "post_processings": [{"classification": {"output_tensor": "prob", "thresholds": [0.3, 0.3]}}],
+    }
+    assert "mobilenet" in capsys.readouterr().out
+
+
+@responses.activate
+def test_cli_infer_through_a_spec_prints_its_predicted_labels_and_sends_the_recognition_fields(
+    capsys: pytest.CaptureFixture[str], configured: Path
+) -> None:
+    picture = configured / "cat.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n")
+    responses.post(f"{URL}/recognition/specs/7/inference", json={"task_id": 11})
+    predicted = [
+        {"label_id": 0, "label_name": "cat", "score": 0.93, "threshold": 0.5},
+        {"label_id": 1, "label_name": "dog", "score": 0.61, "threshold": 0.5},
+    ]
+    data = {"outputs": [{"labels": {"predicted": predicted, "discarded": []}}], "tensors": []}
+    responses.get(f"{URL}/tasks/11/", json=task_body(11, "success") | {"data": data})
+
+    assert run(["infer", "spec:7", str(picture), "--max-predictions", "2"]) == 0
+
+    body = responses.calls[0].request.body
+    assert b'name="max_predictions"\r\n\r\n2' in body and b"show_discarded" not in body
+    shown = capsys.readouterr().out
+    assert "cat 0.930" in shown and "dog 0.610" in shown
+    assert run(["infer", "version:latest", str(picture)]) == 2
