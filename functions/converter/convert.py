@@ -31,7 +31,7 @@ from functions.converter.declarations import (
     parse_preprocessing,
 )
 from functions.converter.errors import ConversionFailed, Reason, error_summary, listing
-from functions.converter.formats import LocatedModel, ModelFormat, locate_model
+from functions.converter.formats import PYTORCH_FORMATS, LocatedModel, ModelFormat, locate_model
 from functions.converter.graphs import keras_layer_of
 from functions.converter.parity import ImageInput, OutputDifference, ParityCase, Tolerance
 from functions.converter.signature import (
@@ -202,12 +202,13 @@ def convert_network(
             node_name_mapping=dict(options.node_name_mapping or located.node_name_mapping or {}),
             input_hints={entry["name"] for entry in input_entries} | set(test_inputs or {}),
             signature=options.signature,
+            input_spec=input_entries,
         )
         large_model = options.large_model or located.total_bytes() > options.large_model_bytes
         timings["locate_s"] = _lap(clock)
 
         clock = time.perf_counter()
-        conversion = _convert(located, requests, options, large_model)
+        conversion = _convert(located, requests, options, large_model, test_inputs)
         model = conversion.model
         opset = _default_opset(model)
         _refuse_unsupported_ops(model, opset, located.format)
@@ -323,9 +324,19 @@ def _lap(started: float) -> float:
     return round(time.perf_counter() - started, 3)
 
 
-def _convert(located: LocatedModel, requests: Requests, options: ConversionOptions, large_model: bool) -> Conversion:
+def _convert(
+    located: LocatedModel,
+    requests: Requests,
+    options: ConversionOptions,
+    large_model: bool,
+    test_inputs: Mapping[str, np.ndarray] | None,
+) -> Conversion:
     if located.format is ModelFormat.ONNX:
         return _onnx_as_is(located, requests)
+    if located.format in PYTORCH_FORMATS:
+        from functions.converter import pytorch_sources
+
+        return pytorch_sources.convert(located, requests, opset=options.opset, test_inputs=test_inputs)
     if located.format is ModelFormat.CAFFE:
         from functions.converter import caffe_sources
 
@@ -673,7 +684,11 @@ def _versions(model_format: ModelFormat) -> dict[str, str]:
 
         found.update(caffe_sources.versions())
         return found
-    if model_format is not ModelFormat.ONNX:
+    if model_format in PYTORCH_FORMATS:
+        from functions.converter import pytorch_sources
+
+        found.update(pytorch_sources.versions())
+    elif model_format is not ModelFormat.ONNX:
         from functions.converter import tensorflow_sources
 
         found.update(tensorflow_sources.versions())

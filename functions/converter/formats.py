@@ -32,6 +32,8 @@ class ModelFormat(StrEnum):
     TFLITE = "tflite"
     ONNX = "onnx"
     CAFFE = "caffe"
+    TORCHSCRIPT = "torchscript"
+    TORCH_EXPORT = "torch_export"
 
 
 # `framework` values (the v0.7 names and ours) and the formats each admits.
@@ -51,7 +53,13 @@ FRAMEWORK_FORMATS: dict[str, tuple[ModelFormat, ...]] = {
     "onnx": (ModelFormat.ONNX,),
     "nv-caffe-0.x-mod": (ModelFormat.CAFFE,),
     "caffe": (ModelFormat.CAFFE,),
+    "pytorch": (ModelFormat.TORCHSCRIPT, ModelFormat.TORCH_EXPORT),
 }
+# TorchScript (torch.jit.save) and torch.export programs (torch.export.save) are zip files of their
+# own; pytorch_sources reads which one a .pt/.pth holds from its members.
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth")
+TORCH_EXPORT_SUFFIXES = (".pt2",)
+PYTORCH_FORMATS = (ModelFormat.TORCHSCRIPT, ModelFormat.TORCH_EXPORT)
 
 
 @dataclass
@@ -108,7 +116,8 @@ def locate_model(
             "No model file was found among the uploaded files "
             f"({listing(names)}). Upload saved_model.pb (with variables.index and "
             "variables.data-*), a SavedModel archive (.zip/.tar.gz), a Keras .keras or .h5 file, "
-            "a frozen graph .pb with node_name_mapping, a .tflite or an .onnx file.",
+            "a frozen graph .pb with node_name_mapping, a .tflite or an .onnx file, or a PyTorch "
+            "TorchScript .pt or torch.export .pt2 file.",
             {"files": names},
         )
     if len(kept) > 1:
@@ -196,6 +205,10 @@ def _candidates(files: list[tuple[str, Path]]) -> list[_Candidate]:
             candidates.append(_Candidate(ModelFormat.ONNX, item, label))
         elif suffix == ".prototxt" and not name.startswith("solver"):
             candidates.append(_Candidate(ModelFormat.CAFFE, item, label))
+        elif suffix in TORCHSCRIPT_SUFFIXES:
+            candidates.append(_Candidate(ModelFormat.TORCHSCRIPT, item, label))
+        elif suffix in TORCH_EXPORT_SUFFIXES:
+            candidates.append(_Candidate(ModelFormat.TORCH_EXPORT, item, label))
         elif suffix in (".pb", ".pbtxt", ".graph") and name not in ("saved_model.pb", "saved_model.pbtxt"):
             if name in _SAVED_MODEL_COMPANIONS or any(parent in saved_model_dirs for parent in item.parents):
                 continue

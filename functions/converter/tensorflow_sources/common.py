@@ -34,6 +34,8 @@ class Requests:
     node_name_mapping: dict[str, str] = field(default_factory=dict)
     input_hints: set[str] = field(default_factory=set)  # names known to be inputs (input_spec, test_input)
     signature: str | None = None  # conversion_options.signature: the SavedModel or TFLite signature to convert
+    # input_spec entries as dicts (name, dtype, shape): PyTorch files carry no input signature of their own.
+    input_spec: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Reference:

@@ -1,0 +1,168 @@
+"""torch.export programs (torch.export.save, .pt2): exported by torch's dynamo exporter, checked against the program.
+
+The program fixes which dimensions are dynamic when it is exported: a dimension input_spec declares
+free (a symbol or null) but the program fixed is refused with the `dynamic_shapes` that frees it,
+since a fixed batch cannot be made dynamic afterwards.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from functions.converter.errors import ConversionFailed, Reason, error_summary
+from functions.converter.pytorch_sources.common import (
+    TorchReference,
+    check_requests,
+    example_input,
+    name_map,
+    named_outputs,
+    spec_by_name,
+)
+from functions.converter.signature import dtype_name
+from functions.converter.tensorflow_sources.common import Conversion, Requests
+
+# The dynamo exporter writes opset 18 and later (its onnxscript functions start there).
+MIN_DYNAMO_OPSET = 18
+
+
+def convert(
+    path: Path, label: str, requests: Requests, *, opset: int, test_inputs: Mapping[str, np.ndarray] | None
+) -> Conversion:
+    import torch
+
+    try:
+        program = torch.export.load(str(path))
+    except Exception as error:  # noqa: BLE001 - torch raises several types on damaged files
+        raise ConversionFailed(
+            Reason.CORRUPT_FILE,
+            f"{label} is not a readable torch.export program: {error_summary(error)}",
+            {"file": label},
+        ) from None
+    placeholders = _user_inputs(program)
+    input_names = list(placeholders)
+    entries = spec_by_name(requests, input_names, label, "exported program")
+    symbols: dict[str, int] = {}
+    rng = np.random.default_rng(0)
+    examples = []
+    for name, value in placeholders.items():
+        shape = _program_shape(name, value, entries.get(name), label)
+        examples.append(example_input(name, dtype_name(_numpy_dtype(value)), shape, test_inputs, symbols, rng))
+    module = program.module()
+    try:
+        with torch.inference_mode():
+            outputs = named_outputs(module(*examples), label)
+    except ConversionFailed:
+        raise
+    except Exception as error:  # noqa: BLE001 - the program refusing the inputs (guards, shapes)
+        shapes = {name: list(example.shape) for name, example in zip(input_names, examples, strict=True)}
+        raise ConversionFailed(
+            Reason.RUNTIME_ERROR,
+            f"{label} fails on inputs shaped {shapes}: {error_summary(error)}",
+            {"input_shapes": shapes},
+        ) from None
+    output_names = [name for name, _ in outputs]
+    names = name_map(input_names, output_names)
+    check_requests(names, requests)
+    used_opset = max(opset, MIN_DYNAMO_OPSET)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exported = torch.onnx.export(
+                program,
+                tuple(examples),
+                input_names=input_names,
+                output_names=output_names,
+                opset_version=used_opset,
+                dynamo=True,
+                optimize=True,
+                verbose=False,
+            )
+    except Exception as error:  # noqa: BLE001 - the exporter raises many types for unsupported operators
+        raise ConversionFailed(
+            Reason.CONVERSION_ERROR,
+            f"torch could not export {label} to ONNX opset {used_opset}: {error_summary(error)}",
+            {"opset": used_opset, "error": f"{type(error).__name__}: {str(error)[:2000]}"},
+        ) from None
+    assert exported is not None  # dynamo=True always answers an ONNXProgram
+    model: onnx.ModelProto = exported.model_proto
+    notes = []
+    if used_opset != opset:
+        notes.append(f"torch's dynamo exporter writes opset {MIN_DYNAMO_OPSET} or later: opset {used_opset} was used.")
+    reference = TorchReference(
+        module, input_names, label, f"torch {torch.__version__} running the torch.export program"
+    )
+    return Conversion(
+        model=model,
+        names=names,
+        reference=reference,
+        source={"pytorch": "torch.export", "exporter": "torch.onnx.export dynamo exporter (dynamo=True)"},
+        notes=notes,
+    )
+
+
+def _user_inputs(program: Any) -> dict[str, Any]:
+    """The program's tensor inputs (not its parameters and buffers), by argument name, with their fake values."""
+    import torch
+
+    wanted = list(program.graph_signature.user_inputs)
+    found = {}
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in wanted and isinstance(node.meta.get("val"), torch.Tensor):
+            found[node.name] = node.meta["val"]
+    return {name: found[name] for name in wanted if name in found}
+
+
+def _numpy_dtype(value: Any) -> np.dtype[Any]:
+    import torch
+
+    return np.dtype(torch.empty((), dtype=value.dtype).numpy().dtype)
+
+
+def _program_shape(name: str, value: Any, entry: dict[str, Any] | None, label: str) -> list[int | str | None]:
+    """The input's shape as the program fixed it (ints) or left it free (its symbol), checked against input_spec."""
+    import torch
+
+    shape: list[int | str | None] = [str(dim) if isinstance(dim, torch.SymInt) else int(dim) for dim in value.shape]
+    if entry is None:
+        return shape
+    declared = list(entry["shape"])
+    dtype = dtype_name(_numpy_dtype(value))
+    if entry["dtype"] != dtype:
+        raise ConversionFailed(
+            Reason.SPEC_MISMATCH,
+            f"input_spec declares {name!r} as {entry['dtype']} but {label} takes {dtype}.",
+            {"tensor": name},
+        )
+    if len(declared) != len(shape):
+        raise ConversionFailed(
+            Reason.SPEC_MISMATCH,
+            f"input_spec declares {name!r} with rank {len(declared)} but {label} takes rank {len(shape)} {shape}.",
+            {"tensor": name},
+        )
+    for axis, (want, have) in enumerate(zip(declared, shape, strict=True)):
+        if isinstance(have, int) and not isinstance(want, int):
+            symbol = want if isinstance(want, str) else ("batch" if axis == 0 else f"{name}_{axis}")
+            raise ConversionFailed(
+                Reason.SPEC_MISMATCH,
+                f"input_spec declares {name!r} dimension {axis} free ({want!r}) but {label} was exported with it "
+                f"fixed at {have}; export with dynamic_shapes={{{name!r}: {{{axis}: torch.export.Dim({symbol!r})}}}} "
+                f"or declare {have}.",
+                {"tensor": name, "axis": axis, "exported": have},
+            )
+        if isinstance(have, int) and isinstance(want, int) and want != have:
+            raise ConversionFailed(
+                Reason.SPEC_MISMATCH,
+                f"input_spec declares {name!r} dimension {axis} as {want} but {label} was exported with {have}.",
+                {"tensor": name, "axis": axis, "exported": have},
+            )
+    # The spec's symbols name the free dimensions (and tie them across inputs); the program's are s0, s1...
+    return [
+        want if isinstance(have, str) and isinstance(want, str) else have
+        for want, have in zip(declared, shape, strict=True)
+    ]
