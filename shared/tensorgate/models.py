@@ -44,6 +44,7 @@ class Framework(StrEnum):
     KERAS = "keras"
     TFLITE = "tflite"
     ONNX = "onnx"
+    PYTORCH = "pytorch"
 
 
 class Network(BaseModel):

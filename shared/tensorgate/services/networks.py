@@ -50,6 +50,9 @@ MODEL_FILE_SUFFIXES = (
     ".hdf5",
     ".tflite",
     ".onnx",
+    ".pt",
+    ".pth",
+    ".pt2",
     *layout.ARCHIVE_SUFFIXES,
 )
 DEFAULT_ARCHIVE_NAME = "model.zip"
