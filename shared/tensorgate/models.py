@@ -45,6 +45,8 @@ class Framework(StrEnum):
     TFLITE = "tflite"
     ONNX = "onnx"
     PYTORCH = "pytorch"
+    NV_CAFFE = "nv-caffe-0.x-mod"
+    CAFFE = "caffe"
 
 
 class Network(BaseModel):

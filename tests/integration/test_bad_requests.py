@@ -168,7 +168,7 @@ CASES: dict[str, BadRequest] = {
     ),
     "data_type_unknown": json_create(preprocessing=preprocessing(data_type="FLOAT64"), mentions="data_type"),
     "resampling_unknown": json_create(preprocessing=preprocessing(resampling="exactly"), mentions="resampling"),
-    "framework_unknown": json_create(framework="caffe", mentions="framework"),
+    "framework_unknown": json_create(framework="theano", mentions="framework"),
     "conversion_opset_too_high": json_create(conversion_options={"opset": 21}, mentions="opset"),
     "conversion_signature_with_spaces": json_create(
         conversion_options={"signature": "serving default"}, mentions="signature"
@@ -219,8 +219,8 @@ CASES: dict[str, BadRequest] = {
     "mean_file_not_uploaded": create(multipart_create(files={"saved_model.pb": b"graph"}), mentions="mean.npy"),
     "mean_file_not_npy": create(
         multipart_create(
-            files={"saved_model.pb": b"g", "mean.binaryproto": b"m"},
-            preprocessing=preprocessing(mean_file="mean.binaryproto"),
+            files={"saved_model.pb": b"g", "mean.csv": b"m"},
+            preprocessing=preprocessing(mean_file="mean.csv"),
         ),
         mentions=".npy",
     ),

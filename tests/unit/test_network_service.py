@@ -148,7 +148,7 @@ def test_create_without_files_answers_a_presigned_post_for_one_archive(service: 
 @pytest.mark.parametrize(
     ("fields", "files", "error"),
     [
-        pytest.param({"framework": "caffe"}, FILES, ValidationFailed, id="unknown_framework"),
+        pytest.param({"framework": "theano"}, FILES, ValidationFailed, id="unknown_framework"),
         pytest.param({"colour": "blue"}, FILES, ValidationFailed, id="unknown_field"),
         pytest.param({"name": ""}, FILES, ValidationFailed, id="empty_name"),
         pytest.param({}, [FILES[0]], ValidationFailed, id="mean_file_not_uploaded"),

@@ -142,7 +142,7 @@ def build(
         named = [f"{layer.name!r} (type {layer.type!r})" for layer in unsupported]
         raise ConversionFailed(
             Reason.UNSUPPORTED_OPS,
-            f"{prototxt_label}: layer{'s' if len(named) > 1 else ''} {listing(named, 5)} "
+            f"{prototxt_label}: layer{'s' if len(named) > 1 else ''} {_first(named, 5)} "
             f"{'are' if len(named) > 1 else 'is'} not supported; supported layer types: {', '.join(SUPPORTED_TYPES)}.",
             {
                 "layers": [{"name": layer.name, "type": layer.type} for layer in unsupported],
@@ -214,6 +214,11 @@ def build(
         blob_values=dict(current),
         outputs=outputs,
     )
+
+
+def _first(items: list[str], limit: int) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def _in_test_phase(layer: Any) -> bool:

@@ -1,6 +1,7 @@
 """Prepared pixels to input tensors: scaling, mean, dimension order, data type, batches (DESIGN §3 steps 5-6).
 
-- ``load_mean(npy_bytes, image_spec, target=...)`` reads and validates a ``mean_file`` once per network:
+- ``load_mean(npy_bytes, image_spec, target=...)`` reads and validates a ``mean_file`` once per network
+  (a ``.npy``, or Caffe's ``.binaryproto`` when the name ends so, read as C×H×W and centre-cropped to the target):
   numeric, finite, at most 3 dimensions in the input's own dimension order without N (a leading N of 1
   is accepted), and broadcastable to one sample without changing its shape, e.g. ``(3, 1, 1)`` for NCHW
   or ``(1, 1, 3)`` for NHWC. It returns a float32 array ready to subtract.
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .blobproto import read_blob_proto
 from .errors import InvalidMeanFile
 from .geometry import ImageTransform, hwc_permutation, sample_shape, spatial_axes
 from .images import ImageSource, PreparedImage, prepare_image
@@ -28,6 +30,7 @@ from .spec import ColorChannels, DataType, ImageSpec, TargetSize
 
 DTYPES = {DataType.FLOAT32: np.float32, DataType.FLOAT16: np.float16, DataType.UINT8: np.uint8}
 MAX_MEAN_BYTES = 256 * 1024 * 1024
+CAFFE_MEAN_SUFFIX = ".binaryproto"
 
 
 @dataclass
@@ -43,6 +46,8 @@ def load_mean(data: bytes, image: ImageSpec, *, target: TargetSize | None = None
     """A validated ``mean_file`` as float32 with one axis per letter of the input's order (without N)."""
     if len(data) > MAX_MEAN_BYTES:
         raise InvalidMeanFile(f"mean_file is larger than {MAX_MEAN_BYTES // (1024 * 1024)} MB.")
+    if image.mean_file is not None and image.mean_file.endswith(CAFFE_MEAN_SUFFIX):
+        return _checked_mean(_caffe_mean(data, image, target), image, target)
     if data[:2] == b"PK":
         raise InvalidMeanFile("mean_file must be one array saved with numpy.save (.npy), not an .npz archive.")
     if not data.startswith(b"\x93NUMPY"):
@@ -59,6 +64,30 @@ def load_mean(data: bytes, image: ImageSpec, *, target: TargetSize | None = None
         raise InvalidMeanFile("mean_file is not a readable .npy file; save it with numpy.save.") from None
     if loaded.dtype.kind not in "iuf":
         raise InvalidMeanFile(f"mean_file must hold integers or floats, not {loaded.dtype}.")
+    return _checked_mean(loaded, image, target)
+
+
+def _caffe_mean(data: bytes, image: ImageSpec, target: TargetSize | None) -> np.ndarray:
+    """A Caffe mean (1×C×H×W, channels in the network's order) in the input's own dimension order.
+
+    Caffe's data layer subtracts the mean before cropping at test time, taking the centre of a larger
+    mean (ImageNet's 256×256 mean for 224×224 inputs): a mean larger than the target is cropped the same way.
+    """
+    blob = read_blob_proto(data)
+    if blob.ndim == 4 and blob.shape[0] == 1:
+        blob = blob[0]
+    if blob.ndim != 3:
+        raise InvalidMeanFile(f"mean_file holds a blob of shape {list(blob.shape)}; a Caffe mean is 1×C×H×W.")
+    size = target if target is not None else image.size
+    if size is not None and size.width is not None and size.height is not None:
+        height, width = blob.shape[1:]
+        if height > size.height and width > size.width:
+            top, left = (height - size.height) // 2, (width - size.width) // 2
+            blob = blob[:, top : top + size.height, left : left + size.width]
+    return np.transpose(blob, ["CHW".index(axis) for axis in spatial_axes(image.dimension_order)])
+
+
+def _checked_mean(loaded: np.ndarray, image: ImageSpec, target: TargetSize | None) -> np.ndarray:
     array = loaded[0] if loaded.ndim == 4 and loaded.shape[0] == 1 else loaded
     expected = _mean_axes(image, target)
     axes = spatial_axes(image.dimension_order)

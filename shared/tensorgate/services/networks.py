@@ -53,6 +53,7 @@ MODEL_FILE_SUFFIXES = (
     ".pt",
     ".pth",
     ".pt2",
+    ".prototxt",
     *layout.ARCHIVE_SUFFIXES,
 )
 DEFAULT_ARCHIVE_NAME = "model.zip"
@@ -198,7 +199,8 @@ class NetworkService:
         if files and not any(name.lower().endswith(MODEL_FILE_SUFFIXES) for name in names):
             raise MissingModelFile(
                 "No model file was sent: include saved_model.pb (or .pbtxt) with its variables, a .keras, .h5, "
-                ".tflite, .onnx or frozen .pb file, or a SavedModel archive (.zip, .tar.gz)."
+                ".tflite, .onnx or frozen .pb file, a Caffe deploy.prototxt with its .caffemodel, or a SavedModel "
+                "archive (.zip, .tar.gz)."
             )
         if request.preprocessing is not None and files:
             for mean_file in request.preprocessing.mean_files():

@@ -312,7 +312,7 @@ def resnet_shaped(size: int = 64, classes: int = 10) -> CaffeNet:
     return net
 
 
-def every_layer(size: int = 23) -> CaffeNet:
+def every_layer(size: int = 24) -> CaffeNet:
     """The rest of the supported list in one small net: dilation, Deconvolution, PReLU, leaky ReLU, Sigmoid,
     TanH, Eltwise PROD/MAX and weighted SUM, LRN within channel, average pooling with padding and a ceil
     overhang, Scale by a second bottom, Flatten and Reshape."""

@@ -140,10 +140,10 @@ def test_locate_model_framework_that_does_not_match_the_files_says_so(upload, tm
 
 
 def test_locate_model_unsupported_framework_is_refused(upload, tmp_path):
-    _files(upload, "deploy.prototxt", "snapshot.caffemodel")
+    _files(upload, "model.params", "model-symbol.json")
 
     with pytest.raises(ConversionFailed) as caught:
-        locate_model(upload, tmp_path / "work", "nv-caffe-0.x-mod")
+        locate_model(upload, tmp_path / "work", "mxnet")
 
     assert caught.value.reason is Reason.UNSUPPORTED_FORMAT
 

@@ -1,0 +1,168 @@
+"""Caffe networks: prototxt + caffemodel written from numpy weights, converted to ONNX with parity."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime
+import pytest
+
+from functions.converter.caffe_sources import SUPPORTED_TYPES
+from functions.converter.convert import ConversionFailed, Reason, convert_network
+from tests.unit.converter import caffe_zoo
+
+SEED_PREPROCESSING = {
+    "inputs": [
+        {
+            "tensor_name": "data",
+            "image": {
+                "dimension_order": "NCHW",
+                "target_size": "224x224",
+                "resize_type": "SQUASH",
+                "mean_file": "mean_file_1.binaryproto",
+                "color_channels": "BGR",
+                "pixel_scaling": 255.0,
+                "data_type": "FLOAT32",
+            },
+        }
+    ],
+    "batched_output": True,
+}
+
+
+def _imagenet_like_mean() -> np.ndarray:
+    """A 3×256×256 mean as ImageNet's, larger than the 224×224 input, as in the seed's example."""
+    rows = np.linspace(0, 1, 256, dtype=np.float32)
+    base = np.array([104.0, 117.0, 123.0], np.float32)[:, None, None]
+    return base + 10 * rows[None, :, None] - 5 * rows[None, None, :]
+
+
+@pytest.fixture(scope="module")
+def googlenet_upload(tmp_path_factory):
+    directory = caffe_zoo.googlenet_shaped().write(tmp_path_factory.mktemp("googlenet") / "upload")
+    (directory / "mean_file_1.binaryproto").write_bytes(caffe_zoo.mean_binaryproto(_imagenet_like_mean()))
+    return directory
+
+
+def test_convert_network_caffe_googlenet_with_the_seeds_preprocessing_converts_with_parity(googlenet_upload, output):
+    # Given the seed's files and preprocessing, with features asked from an inception block and the stem
+    post = [{"tensors_output": {"tensors": ["prob", "inception_3a/output", "conv1/7x7_s2"]}}]
+
+    result = convert_network(
+        googlenet_upload, output, framework="nv-caffe-0.x-mod", preprocessing=SEED_PREPROCESSING, postprocessings=post
+    )
+
+    assert result.format == "caffe"
+    assert result.parity["checked"] and result.parity["passed"]
+    worst = {item["name"]: item for item in result.parity["outputs"]}
+    assert set(worst) == {"prob", "inception_3a/output", "conv1/7x7_s2"}
+    assert all(item["max_abs"] < 1e-3 * max(item["scale"], 1e-6) for item in worst.values())
+    assert result.inputs == [{"name": "data", "dtype": "float32", "shape": ["batch", 3, 224, 224]}]
+    # Caffe's ceil rounding: 112 → 56 at pool1 (floor would give 55), 7×7 before the classifier.
+    shapes = {tensor["name"]: tensor["shape"] for tensor in result.outputs}
+    assert shapes["inception_3a/output"] == ["batch", 40, 28, 28]
+    assert shapes["conv1/7x7_s2"] == ["batch", 16, 112, 112]
+    assert result.declared_files == ["mean_file_1.binaryproto"]
+    assert result.versions["caffe_translation"] == "tensorgate"
+    json.dumps(result.to_dict())
+
+
+@pytest.mark.parametrize("architecture", ["alexnet_shaped", "resnet_shaped", "every_layer"])
+def test_convert_network_caffe_architecture_converts_with_parity(architecture, upload, output):
+    getattr(caffe_zoo, architecture)().write(upload)
+
+    result = convert_network(upload, output, framework="caffe")
+
+    assert result.parity["passed"], result.parity
+    assert result.parity["reference"].startswith("numpy implementation of Caffe's layers")
+    for item in result.parity["outputs"]:
+        assert item["max_abs"] <= 1e-4 * item["scale"]
+
+
+def _pooling_net(method: str, size: int, kernel: int, stride: int, pad: int) -> caffe_zoo.CaffeNet:
+    net = caffe_zoo.CaffeNet("pool")
+    net.pool("pooled", net.input("data", (1, 1, size, size)), method, kernel, stride, pad)
+    return net
+
+
+@pytest.mark.parametrize(
+    ("method", "size", "pad", "expected"),
+    [
+        # 5×5, 3×3 windows, stride 2, pad 1: 3×3 outputs; every average divides by 9, the padding counted
+        # (4 real values in a corner window), as Caffe's PoolingLayer does.
+        ("AVE", 5, 1, [[12 / 9, 27 / 9, 24 / 9], [63 / 9, 108 / 9, 81 / 9], [72 / 9, 117 / 9, 84 / 9]]),
+        # 6×6, no padding: ceil rounding adds a last window of 2 columns, averaged over the 2×3 it covers.
+        ("AVE", 6, 0, [[7, 9, 10.5], [19, 21, 22.5], [28, 30, 31.5]]),
+        ("MAX", 6, 0, [[14, 16, 17], [26, 28, 29], [32, 34, 35]]),
+    ],
+)
+def test_convert_network_caffe_pooling_follows_caffes_windows(method, size, pad, expected, upload, output):
+    _pooling_net(method, size, 3, 2, pad).write(upload)
+    x = np.arange(size * size, dtype=np.float32).reshape(1, 1, size, size)
+
+    convert_network(upload, output, framework="caffe")
+    session = onnxruntime.InferenceSession(str(output / "model.onnx"), providers=["CPUExecutionProvider"])
+
+    np.testing.assert_allclose(session.run(None, {"data": x})[0][0, 0], np.array(expected), rtol=1e-6)
+
+
+def test_convert_network_caffe_unsupported_layer_is_refused_naming_it_and_the_supported_types(upload, output):
+    net = caffe_zoo.alexnet_shaped()
+    net.layer("loss", "SoftmaxWithLoss", ["fc8", "label"], "loss")
+    net.write(upload)
+
+    with pytest.raises(ConversionFailed) as caught:
+        convert_network(upload, output, framework="nv-caffe-0.x-mod")
+
+    assert caught.value.reason is Reason.UNSUPPORTED_OPS
+    assert "layer 'loss' (type 'SoftmaxWithLoss') is not supported" in caught.value.message
+    assert all(kind in caught.value.message for kind in SUPPORTED_TYPES)
+
+
+def test_convert_network_caffe_train_phase_layers_are_left_out(upload, output):
+    net = caffe_zoo.alexnet_shaped()
+    net.text.append(
+        'layer { name: "acc" type: "Accuracy" bottom: "prob" bottom: "label" top: "acc" include { phase: TRAIN } }\n'
+    )
+    net.write(upload)
+
+    assert convert_network(upload, output, framework="caffe").parity["passed"]
+
+
+def test_convert_network_caffe_v1_weights_are_read_by_layer_name(upload, output):
+    net = caffe_zoo.resnet_shaped()
+    net.write(upload)
+    (upload / "snapshot.caffemodel").write_bytes(caffe_zoo.caffemodel(net.weights, v1=True))
+
+    assert convert_network(upload, output, framework="caffe").parity["passed"]
+
+
+def test_convert_network_caffe_weights_of_another_network_are_refused_naming_the_layer(upload, output):
+    caffe_zoo.alexnet_shaped().write(upload)
+    (upload / "snapshot.caffemodel").write_bytes(caffe_zoo.caffemodel(caffe_zoo.alexnet_shaped(size=99).weights))
+
+    with pytest.raises(ConversionFailed) as caught:
+        convert_network(upload, output, framework="caffe")
+
+    assert "'fc6'" in caught.value.message and "trained with this prototxt" in caught.value.message
+
+
+def test_convert_network_caffe_prototxt_without_caffemodel_is_refused(upload, output):
+    (upload / "deploy.prototxt").write_text(caffe_zoo.alexnet_shaped().prototxt())
+
+    with pytest.raises(ConversionFailed) as caught:
+        convert_network(upload, output, framework="nv-caffe-0.x-mod")
+
+    assert caught.value.reason is Reason.MISSING_FILE
+    assert ".caffemodel" in caught.value.message
+
+
+def test_convert_network_caffe_unknown_output_blob_lists_the_blobs(upload, output):
+    caffe_zoo.alexnet_shaped().write(upload)
+
+    with pytest.raises(ConversionFailed) as caught:
+        convert_network(upload, output, framework="caffe", postprocessings=[{"tensors_output": {"tensors": ["fc9"]}}])
+
+    assert caught.value.reason is Reason.UNKNOWN_TENSOR
+    assert "'fc8'" in caught.value.message
