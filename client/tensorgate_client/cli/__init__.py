@@ -52,8 +52,8 @@ class State:
         return self._client
 
 
-def output_options(command: Command) -> Command:
-    """`--json` and `-q` on every command, after the command's own arguments."""
+def display_options(command: Command) -> Command:
+    """`--json` and `-q`, after the command's own arguments."""
 
     def set_json(context: click.Context, _: Any, value: bool) -> None:
         if value:
@@ -69,6 +69,22 @@ def output_options(command: Command) -> Command:
     return click.option(
         "-q", "--quiet", is_flag=True, expose_value=False, callback=set_quiet, help="No tables, no progress."
     )(command)
+
+
+def output_options(command: Command) -> Command:
+    """`--json` and `-q` on every command, and the connection options too, so that
+    `tensorgate networks list --api-url …` works as `tensorgate --api-url … networks list` does."""
+
+    def setting(name: str) -> Callable[[click.Context, Any, str | None], None]:
+        def set_value(context: click.Context, _: Any, value: str | None) -> None:
+            if value is not None:
+                setattr(context.ensure_object(State), name, value)
+
+        return set_value
+
+    for flag, name in (("--profile", "profile"), ("--api-key", "api_key"), ("--api-url", "api_url")):
+        command = click.option(flag, expose_value=False, callback=setting(name), help="As before the command.")(command)
+    return display_options(command)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

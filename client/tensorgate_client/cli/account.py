@@ -7,7 +7,7 @@ import os
 import click
 
 from tensorgate_client import config
-from tensorgate_client.cli import State, cli, output_options
+from tensorgate_client.cli import State, cli, display_options, output_options
 from tensorgate_client.client import Client
 
 
@@ -16,7 +16,7 @@ from tensorgate_client.client import Client
 @click.option("--api-key", "key", help="API key (asked for, hidden, when not given).")
 @click.option("--profile", "profile_name", help="Profile to write (default: default).")
 @click.option("--no-verify", is_flag=True, help="Write the profile without checking the key against the service.")
-@output_options
+@display_options
 @click.pass_obj
 def login(state: State, url: str | None, key: str | None, profile_name: str | None, no_verify: bool) -> None:
     """Save an API URL and key to the profile file (readable by you only)."""

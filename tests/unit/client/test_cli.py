@@ -415,3 +415,15 @@ def test_cli_infer_through_a_spec_prints_its_predicted_labels_and_sends_the_reco
     shown = capsys.readouterr().out
     assert "cat 0.930" in shown and "dog 0.610" in shown
     assert run(["infer", "version:latest", str(picture)]) == 2
+
+
+@responses.activate
+def test_cli_connection_options_work_after_the_command_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(config.URL_VARIABLE)
+    page = {"count": 0, "next": None, "previous": None, "results": []}
+    responses.get("http://other.test/v0.7/networks/", json=page)
+
+    assert run(["networks", "list", "--api-url", "http://other.test", "--api-key", "tg_other", "-q"]) == 0
+    assert run(["--api-url", "http://other.test", "networks", "list", "-q"]) == 0
+
+    assert [call.request.headers["X-API-KEY"] for call in responses.calls] == ["tg_other", KEY]
