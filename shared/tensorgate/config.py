@@ -12,6 +12,10 @@ CONVERTER_TIMEOUT_SECONDS = 900
 # A converter's claim on a deploy outlives any conversion by 5 minutes; an older claim belongs to a
 # converter that died (killed, out of memory, timed out), and the next delivery takes it over.
 DEFAULT_CONVERSION_CLAIM_SECONDS = CONVERTER_TIMEOUT_SECONDS + 300
+# An endpoint's predict waits this long for its results before answering 202 with the task ids; API Gateway
+# ends a request at 29 s, so the setting stops well before.
+DEFAULT_PREDICT_BUDGET_SECONDS = 10.0
+MAX_PREDICT_BUDGET_SECONDS = 25.0
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,11 @@ class Settings:
     max_file_bytes: int
     usage_plan_id: str
     conversion_claim_seconds: int = DEFAULT_CONVERSION_CLAIM_SECONDS
+    predict_budget_seconds: float = DEFAULT_PREDICT_BUDGET_SECONDS
+    # Application Auto Scaling resource ids (`service/<cluster>/<service>`) of the worker services whose
+    # minimum capacity endpoints' replicas hold up; empty (locally): the settings are stored and shown only.
+    cpu_worker_service: str = ""
+    gpu_worker_service: str = ""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -49,7 +58,22 @@ class Settings:
             max_file_bytes=int(env.get("MAX_FILE_BYTES", str(6 * 1024**2))),
             usage_plan_id=env.get("USAGE_PLAN_ID", ""),
             conversion_claim_seconds=int(env.get("CONVERSION_CLAIM_SECONDS", str(DEFAULT_CONVERSION_CLAIM_SECONDS))),
+            predict_budget_seconds=_predict_budget(env.get("PREDICT_BUDGET_SECONDS", "")),
+            cpu_worker_service=env.get("CPU_WORKER_SERVICE", ""),
+            gpu_worker_service=env.get("GPU_WORKER_SERVICE", ""),
         )
+
+
+def _predict_budget(text: str) -> float:
+    if not text:
+        return DEFAULT_PREDICT_BUDGET_SECONDS
+    budget = float(text)
+    if not 0 <= budget <= MAX_PREDICT_BUDGET_SECONDS:
+        raise ValueError(
+            f"PREDICT_BUDGET_SECONDS must be from 0 to {MAX_PREDICT_BUDGET_SECONDS} (API Gateway ends a request "
+            f"at 29 s); it is {text!r}."
+        )
+    return budget
 
 
 @lru_cache(maxsize=1)

@@ -62,6 +62,27 @@ class RecognitionVersionNotFound(TensorgateError):
         super().__init__(f"No recognition version with id {version_id} exists in this account.")
 
 
+class EndpointNotFound(TensorgateError):
+    def __init__(self, endpoint: object) -> None:
+        super().__init__(f"No endpoint with id {endpoint} exists in this account.")
+
+
+class EndpointShutdown(TensorgateError):
+    """A prediction asked of an endpoint that was shut down."""
+
+
+class DuplicateName(TensorgateError):
+    """A name that must be unique in the account is already taken."""
+
+
+def endpoint_name_taken(name: str) -> DuplicateName:
+    return DuplicateName(
+        f"An endpoint named {name!r} already exists in this account; choose another name, or change or delete "
+        "that endpoint (GET /v0.7/endpoints/lookup?name=... finds it).",
+        [{"field": "name", "message": "is already taken by another endpoint"}],
+    )
+
+
 class NoCurrentVersion(TensorgateError):
     """A spec asked to infer while it has no current version."""
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     # Only types here: the models (and pydantic) load on the first service call, the body parsers
     # (python-multipart) on the first request that has a body.
     from tensorgate.forms import Form
+    from tensorgate.listing import ListQuery
     from tensorgate.models import Page
 
 JSON = "application/json"
@@ -26,6 +27,7 @@ MAX_OFFSET = 1_000_000
 
 STATUS_BY_ERROR: dict[type[errors.TensorgateError], int] = {
     errors.ValidationFailed: 400,
+    errors.DuplicateName: 400,
     errors.MalformedRequest: 400,
     errors.UnknownField: 400,
     errors.ImmutableField: 400,
@@ -36,9 +38,11 @@ STATUS_BY_ERROR: dict[type[errors.TensorgateError], int] = {
     errors.TaskNotFound: 404,
     errors.RecognitionSpecNotFound: 404,
     errors.RecognitionVersionNotFound: 404,
+    errors.EndpointNotFound: 404,
     errors.RouteNotFound: 404,
     errors.NetworkNotReady: 409,
     errors.NoCurrentVersion: 409,
+    errors.EndpointShutdown: 409,
     errors.ConcurrentUpdate: 409,
     errors.DuplicateSlug: 409,
     errors.PayloadTooLarge: 413,
@@ -150,6 +154,35 @@ def pagination(event: APIGatewayProxyEvent) -> tuple[int, int]:
     return offset, limit
 
 
+def list_query(event: APIGatewayProxyEvent) -> ListQuery:
+    """A list's page and filters: `offset`/`limit`, `cursor` (from a `next` link), `search`, `name`, `author`,
+    `status`."""
+    from tensorgate.listing import ListQuery, check_filter, decode_cursor
+
+    offset, limit = pagination(event)
+    cursor = event.get_query_string_value("cursor")
+    return ListQuery(
+        limit=limit,
+        offset=offset,
+        cursor=decode_cursor(cursor) if cursor else None,
+        search=check_filter("search", event.get_query_string_value("search")),
+        name=check_filter("name", event.get_query_string_value("name")),
+        author=check_filter("author", event.get_query_string_value("author")),
+        status=check_filter("status", event.get_query_string_value("status")),
+    )
+
+
+def lookup_name(event: APIGatewayProxyEvent) -> str:
+    """`lookup?name=`: the exact name asked (case-sensitive), required."""
+    name = event.get_query_string_value("name")
+    if not name:
+        raise errors.ValidationFailed(
+            "Look a resource up by its exact name: add ?name=... to the query.",
+            [{"field": "name", "message": "is required"}],
+        )
+    return name
+
+
 def multi_values(event: APIGatewayProxyEvent, name: str) -> list[str]:
     values = (event.multi_value_query_string_parameters or {}).get(name)
     if values is None:
@@ -169,18 +202,24 @@ def base_url(event: APIGatewayProxyEvent) -> str:
 
 def page_envelope(event: APIGatewayProxyEvent, page: Page, extra: dict[str, list[str]] | None = None) -> dict[str, Any]:
     url = base_url(event)
+    kept = (extra or {}) | {name: [value] for name, value in page.filters.items()}
 
-    def link(offset: int) -> str:
-        query: list[tuple[str, str | int]] = [
-            (name, value) for name, values in (extra or {}).items() for value in values
-        ]
+    def link(offset: int, cursor: str | None = None) -> str:
+        query: list[tuple[str, str | int]] = [(name, value) for name, values in kept.items() for value in values]
+        if cursor is not None:
+            query.append(("cursor", cursor))
         query += [("offset", offset), ("limit", page.limit)]
         return f"{url}?{urlencode(query)}"
 
     following = page.offset + page.limit
+    if page.by_cursor:
+        # The cursor says where the next page starts; its offset only keeps `previous` links right.
+        following_link = None if page.next_cursor is None else link(following, page.next_cursor)
+    else:
+        following_link = link(following) if following < page.count else None
     return {
         "count": page.count,
-        "next": link(following) if following < page.count else None,
+        "next": following_link,
         "previous": link(max(0, page.offset - page.limit)) if page.offset > 0 else None,
         "results": page.results,
     }

@@ -38,6 +38,11 @@ class TaskKind(StrEnum):
     BATCH = "batch"
 
 
+class EndpointStatus(StrEnum):
+    RUNNING = "running"
+    SHUTDOWN = "shutdown"
+
+
 class Framework(StrEnum):
     TENSORFLOW_1 = "tensorflow-1.x"
     TENSORFLOW_2 = "tensorflow-2.x"
@@ -124,9 +129,13 @@ class Task(BaseModel):
     # An inference's options for labelled outputs (DESIGN §7), kept with the task that carries them.
     show_discarded: bool | None = None
     max_predictions: int | None = None
+    # A prediction through an endpoint: which endpoint, and which of its targets answered (traffic split).
+    endpoint_id: int | None = None
+    target: dict[str, Any] | None = None
 
     def to_wire(self) -> dict[str, Any]:
         created, updated = iso_z(self.create_date), iso_z(self.update_date)
+        through_endpoint = {} if self.endpoint_id is None else {"endpoint_id": self.endpoint_id, "target": self.target}
         return {
             "id": self.task_id,
             "status": self.status.value,
@@ -139,7 +148,7 @@ class Task(BaseModel):
             "date_created": created,
             "date_updated": updated,
             "subtasks": self.subtasks,
-        }
+        } | through_endpoint
 
 
 class ApiKey(BaseModel):
@@ -148,6 +157,12 @@ class ApiKey(BaseModel):
     key_id: str
     account_id: str
     create_date: datetime
+    # Who the key was issued to: the `author` of what it creates (the account id when unnamed).
+    name: str | None = None
+
+    @property
+    def author(self) -> str:
+        return self.name or self.account_id
 
 
 class Page(BaseModel):
@@ -159,6 +174,10 @@ class Page(BaseModel):
     offset: int
     limit: int
     results: list[Any]
+    # A page read from a cursor: the next page's cursor (None on the last page) and the filters it keeps.
+    by_cursor: bool = False
+    next_cursor: str | None = None
+    filters: dict[str, str] = Field(default_factory=dict)
 
 
 class RecognitionSpec(BaseModel):
@@ -221,6 +240,49 @@ class RecognitionVersion(BaseModel):
             "post_processings": self.post_processings,
             "spec_name": self.spec_name,
             "network_name": self.network_name,
+            "update_date": iso_z(self.update_date),
+            "create_date": iso_z(self.create_date),
+        }
+
+
+TARGET_FIELDS = ("network_id", "recognition_version_id", "recognition_spec_id")
+
+
+class Endpoint(BaseModel):
+    """A named, account-unique handle on a network, a recognition version or a spec (DESIGN §8).
+
+    `target` holds exactly one of TARGET_FIELDS; `canary`, when set, another target and the `weight`
+    (a fraction of predictions) it takes."""
+
+    model_config = ConfigDict(validate_assignment=True, defer_build=True)
+
+    account_id: str
+    endpoint_id: int
+    name: str
+    description: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    author: str
+    target: dict[str, int]
+    canary: dict[str, Any] | None = None
+    replicas: int = 0
+    gpu_required: bool = False
+    status: EndpointStatus = EndpointStatus.RUNNING
+    create_date: datetime
+    update_date: datetime
+    version: int = 1
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.endpoint_id,
+            "name": self.name,
+            "description": self.description,
+            "metadata": self.metadata,
+            "author": self.author,
+            **{name: self.target.get(name) for name in TARGET_FIELDS},
+            "canary": self.canary,
+            "replicas": self.replicas,
+            "gpu_required": self.gpu_required,
+            "status": self.status.value,
             "update_date": iso_z(self.update_date),
             "create_date": iso_z(self.create_date),
         }

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from tensorgate.adapters.dynamodb import DynamoTaskRepository
     from tensorgate.services.auth import AuthService
     from tensorgate.services.conversions import ConversionService, Converter
+    from tensorgate.services.endpoints import EndpointService
     from tensorgate.services.inference import InferenceService
     from tensorgate.services.networks import NetworkService
     from tensorgate.services.recognition import RecognitionService
@@ -84,6 +85,33 @@ def inference_service() -> InferenceService:
 
 
 @cache
+def endpoint_service() -> EndpointService:
+    from tensorgate.adapters.dynamodb import DynamoIdAllocator, DynamoNetworkRepository
+    from tensorgate.adapters.dynamodb_endpoints import DynamoEndpointRepository
+    from tensorgate.services.endpoints import EndpointService, PredictPolicy
+
+    settings = get_settings()
+    capacity = None
+    if settings.cpu_worker_service or settings.gpu_worker_service:  # deployed: replicas hold the workers warm
+        from tensorgate.adapters.autoscaling import WorkerServiceCapacity
+
+        capacity = WorkerServiceCapacity(
+            counters_table=settings.counters_table,
+            services={"cpu": settings.cpu_worker_service, "gpu": settings.gpu_worker_service},
+        )
+    return EndpointService(
+        endpoints=DynamoEndpointRepository(settings.networks_table),
+        networks=DynamoNetworkRepository(settings.networks_table),
+        recognition=recognition_service(),
+        inference=inference_service(),
+        tasks=task_service(),
+        ids=DynamoIdAllocator(settings.counters_table),
+        capacity=capacity,
+        policy=PredictPolicy(budget_seconds=settings.predict_budget_seconds),
+    )
+
+
+@cache
 def auth_service() -> AuthService:
     from tensorgate.adapters.dynamodb import DynamoApiKeyRepository
     from tensorgate.services.auth import AuthService
@@ -128,5 +156,12 @@ def reset() -> None:
 
     get_settings.cache_clear()
     reset_clients()
-    for builder in (network_service, task_service, auth_service, inference_service, recognition_service):
+    for builder in (
+        network_service,
+        task_service,
+        auth_service,
+        inference_service,
+        recognition_service,
+        endpoint_service,
+    ):
         builder.cache_clear()

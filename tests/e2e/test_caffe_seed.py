@@ -1,0 +1,110 @@
+"""The v0.7 seed's own create example, a Caffe GoogLeNet, sent with curl through `make dev`'s stack.
+
+The request is the seed's cURL command as written, but for the host, the key and the folder the
+files were saved in; the files are a GoogLeNet-shaped network built by tests/unit/converter/caffe_zoo.py
+(prototxt + caffemodel from numpy weights) and an ImageNet-sized 3×256×256 mean in Caffe's format.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from functions.converter.caffe_sources import network, reference
+from tests.e2e.conftest import RunningStack
+from tests.unit.converter import caffe_zoo
+
+pytestmark = [pytest.mark.e2e]
+
+SEED_REQUEST = """\
+curl https://api.deepomatic.com/v0.7/networks \\
+-H "X-API-KEY: ${DEEPOMATIC_API_KEY}" \\
+-F name='my new network' \\
+-F description='trained with more images' \\
+-F metadata='{"author": "me", "project": "Go to mars"}' \\
+-F framework='nv-caffe-0.x-mod' \\
+-F preprocessing='{"inputs": [{"tensor_name": "data","image": {"dimension_order":"NCHW", "target_size":"224x224", \
+"resize_type":"SQUASH", "mean_file": "mean_file_1.binaryproto", "color_channels": "BGR", "pixel_scaling": 255.0, \
+"data_type": "FLOAT32"}}], "batched_output": true}' \\
+-F deploy.prototxt=@/tmp/deploy.prototxt \\
+-F snapshot.caffemodel=@/tmp/snapshot.caffemodel \\
+-F mean_file_1.binaryproto=@/tmp/imagenet_mean.binaryproto
+"""
+
+
+def _mean() -> np.ndarray:
+    rows = np.linspace(0, 1, 256, dtype=np.float32)
+    return (
+        np.array([104.0, 117.0, 123.0], np.float32)[:, None, None] + 20 * rows[None, :, None] - 8 * rows[None, None, :]
+    )
+
+
+def _wait(stack: RunningStack, path: str, done, seconds: float = 300) -> dict:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        body = requests.get(f"{stack.url}{path}", headers={"X-API-KEY": stack.api_key}, timeout=30).json()
+        if done(body):
+            return body
+        time.sleep(0.5)
+    pytest.fail(f"{path} did not finish within {seconds} s:\n{stack.printed()[-3000:]}")
+
+
+def test_seed_caffe_request_deploys_and_serves_googlenet_as_the_numpy_reference(
+    local_stack_with_workers: RunningStack, tmp_path: Path
+) -> None:
+    stack = local_stack_with_workers
+    # Given the seed's three files, saved where its download step puts them (here, a folder of our own)
+    net = caffe_zoo.googlenet_shaped()
+    net.write(tmp_path)
+    (tmp_path / "imagenet_mean.binaryproto").write_bytes(caffe_zoo.mean_binaryproto(_mean()))
+    command = SEED_REQUEST.replace("https://api.deepomatic.com/v0.7", stack.url).replace("/tmp/", f"{tmp_path}/")
+
+    # When the seed's curl command is run as written
+    completed = subprocess.run(
+        ["bash", "-c", command],
+        env={**os.environ, "DEEPOMATIC_API_KEY": stack.api_key},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+    # Then the network is created, converted with parity, and ready
+    created = json.loads(completed.stdout)
+    assert created["framework"] == "nv-caffe-0.x-mod" and created["name"] == "my new network", created
+    task = _wait(stack, f"/tasks/{created['task_id']}/", lambda body: body["status"] != "pending")
+    assert task["status"] == "success", task
+    deployed = _wait(stack, f"/networks/{created['id']}/", lambda body: body["status"] != "pending")
+    parity = deployed["conversion"]["parity"]
+    assert parity["passed"] and parity["outputs"][0]["name"] == "prob"
+    assert parity["outputs"][0]["max_abs"] < 1e-4
+
+    # And an inference answers what the numpy reference computes on the reference preprocessing
+    pixels = np.random.default_rng(3).integers(0, 256, size=(180, 260, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    body = {"inputs": [{"image": {"source": base64.b64encode(buffer.getvalue()).decode()}}]}
+    reply = requests.post(
+        f"{stack.url}/networks/{created['id']}/inference", headers={"X-API-KEY": stack.api_key}, json=body, timeout=60
+    )
+    assert reply.status_code == 200, reply.text
+    result = _wait(stack, f"/tasks/{reply.json()['task_id']}/", lambda body: body["status"] != "pending")
+    assert result["status"] == "success", result
+    [tensor] = [item for item in result["data"]["tensors"] if item["name"] == "prob"]
+
+    resized = np.asarray(Image.fromarray(pixels).resize((224, 224), Image.BILINEAR), dtype=np.float32)
+    bgr = resized[:, :, ::-1].transpose(2, 0, 1) / 255.0 * 255.0 - _mean()[:, 16:240, 16:240]
+    caffe = network.load(tmp_path / "deploy.prototxt", tmp_path / "snapshot.caffemodel", "deploy.prototxt", "w")
+    expected = reference.forward(caffe, {"data": bgr[None]})["prob"]
+    assert tensor["shape"] == [1, 10] and np.ptp(expected) > 0.01  # an answer that tells networks apart
+    np.testing.assert_allclose(tensor["data"], expected.ravel(), atol=2e-3)
