@@ -164,6 +164,41 @@ REQUESTS: dict[str, dict[str, Any]] = {
         "body": json.dumps({"inputs": [{"image": {"source": "https://example.com/cat.jpg"}}]}).encode(),
     },
     "recognition_api/13_delete_spec.json": {"method": "DELETE", "path": "/v0.7/recognition/specs/1/"},
+    "endpoints_api/01_create.json": {
+        "method": "POST",
+        "path": "/v0.7/endpoints/",
+        "content_type": "application/json",
+        "body": json.dumps({"name": "pets", "description": "Pets in photos", "network_id": 1, "replicas": 1}).encode(),
+    },
+    "endpoints_api/02_create_name_taken.json": {
+        "method": "POST",
+        "path": "/v0.7/endpoints/",
+        "content_type": "application/json",
+        "body": json.dumps({"name": "pets", "network_id": 1}).encode(),
+    },
+    "endpoints_api/03_list_search.json": {"method": "GET", "path": "/v0.7/endpoints/", "query": {"search": "PET"}},
+    "endpoints_api/04_lookup.json": {"method": "GET", "path": "/v0.7/endpoints/lookup", "query": {"name": "pets"}},
+    "endpoints_api/05_get.json": {"method": "GET", "path": "/v0.7/endpoints/1/"},
+    "endpoints_api/06_patch.json": {
+        "method": "PATCH",
+        "path": "/v0.7/endpoints/1/",
+        "content_type": "application/json",
+        "body": json.dumps({"replicas": 2, "gpu_required": True}).encode(),
+    },
+    "endpoints_api/07_predict_network_pending.json": {
+        "method": "POST",
+        "path": "/v0.7/endpoints/1/predict",
+        "content_type": "application/json",
+        "body": json.dumps({"features": ["https://example.com/cat.jpg"]}).encode(),
+    },
+    "endpoints_api/08_shutdown.json": {"method": "POST", "path": "/v0.7/endpoints/1/shutdown"},
+    "endpoints_api/09_predict_shut_down.json": {
+        "method": "POST",
+        "path": "/v0.7/endpoints/1/predict",
+        "content_type": "application/json",
+        "body": json.dumps({"features": ["https://example.com/cat.jpg"]}).encode(),
+    },
+    "endpoints_api/10_delete.json": {"method": "DELETE", "path": "/v0.7/endpoints/1/"},
 }
 
 

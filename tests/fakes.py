@@ -10,8 +10,25 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from tensorgate.errors import ConcurrentUpdate, NetworkNotFound, RecognitionSpecNotFound, StorageUnavailable
-from tensorgate.models import PUBLIC_ACCOUNT, ApiKey, Network, RecognitionSpec, RecognitionVersion, Task, TaskStatus
+from tensorgate.errors import (
+    ConcurrentUpdate,
+    EndpointNotFound,
+    NetworkNotFound,
+    RecognitionSpecNotFound,
+    StorageUnavailable,
+    endpoint_name_taken,
+)
+from tensorgate.listing import ListQuery, ListResult
+from tensorgate.models import (
+    PUBLIC_ACCOUNT,
+    ApiKey,
+    Endpoint,
+    Network,
+    RecognitionSpec,
+    RecognitionVersion,
+    Task,
+    TaskStatus,
+)
 
 
 class InMemoryNetworkRepository:
@@ -246,3 +263,76 @@ class InMemoryGatewayKeys:
 
     def remove(self, key_id: str) -> None:
         self.keys.pop(key_id, None)
+
+
+def matches(query: ListQuery, name: str, description: str, author: str, status: str) -> bool:
+    """The list filters as the adapters apply them: parts, any case; status exact."""
+    if query.search and query.search.casefold() not in "\n".join((name, description, author)).casefold():
+        return False
+    if query.name and query.name.casefold() not in name.casefold():
+        return False
+    if query.author and query.author.casefold() not in author.casefold():
+        return False
+    return not query.status or query.status == status
+
+
+class InMemoryEndpointRepository:
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, int], Endpoint] = {}
+
+    def put_new(self, endpoint: Endpoint) -> None:
+        if self.get_by_name(endpoint.account_id, endpoint.name) is not None:
+            raise endpoint_name_taken(endpoint.name)
+        self.records[(endpoint.account_id, endpoint.endpoint_id)] = endpoint.model_copy(deep=True)
+
+    def get(self, account_id: str, endpoint_id: int) -> Endpoint | None:
+        endpoint = self.records.get((account_id, endpoint_id))
+        return None if endpoint is None else endpoint.model_copy(deep=True)
+
+    def get_by_name(self, account_id: str, name: str) -> Endpoint | None:
+        for (owner, _), endpoint in sorted(self.records.items()):
+            if owner == account_id and endpoint.name == name:
+                return endpoint.model_copy(deep=True)
+        return None
+
+    def page(self, account_id: str, query: ListQuery) -> ListResult[Endpoint]:
+        mine = [
+            endpoint
+            for (owner, key), endpoint in sorted(self.records.items())
+            if owner == account_id
+            and (query.cursor is None or key > query.cursor)
+            and matches(query, endpoint.name, endpoint.description, endpoint.author, endpoint.status.value)
+        ]
+        start = 0 if query.cursor is not None else query.offset
+        page = mine[start : start + query.limit]
+        more = len(mine) > start + query.limit
+        return ListResult(
+            count=len(mine),
+            items=[endpoint.model_copy(deep=True) for endpoint in page],
+            last_key=page[-1].endpoint_id if more and page else None,
+        )
+
+    def replace(self, endpoint: Endpoint, expected_version: int, previous_name: str) -> None:
+        key = (endpoint.account_id, endpoint.endpoint_id)
+        current = self.records.get(key)
+        if current is None:
+            raise EndpointNotFound(endpoint.endpoint_id)
+        if current.version != expected_version:
+            raise ConcurrentUpdate(f"Endpoint {endpoint.endpoint_id} changed meanwhile.")
+        if endpoint.name != previous_name and self.get_by_name(endpoint.account_id, endpoint.name) is not None:
+            raise endpoint_name_taken(endpoint.name)
+        self.records[key] = endpoint.model_copy(deep=True)
+
+    def delete(self, endpoint: Endpoint) -> None:
+        self.records.pop((endpoint.account_id, endpoint.endpoint_id), None)
+
+
+class InMemoryWorkerCapacity:
+    """The replicas held per device, as the adapter's counter sums them."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, int] = {"cpu": 0, "gpu": 0}
+
+    def change(self, device: str, delta: int) -> int:
+        self.held[device] = max(0, self.held[device] + delta)
+        return self.held[device]

@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create-key", help="issue an API key for an account (printed once)")
     create.add_argument("account")
+    create.add_argument("--name", help="who the key is issued to: the author of what it creates")
     revoke = commands.add_parser("revoke-key", help="revoke a key by its key id (see list-keys)")
     revoke.add_argument("key_id")
     commands.add_parser("list-keys", help="list key ids and their accounts (never the keys)")
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "create-key":
-            record, key = wiring.auth_service().create_key(args.account)
+            record, key = wiring.auth_service().create_key(args.account, name=args.name)
             print(json.dumps({"account_id": record.account_id, "key_id": record.key_id, "api_key": key}))
         elif args.command == "revoke-key":
             if not wiring.auth_service().revoke(args.key_id):

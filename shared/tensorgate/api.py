@@ -60,3 +60,10 @@ def authenticate(app: APIGatewayRestResolver) -> str:
     account_id = wiring.auth_service().authenticate(http.api_key(app.current_event))
     logger.append_keys(account_id=account_id)
     return account_id
+
+
+def authenticate_author(app: APIGatewayRestResolver) -> tuple[str, str]:
+    """The caller's account and the name its key was issued to (the `author` of what it creates)."""
+    key = wiring.auth_service().identify(http.api_key(app.current_event))
+    logger.append_keys(account_id=key.account_id)
+    return key.account_id, key.author

@@ -21,12 +21,15 @@ from pydantic.json_schema import models_json_schema
 from tensorgate import http, responses
 from tensorgate.schemas import (
     JSON_FIELDS,
+    CreateEndpoint,
     CreateNetwork,
     CreateRecognitionSpec,
     CreateRecognitionVersion,
+    UpdateEndpoint,
     UpdateNetwork,
     UpdateRecognitionSpec,
 )
+from tensorgate.services.endpoints import PredictRequest
 from tensorgate.services.inference import InferenceRequest
 from tensorgate.services.networks import MAX_RECORD_BYTES
 from tensorgate.services.tasks import MAX_TASK_IDS
@@ -73,6 +76,7 @@ class Operation:
     body_example: dict[str, Any] | None = None  # of the JSON body
     errors: dict[int, str | None] = field(default_factory=dict)  # status → description (None: the usual one)
     public: bool = False
+    also: tuple[Success, ...] = ()  # other successful answers (a predict's 202)
 
 
 def _path_id(name: str, what: str) -> dict[str, Any]:
@@ -170,6 +174,51 @@ PUBLIC_SLUG = {
     "schema": {"type": "string"},
 }
 NETWORK_READ_ONLY = "Read-only fields (id, framework, preprocessing, ...) answer 400 naming the field as immutable."
+
+ENDPOINT_ID = _path_id("endpoint_id", "endpoint")
+ENDPOINT_LINKS = {
+    name: {"operationId": name, "parameters": {"endpoint_id": "$response.body#/id"}}
+    for name in ("GetEndpoint", "UpdateEndpoint", "DeleteEndpoint", "ShutdownEndpoint", "PredictEndpoint")
+}
+LIST_FILTERS = (
+    {
+        "name": "cursor",
+        "in": "query",
+        "description": "Where a `next` link continues; it wins over `offset` (kept for `previous` links).",
+        "schema": {"type": "string", "maxLength": 200},
+    },
+    {
+        "name": "search",
+        "in": "query",
+        "description": "A part of the name, description or author, any case.",
+        "schema": {"type": "string", "maxLength": 200},
+    },
+    {
+        "name": "name",
+        "in": "query",
+        "description": "A part of the name, any case.",
+        "schema": {"type": "string", "maxLength": 200},
+    },
+    {
+        "name": "author",
+        "in": "query",
+        "description": "A part of the author (the name the creating API key was issued to), any case.",
+        "schema": {"type": "string", "maxLength": 200},
+    },
+    {"name": "status", "in": "query", "description": "Exactly this status.", "schema": {"type": "string"}},
+)
+LOOKUP_NAME = {
+    "name": "name",
+    "in": "query",
+    "required": True,
+    "description": "The exact name, case-sensitive.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+}
+ENDPOINT_TARGET_ERRORS = {
+    400: "Invalid fields, a target of no resource of this account, or a name another endpoint has.",
+    413: None,
+    415: None,
+}
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -541,6 +590,129 @@ OPERATIONS: tuple[Operation, ...] = (
         },
     ),
     Operation(
+        "POST",
+        "/v0.7/endpoints",
+        "CreateEndpoint",
+        "endpoints",
+        "Create an endpoint",
+        description=(
+            "A named handle (unique in the account) on exactly one target: `network_id` (answers tensors), "
+            "`recognition_version_id`, or `recognition_spec_id` (whichever version is current answers). "
+            "`replicas` workers are kept warm for it while it runs; `gpu_required` picks the GPU worker service. "
+            "`canary` sends `weight` of the predictions to a second target."
+        ),
+        body={"application/json": CreateEndpoint},
+        body_example={
+            "name": "pets",
+            "recognition_spec_id": 1,
+            "replicas": 1,
+            "canary": {"recognition_version_id": 4, "weight": 0.05},
+        },
+        success=Success(201, "The endpoint, running.", responses.EndpointBody, links=ENDPOINT_LINKS),
+        errors=ENDPOINT_TARGET_ERRORS,
+    ),
+    Operation(
+        "GET",
+        "/v0.7/endpoints",
+        "ListEndpoints",
+        "endpoints",
+        "List or search the account's endpoints",
+        parameters=(*PAGINATION, *LIST_FILTERS),
+        success=Success(200, "One page of endpoints, oldest first.", responses.EndpointPage),
+        errors={400: "A page or filter parameter is out of range, or the cursor is not one a link gave."},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/endpoints/lookup",
+        "LookupEndpoint",
+        "endpoints",
+        "Find the endpoint with exactly this name",
+        parameters=(LOOKUP_NAME,),
+        success=Success(200, "The endpoint.", responses.EndpointBody),
+        errors={400: "`name` is missing.", 404: "No endpoint of this account has exactly this name."},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/endpoints/{endpoint_id}",
+        "GetEndpoint",
+        "endpoints",
+        "Get an endpoint",
+        parameters=(ENDPOINT_ID,),
+        success=Success(200, "The endpoint.", responses.EndpointBody),
+        errors={404: None},
+    ),
+    Operation(
+        "PATCH",
+        "/v0.7/endpoints/{endpoint_id}",
+        "UpdateEndpoint",
+        "endpoints",
+        "Change an endpoint: its name, target, canary, replicas or device",
+        description=(
+            "Naming a target replaces the current one (the PATCH that makes a canary current: "
+            '`{"recognition_version_id": 4, "canary": null}`). `id`, `author`, `status` and the dates are '
+            "read-only (400 naming the field)."
+        ),
+        parameters=(ENDPOINT_ID,),
+        body={"application/json": UpdateEndpoint},
+        body_example={"name": "pets v2", "replicas": 2},
+        success=Success(200, "The endpoint as changed.", responses.EndpointBody),
+        errors={**ENDPOINT_TARGET_ERRORS, 404: None, 409: "The endpoint kept being changed by other requests."},
+    ),
+    Operation(
+        "DELETE",
+        "/v0.7/endpoints/{endpoint_id}",
+        "DeleteEndpoint",
+        "endpoints",
+        "Delete an endpoint (its name is free again)",
+        parameters=(ENDPOINT_ID,),
+        success=Success(204, "Deleted."),
+        errors={404: None},
+    ),
+    Operation(
+        "POST",
+        "/v0.7/endpoints/{endpoint_id}/shutdown",
+        "ShutdownEndpoint",
+        "endpoints",
+        "Shut an endpoint down",
+        description="Its predictions answer 409 from now on and the workers it kept warm are released.",
+        parameters=(ENDPOINT_ID,),
+        success=Success(200, "The endpoint, `shutdown`.", responses.EndpointBody),
+        errors={404: None, 409: "The endpoint kept being changed by other requests."},
+    ),
+    Operation(
+        "POST",
+        "/v0.7/endpoints/{endpoint_id}/predict",
+        "PredictEndpoint",
+        "endpoints",
+        "Predict: results in the same response when they are ready in time",
+        description=(
+            "SBrain's `features` (one sample per feature) or the v0.7 `inputs` (one sample), with the v0.7 "
+            "inference options. Each sample is one task on the endpoint's target, or its canary drawn by weight. "
+            "When every task ends within the budget (10 s by default; `?wait=` seconds asks less) the answer is "
+            "200 with the results; otherwise 202 with the same body, the tasks pending: poll their ids."
+        ),
+        parameters=(
+            ENDPOINT_ID,
+            {
+                "name": "wait",
+                "in": "query",
+                "description": "Seconds to wait for the results at most (the predict budget caps it); 0 answers 202.",
+                "schema": {"type": "number", "minimum": 0, "maximum": 60},
+            },
+        ),
+        body={"application/json": PredictRequest, "multipart/form-data": "InferenceForm"},
+        body_example={"features": ["/9j/4AAQSkZJRg..."], "max_predictions": 3},
+        success=Success(200, "Every task ended: the results.", responses.PredictionBody),
+        also=(Success(202, "Some tasks had not ended by the wait: poll `task_ids`.", responses.PredictionBody),),
+        errors={
+            400: None,
+            404: None,
+            409: "The endpoint is shut down, its spec has no current version, or its network is not ready.",
+            413: "An input is over 5 MiB; upload it and send its s3:// URI or an https URL.",
+            415: None,
+        },
+    ),
+    Operation(
         "GET",
         "/v0.7/openapi.json",
         "GetOpenApiDocument",
@@ -654,6 +826,12 @@ def _operation(operation: Operation, schemas: dict[str, Any], refs: dict[str, An
     if operation.success.links:
         success["links"] = operation.success.links
     answers: dict[str, Any] = {str(operation.success.status): success}
+    for other in operation.also:
+        assert other.model is not None
+        answers[str(other.status)] = {
+            "description": other.description,
+            "content": {"application/json": {"schema": _schema_of(other.model, refs)}},
+        }
     statuses = dict(operation.errors)
     if not operation.public:
         statuses |= {status: statuses.get(status) for status in AUTHENTICATED_ERRORS}
@@ -728,6 +906,7 @@ def _document() -> dict[str, Any]:
             {"name": "recognition specs", "description": "What a recognition answers: outputs and labels."},
             {"name": "recognition versions", "description": "A spec bound to a network and how to read its tensors."},
             {"name": "recognition inference", "description": "Labelled predictions through a spec or a version."},
+            {"name": "endpoints", "description": "Named deployments with a synchronous predict."},
             {"name": "documentation", "description": "This document; no key needed."},
         ],
     }

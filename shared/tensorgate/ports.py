@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from tensorgate.models import ApiKey, Network, RecognitionSpec, RecognitionVersion, Task
+from tensorgate.listing import ListQuery, ListResult
+from tensorgate.models import ApiKey, Endpoint, Network, RecognitionSpec, RecognitionVersion, Task
 
 
 class NetworkRepository(Protocol):
@@ -30,6 +31,21 @@ class RecognitionRepository(Protocol):
         self, account_id: str, offset: int, limit: int, spec_id: int | None = None, network_id: int | None = None
     ) -> tuple[int, list[RecognitionVersion]]: ...
     def delete_version(self, account_id: str, version_id: int) -> None: ...
+
+
+class EndpointRepository(Protocol):
+    def put_new(self, endpoint: Endpoint) -> None: ...
+    def get(self, account_id: str, endpoint_id: int) -> Endpoint | None: ...
+    def get_by_name(self, account_id: str, name: str) -> Endpoint | None: ...
+    def page(self, account_id: str, query: ListQuery) -> ListResult[Endpoint]: ...
+    def replace(self, endpoint: Endpoint, expected_version: int, previous_name: str) -> None: ...
+    def delete(self, endpoint: Endpoint) -> None: ...
+
+
+class WorkerCapacity(Protocol):
+    """The worker services' warm minimum: the replicas running endpoints hold up, per device (`cpu` or `gpu`)."""
+
+    def change(self, device: str, delta: int) -> int: ...
 
 
 class TaskRepository(Protocol):

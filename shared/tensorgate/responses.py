@@ -14,7 +14,7 @@ from tensorgate_preprocessing.spec import (
     TensorSpec,
 )
 
-from tensorgate.models import Framework, NetworkStatus, TaskKind, TaskStatus
+from tensorgate.models import EndpointStatus, Framework, NetworkStatus, TaskKind, TaskStatus
 from tensorgate.schemas import SpecOutput
 
 
@@ -94,6 +94,13 @@ class NetworkPage(_Body):
     results: list[NetworkBody]
 
 
+class EndpointTargetBody(_Body):
+    network_id: int | None = None
+    recognition_version_id: int | None = None
+    recognition_spec_id: int | None = None
+    canary: bool = Field(description="True when the endpoint's canary answered, false for its target.")
+
+
 class TaskBody(_Body):
     id: int
     status: TaskStatus
@@ -108,6 +115,12 @@ class TaskBody(_Body):
     date_created: datetime = Field(description="The v0.7 service's name for create_date (the same value).")
     date_updated: datetime = Field(description="The v0.7 service's name for update_date (the same value).")
     subtasks: list[int] | None = Field(description="Ids of the tasks this one groups; null when it groups none.")
+    endpoint_id: int | None = Field(
+        default=None, description="A prediction through an endpoint: the endpoint (absent otherwise)."
+    )
+    target: EndpointTargetBody | None = Field(
+        default=None, description="A prediction through an endpoint: the target that answered it."
+    )
 
 
 class TaskPage(_Body):
@@ -157,3 +170,51 @@ class RecognitionVersionPage(_Body):
     next: str | None = Field(description="Absolute URL of the next page, or null on the last one.")
     previous: str | None = Field(description="Absolute URL of the previous page, or null on the first one.")
     results: list[RecognitionVersionBody]
+
+
+class CanaryBody(_Body):
+    network_id: int | None = None
+    recognition_version_id: int | None = None
+    recognition_spec_id: int | None = None
+    weight: float = Field(description="The fraction of predictions the canary answers.")
+
+
+class EndpointBody(_Body):
+    id: int
+    name: str = Field(description="Unique in the account.")
+    description: str
+    metadata: dict[str, Any]
+    author: str = Field(description="The name the API key that created the endpoint was issued to.")
+    network_id: int | None = Field(description="The target when it is a network: predictions answer tensors.")
+    recognition_version_id: int | None = Field(description="The target when it is a recognition version.")
+    recognition_spec_id: int | None = Field(
+        description="The target when it is a recognition spec: whichever version is current answers."
+    )
+    canary: CanaryBody | None = Field(description="A second target taking `weight` of the predictions, or null.")
+    replicas: int = Field(description="Workers kept warm for the endpoint while it runs.")
+    gpu_required: bool = Field(description="Served by the GPU worker service (else the CPU one).")
+    status: EndpointStatus = Field(description="`running`, or `shutdown`: predictions answer 409.")
+    update_date: datetime = Field(description="ISO 8601 in UTC with a Z.")
+    create_date: datetime = Field(description="ISO 8601 in UTC with a Z.")
+
+
+class EndpointPage(_Body):
+    count: int = Field(
+        description="All the items, over every page; for a search or filter that has more pages, the matches "
+        "found up to this page plus one."
+    )
+    next: str | None = Field(description="Absolute URL of the next page (it carries a cursor), or null on the last.")
+    previous: str | None = Field(description="Absolute URL of the previous page, or null on the first one.")
+    results: list[EndpointBody]
+
+
+class PredictionBody(_Body):
+    endpoint_id: int
+    status: str = Field(
+        description="`complete` (HTTP 200) when every task ended within the wait, else `pending` (202)."
+    )
+    task_ids: list[int] = Field(description="One task per sample; poll GET /v0.7/tasks/?task_ids=... when pending.")
+    predictions: list[TaskBody] = Field(
+        description="One task per sample, in order: `data` holds the v0.7 result (tensors, or labelled outputs "
+        "through a recognition version or spec), `target` which target answered."
+    )

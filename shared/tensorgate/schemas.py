@@ -204,6 +204,115 @@ class CreateRecognitionVersion(BaseModel):
     )
 
 
+# -- endpoints (DESIGN §8) ----------------------------------------------------------------------
+
+MAX_REPLICAS = 64
+ENDPOINT_MUTABLE_FIELDS = (
+    "name",
+    "description",
+    "metadata",
+    "network_id",
+    "recognition_version_id",
+    "recognition_spec_id",
+    "canary",
+    "replicas",
+    "gpu_required",
+)
+ENDPOINT_READ_ONLY_FIELDS = ("id", "author", "status", "update_date", "create_date")
+TargetId = Annotated[int, Field(ge=0, le=LARGEST_ID)]
+
+
+class EndpointTarget(BaseModel):
+    """Exactly one of a network, a recognition version, or a recognition spec (following its current version)."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    network_id: TargetId | None = Field(default=None, description="A network of this account: answers tensors.")
+    recognition_version_id: TargetId | None = Field(
+        default=None, description="A recognition version: answers its labelled outputs."
+    )
+    recognition_spec_id: TargetId | None = Field(
+        default=None, description="A recognition spec: answers through whichever version is its current one."
+    )
+
+    def chosen(self) -> dict[str, int]:
+        return {
+            name: value
+            for name in ("network_id", "recognition_version_id", "recognition_spec_id")
+            if (value := getattr(self, name)) is not None
+        }
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Self:
+        if len(self.chosen()) != 1:
+            raise ValueError("takes exactly one of network_id, recognition_version_id, recognition_spec_id")
+        return self
+
+
+class Canary(EndpointTarget):
+    """A second target taking `weight` of the predictions (a canary), before a PATCH makes it the target."""
+
+    weight: float = Field(gt=0.0, lt=1.0, description="The fraction of predictions the canary answers, e.g. 0.05.")
+
+
+class CreateEndpoint(EndpointTarget):
+    name: Name = Field(description="Unique in the account; `lookup?name=` finds it.")
+    description: Description = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    replicas: int = Field(
+        default=0, ge=0, le=MAX_REPLICAS, description="Workers kept warm while the endpoint is up (0: scale to zero)."
+    )
+    gpu_required: bool = Field(default=False, description="Served by the GPU worker service; else the CPU one.")
+    canary: Canary | None = None
+
+    _metadata = field_validator("metadata")(_metadata_size)
+
+
+class UpdateEndpoint(BaseModel):
+    """A PATCH: naming a target replaces the current one (one of the three); `canary` null removes the split."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    name: Name | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    description: Description | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    metadata: dict[str, Any] | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    network_id: TargetId | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    recognition_version_id: TargetId | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    recognition_spec_id: TargetId | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+    canary: Canary | None = None
+    replicas: int | SkipJsonSchema[None] = Field(default=None, ge=0, le=MAX_REPLICAS, json_schema_extra=_no_default)
+    gpu_required: bool | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
+
+    @field_validator(
+        "name",
+        "description",
+        "metadata",
+        "network_id",
+        "recognition_version_id",
+        "recognition_spec_id",
+        "replicas",
+        "gpu_required",
+    )
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be null; leave the field out to keep its value")
+        return value
+
+    _metadata = field_validator("metadata")(lambda value: value if value is None else _metadata_size(value))
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Self:
+        named = [
+            name
+            for name in ("network_id", "recognition_version_id", "recognition_spec_id")
+            if name in self.model_fields_set
+        ]
+        if len(named) > 1:
+            raise ValueError(f"names {len(named)} targets ({', '.join(named)}); an endpoint has one")
+        return self
+
+
 def validate(model: type[BaseModel], data: dict[str, Any], what: str) -> Any:
     """Validate or raise one `ValidationFailed` whose sentence names the first bad field."""
     try:

@@ -40,12 +40,23 @@ EXPECTED_STATUS: dict[str, int] = {
     "recognition_api/11_spec_inference_no_current_version.json": 409,
     "recognition_api/12_version_inference_unknown.json": 404,
     "recognition_api/13_delete_spec.json": 204,
+    "endpoints_api/01_create.json": 201,
+    "endpoints_api/02_create_name_taken.json": 400,
+    "endpoints_api/03_list_search.json": 200,
+    "endpoints_api/04_lookup.json": 200,
+    "endpoints_api/05_get.json": 200,
+    "endpoints_api/06_patch.json": 200,
+    "endpoints_api/07_predict_network_pending.json": 409,
+    "endpoints_api/08_shutdown.json": 200,
+    "endpoints_api/09_predict_shut_down.json": 409,
+    "endpoints_api/10_delete.json": 204,
 }
 
 # Events of other folders replayed first, for a folder whose handler only reads what others write.
 GIVEN: dict[str, list[str]] = {
     "tasks_api": ["networks_api/01_create_multipart.json", "networks_api/02_create_json.json"],
     "recognition_api": ["networks_api/01_create_multipart.json"],
+    "endpoints_api": ["networks_api/01_create_multipart.json"],
 }
 
 

@@ -18,6 +18,8 @@ FAKES = {
     ports.BlobStore: fakes.InMemoryBlobStore,
     ports.MessageQueue: fakes.InMemoryMessageQueue,
     ports.GatewayKeys: fakes.InMemoryGatewayKeys,
+    ports.EndpointRepository: fakes.InMemoryEndpointRepository,
+    ports.WorkerCapacity: fakes.InMemoryWorkerCapacity,
 }
 
 

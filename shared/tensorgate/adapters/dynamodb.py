@@ -376,6 +376,7 @@ class DynamoApiKeyRepository:
                     "key_id": key.key_id,
                     "account_id": key.account_id,
                     "create_date": key.create_date.isoformat(),
+                    "name": key.name,
                 }
             ),
         )
@@ -415,6 +416,7 @@ def _api_key(item: dict[str, Any]) -> ApiKey:
         key_id=item["key_id"],
         account_id=item["account_id"],
         create_date=datetime.fromisoformat(item["create_date"]),
+        name=item.get("name"),
     )
 
 

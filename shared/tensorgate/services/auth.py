@@ -37,6 +37,10 @@ class AuthService:
 
     def authenticate(self, api_key: str | None) -> str:
         """The account owning `api_key`; the same refusal for a missing, malformed or unknown key."""
+        return self.identify(api_key).account_id
+
+    def identify(self, api_key: str | None) -> ApiKey:
+        """The record of `api_key` (its account and the name it was issued to), or the refusal of authenticate."""
         if not api_key:
             raise NotAuthenticated("Missing API key: send it in the X-API-KEY header.")
         if not _KEY_PATTERN.fullmatch(api_key):
@@ -45,10 +49,13 @@ class AuthService:
         record = self._keys.get(self.key_hash(api_key))
         if record is None:
             raise NotAuthenticated("Invalid API key: check the X-API-KEY header.")
-        return record.account_id
+        return record
 
-    def create_key(self, account_id: str, api_key: str | None = None) -> tuple[ApiKey, str]:
-        """Issue a key for `account_id`; `api_key` lets a development stack use a known key."""
+    def create_key(self, account_id: str, api_key: str | None = None, name: str | None = None) -> tuple[ApiKey, str]:
+        """Issue a key for `account_id` to `name` (a person or a system, the `author` of what the key creates);
+        `api_key` lets a development stack use a known key."""
+        if name is not None and not 1 <= len(name) <= 200:
+            raise ValidationFailed("A key's name must be 1-200 characters.")
         if account_id == PUBLIC_ACCOUNT or not _ACCOUNT_PATTERN.fullmatch(account_id):
             raise ValidationFailed(
                 f"Account {account_id!r} must be 1-64 letters, digits, '_' or '-', starting with a letter or digit."
@@ -63,7 +70,7 @@ class AuthService:
             )
         key_hash = self.key_hash(api_key)
         # The key id names a key in listings and revocations without revealing it.
-        record = ApiKey(key_id=key_hash[:12], account_id=account_id, create_date=self._clock())
+        record = ApiKey(key_id=key_hash[:12], account_id=account_id, create_date=self._clock(), name=name)
         if self._gateway_keys is not None:
             self._gateway_keys.register(record.key_id, api_key)
         self._keys.put(key_hash, record)

@@ -88,6 +88,18 @@ class InferenceRequest(BaseModel):
     )
 
 
+@dataclass(frozen=True)
+class PreparedInference:
+    """A request checked against its network, not yet written anywhere."""
+
+    account_id: str
+    network_id: int
+    request: InferenceRequest
+    detection: dict[str, Any] | None
+    sources: list[bytes | UrlSource | StoredSource]
+    recognition: RecognitionPlan | None
+
+
 class InferenceService:
     def __init__(
         self,
@@ -112,6 +124,12 @@ class InferenceService:
     ) -> Task:
         """Everything is checked before anything is written, so a refused request queues nothing. With
         `recognition`, the worker answers that version's labelled predictions (DESIGN §7)."""
+        return self.send(self.prepare(account_id, network_id, fields, recognition))
+
+    def prepare(
+        self, account_id: str, network_id: int, fields: dict[str, Any], recognition: RecognitionPlan | None = None
+    ) -> PreparedInference:
+        """Check a request against its network without writing anything (several are checked before any is sent)."""
         network = self._networks.get(account_id, network_id)
         if network is None:
             raise NetworkNotFound(network_id)
@@ -134,7 +152,15 @@ class InferenceService:
         sources = [self._source(account_id, index, item.image.source) for index, item in enumerate(request.inputs)]
         for index, item in enumerate(request.inputs):
             _check_region(index, item.image)
+        return PreparedInference(account_id, network_id, request, detection, sources, recognition)
 
+    def send(
+        self, prepared: PreparedInference, endpoint_id: int | None = None, target: dict[str, Any] | None = None
+    ) -> Task:
+        """Store a checked request's large inputs, open its task and queue it; `endpoint_id` and `target` record
+        the endpoint a prediction went through and which of its targets answers it."""
+        account_id, network_id, request = prepared.account_id, prepared.network_id, prepared.request
+        sources, detection, recognition = prepared.sources, prepared.detection, prepared.recognition
         task_id = self._ids.next_id("task")
         now = self._clock()
         inline_total = sum(len(data) for data in sources if isinstance(data, bytes))
@@ -170,6 +196,8 @@ class InferenceService:
                 expires_at=int((now + timedelta(days=self._policy.task_ttl_days)).timestamp()),
                 show_discarded=request.show_discarded,
                 max_predictions=request.max_predictions,
+                endpoint_id=endpoint_id,
+                target=target,
             )
             self._tasks.put_new(task)
             message = InferenceMessage(

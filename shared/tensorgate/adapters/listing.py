@@ -1,0 +1,205 @@
+"""Pages of one partition of the networks table: a key cursor, a stored count, search and filters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from tensorgate.adapters.dynamodb import _from_item, _to_item, _unavailable
+from tensorgate.listing import ListQuery, ListResult
+
+COUNT_SUFFIX = "#count"
+# Items read per request while a filter or an offset looks for its page: DynamoDB reads up to 1 MB anyway.
+SCAN_BATCH = 500
+INDEXED = "search_text, name_lower, author_lower, #status"
+
+
+class PartitionLister:
+    """Items of a partition `account_id = <partition>` in sort key order (oldest first).
+
+    A page reads from its cursor (`network_id > last_key`) at most `limit + 1` items, so its cost does not
+    grow with the partition; `offset` without a cursor skips keys only. The partition's size is an item
+    `<partition>#count` (sort key 0) that every create and delete changes in its own transaction.
+    Filtered pages read the small index attributes (`search_text`, `name_lower`, `author_lower`, `status`)
+    until they hold a page, then the documents of that page only; their count is the matches in the part
+    of the partition the page read when more follow, marked by `count_is_estimate`."""
+
+    def __init__(self, table: str, db: Any, what: str) -> None:
+        self._table = table
+        self._db = db
+        self._what = what
+
+    @staticmethod
+    def index_attributes(name: str, description: str, author: str | None, status: str) -> dict[str, Any]:
+        author = author or ""
+        return {
+            "search_text": "\n".join((name, description, author)).casefold(),
+            "name_lower": name.casefold(),
+            "author_lower": author.casefold(),
+            "status": str(status),
+        }
+
+    def count_change(self, partition: str, delta: int) -> dict[str, Any]:
+        """A transaction's action moving the stored count by `delta`."""
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": _to_item({"account_id": partition + COUNT_SUFFIX, "network_id": 0}),
+                "UpdateExpression": "ADD #items :delta",
+                "ExpressionAttributeNames": {"#items": "items"},
+                "ExpressionAttributeValues": _to_item({":delta": delta}),
+            }
+        }
+
+    def stored_count(self, partition: str) -> int:
+        try:
+            response = self._db.get_item(
+                TableName=self._table,
+                Key=_to_item({"account_id": partition + COUNT_SUFFIX, "network_id": 0}),
+                ConsistentRead=True,
+            )
+        except ClientError as error:
+            raise _unavailable(error, f"count {self._what}") from None
+        item = response.get("Item")
+        if item is not None:
+            return max(0, int(_from_item(item)["items"]))
+        # A partition written before counts were stored: counted once by keys, then stored.
+        total = sum(1 for _ in self._keys(partition, None, None))
+        if total:
+            self._db.update_item(**self.count_change(partition, total)["Update"])
+        return total
+
+    def page(self, partition: str, query: ListQuery) -> ListResult[str]:
+        """A page of `document` attributes (JSON text), with the count and the last key when more follow."""
+        if query.filtered:
+            return self._filtered(partition, query)
+        after = query.cursor
+        if after is None and query.offset:
+            after = self._key_at(partition, query.offset)
+            if after is None:
+                return ListResult(count=self.stored_count(partition), items=[])
+        items = list(self._read(partition, after, query.limit + 1, projection=None))
+        more = len(items) > query.limit
+        page = items[: query.limit]
+        return ListResult(
+            count=self.stored_count(partition),
+            items=[item["document"] for item in page],
+            last_key=int(page[-1]["network_id"]) if more and page else None,
+        )
+
+    def _key_at(self, partition: str, offset: int) -> int | None:
+        """The sort key of the `offset`-th item (1-based), the key a page at that offset starts after."""
+        for position, item in enumerate(self._read(partition, None, offset, projection="network_id"), start=1):
+            if position == offset:
+                return int(item["network_id"])
+        return None
+
+    def _filtered(self, partition: str, query: ListQuery) -> ListResult[str]:
+        skip = 0 if query.cursor is not None else query.offset
+        matches: list[int] = []
+        seen = 0
+        more = False
+        for item in self._read(partition, query.cursor, None, projection=f"network_id, {INDEXED}", query=query):
+            seen += 1
+            if skip:
+                skip -= 1
+                continue
+            if len(matches) == query.limit:
+                more = True
+                break
+            matches.append(int(item["network_id"]))
+        documents = self._documents(partition, matches)
+        counted = (0 if query.cursor is not None else min(query.offset, seen)) + len(matches) + (1 if more else 0)
+        return ListResult(
+            count=counted,
+            items=documents,
+            last_key=matches[-1] if more and matches else None,
+            extra={"count_is_estimate": more},
+        )
+
+    def _documents(self, partition: str, keys: list[int]) -> list[str]:
+        if not keys:
+            return []
+        found: dict[int, str] = {}
+        request: dict[str, Any] = {
+            self._table: {
+                "Keys": [_to_item({"account_id": partition, "network_id": key}) for key in keys],
+                "ConsistentRead": True,
+                "ProjectionExpression": "network_id, #document",
+                "ExpressionAttributeNames": {"#document": "document"},
+            }
+        }
+        try:
+            while request:
+                response = self._db.batch_get_item(RequestItems=request)
+                for raw in response.get("Responses", {}).get(self._table, []):
+                    item = _from_item(raw)
+                    found[int(item["network_id"])] = item["document"]
+                request = response.get("UnprocessedKeys") or {}
+        except ClientError as error:
+            raise _unavailable(error, f"list {self._what}") from None
+        return [found[key] for key in keys if key in found]
+
+    def _keys(self, partition: str, after: int | None, limit: int | None) -> Iterator[dict[str, Any]]:
+        return self._read(partition, after, limit, projection="network_id")
+
+    def _read(
+        self,
+        partition: str,
+        after: int | None,
+        limit: int | None,
+        projection: str | None,
+        query: ListQuery | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Items after the key `after`, in key order, `limit` at most (None: all), filtered by `query`."""
+        values: dict[str, Any] = {":partition": partition}
+        condition = "account_id = :partition"
+        if after is not None:
+            condition += " AND network_id > :after"
+            values[":after"] = after
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": condition,
+            "ConsistentRead": True,
+        }
+        names: dict[str, str] = {}
+        if projection is not None:
+            arguments["ProjectionExpression"] = projection
+            if "#status" in projection:
+                names["#status"] = "status"
+        if query is not None and query.filtered:
+            clauses = []
+            for field, attribute, value in (
+                ("search", "search_text", query.search),
+                ("name", "name_lower", query.name),
+                ("author", "author_lower", query.author),
+            ):
+                if value:
+                    clauses.append(f"contains({attribute}, :{field})")
+                    values[f":{field}"] = value.casefold()
+            if query.status:
+                clauses.append("#status = :status")
+                names["#status"] = "status"
+                values[":status"] = query.status
+            arguments["FilterExpression"] = " AND ".join(clauses)
+        if names:
+            arguments["ExpressionAttributeNames"] = names
+        arguments["ExpressionAttributeValues"] = _to_item(values)
+        remaining = limit
+        try:
+            while remaining is None or remaining > 0:
+                batch = SCAN_BATCH if remaining is None or query is not None else min(remaining, SCAN_BATCH)
+                response = self._db.query(**arguments, Limit=batch)
+                for raw in response.get("Items", []):
+                    yield _from_item(raw)
+                    if remaining is not None:
+                        remaining -= 1
+                        if remaining == 0:
+                            return
+                if "LastEvaluatedKey" not in response:
+                    return
+                arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        except ClientError as error:
+            raise _unavailable(error, f"list {self._what}") from None
