@@ -50,8 +50,9 @@ def convert(
     symbols: dict[str, int] = {}
     rng = np.random.default_rng(0)
     examples = []
+    shapes = {}
     for name, value in placeholders.items():
-        shape = _program_shape(name, value, entries.get(name), label)
+        shape = shapes[name] = _program_shape(name, value, entries.get(name), label)
         examples.append(example_input(name, dtype_name(_numpy_dtype(value)), shape, test_inputs, symbols, rng))
     module = program.module()
     try:
@@ -91,6 +92,7 @@ def convert(
         ) from None
     assert exported is not None  # dynamo=True always answers an ONNXProgram
     model: onnx.ModelProto = exported.model_proto
+    _name_free_dimensions(model, placeholders, shapes)
     notes = []
     if used_opset != opset:
         notes.append(f"torch's dynamo exporter writes opset {MIN_DYNAMO_OPSET} or later: opset {used_opset} was used.")
@@ -116,6 +118,22 @@ def _user_inputs(program: Any) -> dict[str, Any]:
         if node.op == "placeholder" and node.name in wanted and isinstance(node.meta.get("val"), torch.Tensor):
             found[node.name] = node.meta["val"]
     return {name: found[name] for name in wanted if name in found}
+
+
+def _name_free_dimensions(model: onnx.ModelProto, placeholders: dict[str, Any], shapes: dict[str, list[Any]]) -> None:
+    """The program's symbols (s0, s77…) renamed after input_spec's, else `batch` for axis 0, everywhere they occur."""
+    import torch
+
+    renames: dict[str, str] = {}
+    for name, value in placeholders.items():
+        for axis, (dim, declared) in enumerate(zip(value.shape, shapes[name], strict=True)):
+            if isinstance(dim, torch.SymInt) and str(dim) not in renames:
+                own = str(dim) == declared
+                renames[str(dim)] = ("batch" if axis == 0 else f"{name}_{axis}") if own else str(declared)
+    for value_info in (*model.graph.input, *model.graph.output, *model.graph.value_info):
+        for dimension in value_info.type.tensor_type.shape.dim:
+            if dimension.dim_param in renames:
+                dimension.dim_param = renames[dimension.dim_param]
 
 
 def _numpy_dtype(value: Any) -> np.dtype[Any]:

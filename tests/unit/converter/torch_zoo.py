@@ -182,6 +182,18 @@ class TwoInputs(nn.Module):
         return {"scores": torch.softmax(self.head(embedding), dim=1), "embedding": embedding}
 
 
+class BoxesAndScores(nn.Module):
+    """A detector-shaped head returning a tuple: normalised boxes and class scores."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.boxes = nn.Linear(6, 4)
+        self.scores = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.sigmoid(self.boxes(x)), torch.softmax(self.scores(x), dim=-1)
+
+
 @dataclass(frozen=True)
 class Architecture:
     name: str

@@ -1,0 +1,177 @@
+"""PyTorch uploads: torchvision-style networks scripted (torch.jit.save) and exported (torch.export.save),
+converted with a dynamic batch and checked against torch; the refusals a PyTorch user can meet."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from functions.converter.convert import ConversionFailed, Reason, convert_network
+from tests.unit.converter import torch_zoo
+
+pytestmark = pytest.mark.slow
+
+# The dynamo exporter takes 5-20 s a network on this machine: the suite exports the two that cover
+# several inputs, a dict output and concatenated branches; `python bench/convert.py --pytorch-zoo` runs all.
+EXPORTED_IN_SUITE = ["Inception", "TwoInputs"]
+
+
+def _check_against_torch(
+    output, model: torch.nn.Module, architecture: torch_zoo.Architecture, names: list[str]
+) -> None:
+    """Beyond the converter's own check: a batch size it never saw, through onnxruntime, equals torch's answer."""
+    examples = architecture.examples(batch=3)
+    session = ort.InferenceSession(str(output / "model.onnx"), providers=["CPUExecutionProvider"])
+    feeds = {entry["name"]: example.numpy() for entry, example in zip(architecture.input_spec, examples, strict=True)}
+    produced = dict(zip(names, session.run(names, feeds), strict=True))
+    with torch.no_grad():
+        expected = model(*examples)
+    expected = expected if isinstance(expected, dict) else {"output": expected}
+    for name, value in expected.items():
+        assert produced[name].shape == tuple(value.shape)
+        np.testing.assert_allclose(produced[name], value.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def _assert_converted(result, architecture: torch_zoo.Architecture, record_property) -> list[str]:
+    assert result.parity["checked"] and result.parity["passed"], result.parity
+    assert [tensor.name for tensor in result.signature.inputs] == [entry["name"] for entry in architecture.input_spec]
+    for tensor in (*result.signature.inputs, *result.signature.outputs):
+        assert tensor.shape[0] == "batch", tensor
+    record_property("max_abs", max(item["max_abs"] for item in result.parity["outputs"]))
+    record_property("seconds", sum(result.timings.values()))
+    return [tensor.name for tensor in result.signature.outputs]
+
+
+@pytest.mark.parametrize("name", sorted(torch_zoo.ARCHITECTURES))
+def test_convert_network_pytorch_scripted_architecture_converts_with_parity(name, upload, output, record_property):
+    architecture = torch_zoo.ARCHITECTURES[name]
+    model = architecture.model()
+    torch_zoo.save_torchscript(model, upload / "model.pt")
+
+    result = convert_network(upload, output, framework="pytorch", input_spec=list(architecture.input_spec))
+
+    names = _assert_converted(result, architecture, record_property)
+    assert result.format == "torchscript" and "TorchScript exporter" in result.source["exporter"]
+    _check_against_torch(output, model, architecture, names)
+
+
+@pytest.mark.parametrize("name", EXPORTED_IN_SUITE)
+def test_convert_network_pytorch_exported_program_converts_with_parity(name, upload, output, record_property):
+    architecture = torch_zoo.ARCHITECTURES[name]
+    model = architecture.model()
+    torch_zoo.save_exported(model, architecture.examples(), architecture.input_spec, upload / "model.pt2")
+
+    # input_spec is optional for a program: it records its inputs' dtypes and shapes itself.
+    result = convert_network(upload, output, framework="pytorch")
+
+    names = _assert_converted(result, architecture, record_property)
+    assert result.format == "torch_export" and "dynamo" in result.source["exporter"]
+    _check_against_torch(output, model, architecture, names)
+
+
+def test_convert_network_pytorch_dict_output_keys_name_the_outputs(upload, output):
+    architecture = torch_zoo.ARCHITECTURES["TwoInputs"]
+    torch_zoo.save_torchscript(architecture.model(), upload / "model.pt")
+
+    result = convert_network(
+        upload,
+        output,
+        framework="pytorch",
+        input_spec=list(architecture.input_spec),
+        postprocessings=[{"tensors_output": {"tensors": ["embedding"]}}],
+    )
+
+    assert [tensor.to_dict() for tensor in result.signature.outputs] == [
+        {"name": "scores", "dtype": "float32", "shape": ["batch", 5]},
+        {"name": "embedding", "dtype": "float32", "shape": ["batch", 16]},
+    ]
+
+
+def test_convert_network_pytorch_tuple_outputs_are_named_by_position(upload, output):
+    torch_zoo.save_torchscript(torch_zoo.BoxesAndScores().eval(), upload / "model.pt")
+    spec = [{"name": "x", "dtype": "float32", "shape": ["batch", 6]}]
+
+    result = convert_network(
+        upload, output, framework="pytorch", input_spec=spec, postprocessings=[{"tensors_output": {"tensors": ["1"]}}]
+    )
+
+    assert [tensor.name for tensor in result.signature.outputs] == ["output_0", "output_1"]
+    assert result.name_map["1"] == "output_1"
+    with pytest.raises(ConversionFailed) as caught:
+        convert_network(
+            upload,
+            output,
+            framework="pytorch",
+            input_spec=spec,
+            postprocessings=[{"tensors_output": {"tensors": ["boxes"]}}],
+        )
+    assert caught.value.reason is Reason.UNKNOWN_TENSOR
+    assert "'output_0', 'output_1'" in caught.value.message
+
+
+def test_convert_network_pytorch_test_data_is_verified_as_for_tensorflow(upload, output):
+    model = torch_zoo.BoxesAndScores().eval()
+    torch_zoo.save_torchscript(model, upload / "model.pt")
+    x = np.random.default_rng(3).standard_normal((4, 6)).astype(np.float32)
+    with torch.no_grad():
+        boxes, scores = (value.numpy() for value in model(torch.from_numpy(x)))
+    np.savez(upload / "test_input.npz", x=x)
+    np.savez(upload / "test_expected_output.npz", output_0=boxes, output_1=scores)
+    spec = [{"name": "x", "dtype": "float32", "shape": ["batch", 6]}]
+
+    result = convert_network(upload, output, framework="pytorch", input_spec=spec)
+
+    assert result.expected_output is not None and result.expected_output["passed"]
+    assert [case["inputs"] for case in result.parity["cases"]] == ["generated", "test_input"]
+    np.savez(upload / "test_expected_output.npz", output_0=boxes, output_1=scores + 0.1)
+    with pytest.raises(ConversionFailed) as caught:
+        convert_network(upload, output, framework="pytorch", input_spec=spec)
+    assert caught.value.reason is Reason.EXPECTED_OUTPUT_MISMATCH
+    assert "'output_1'" in caught.value.message
+
+
+def test_convert_network_pytorch_torchscript_without_input_spec_is_refused_naming_forward_arguments(upload, output):
+    torch_zoo.save_torchscript(torch_zoo.ARCHITECTURES["TwoInputs"].model(), upload / "model.pt")
+
+    with pytest.raises(ConversionFailed) as caught:
+        convert_network(upload, output, framework="pytorch")
+
+    assert caught.value.reason is Reason.INVALID_DECLARATION
+    assert "send input_spec" in caught.value.message and "'image', 'features'" in caught.value.message
+
+
+def test_convert_network_pytorch_input_spec_naming_no_argument_is_refused(upload, output):
+    torch_zoo.save_torchscript(torch_zoo.BoxesAndScores().eval(), upload / "model.pt")
+
+    with pytest.raises(ConversionFailed) as caught:
+        convert_network(
+            upload, output, framework="pytorch", input_spec=[{"name": "image", "dtype": "float32", "shape": [1, 6]}]
+        )
+
+    assert caught.value.reason is Reason.UNKNOWN_TENSOR
+    assert "input_spec names 'image'" in caught.value.message and "takes 'x'" in caught.value.message
+
+
+def test_convert_network_pytorch_checkpoint_is_refused_without_unpickling(upload, output):
+    torch.save(torch_zoo.BoxesAndScores().state_dict(), upload / "model.pth")
+
+    with pytest.raises(ConversionFailed) as caught:
+        convert_network(upload, output, framework="pytorch")
+
+    assert caught.value.reason is Reason.UNSAFE_MODEL
+    assert "torch.jit.save" in caught.value.message and "torch.export.save" in caught.value.message
+
+
+def test_convert_network_pytorch_program_with_a_fixed_batch_is_refused_with_the_dynamic_shapes_to_use(upload, output):
+    program = torch.export.export(torch_zoo.BoxesAndScores().eval(), (torch.zeros(2, 6),))
+    torch.export.save(program, upload / "model.pt2")
+
+    with pytest.raises(ConversionFailed) as caught:
+        convert_network(
+            upload, output, framework="pytorch", input_spec=[{"name": "x", "dtype": "float32", "shape": ["batch", 6]}]
+        )
+
+    assert caught.value.reason is Reason.SPEC_MISMATCH
+    assert "dynamic_shapes={'x': {0: torch.export.Dim('batch')}}" in caught.value.message
