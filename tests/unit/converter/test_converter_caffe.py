@@ -166,3 +166,28 @@ def test_convert_network_caffe_unknown_output_blob_lists_the_blobs(upload, outpu
 
     assert caught.value.reason is Reason.UNKNOWN_TENSOR
     assert "'fc8'" in caught.value.message
+
+
+@pytest.mark.parametrize("architecture", ["googlenet_shaped", "alexnet_shaped", "resnet_shaped", "every_layer"])
+def test_caffe_reference_agrees_with_opencvs_caffe_reader_layer_by_layer(architecture, tmp_path):
+    # OpenCV's dnn module has its own Caffe importer: the files the tests write are real Caffe files, and
+    # the numpy reference the converter is judged by computes what another Caffe reader computes.
+    import cv2
+
+    from functions.converter.caffe_sources import network, reference
+
+    getattr(caffe_zoo, architecture)().write(tmp_path)
+    caffe = network.load(tmp_path / "deploy.prototxt", tmp_path / "snapshot.caffemodel", "deploy", "weights")
+    [shape] = caffe.inputs.values()
+    x = np.random.default_rng(0).normal(0, 1, (1, *shape[1:])).astype(np.float32)
+    ours = reference.forward(caffe, {"data": x})
+    reader = cv2.dnn.readNetFromCaffe(str(tmp_path / "deploy.prototxt"), str(tmp_path / "snapshot.caffemodel"))
+    reader.setInput(x)
+
+    theirs = reader.forward([layer.name for layer in caffe.layers])
+
+    for layer, expected in zip(caffe.layers, theirs, strict=True):
+        computed = ours[layer.tops[0]]
+        scale = float(np.abs(computed).max())
+        difference = float(np.abs(expected.reshape(computed.shape) - computed).max())
+        assert difference <= 1e-5 * scale + 1e-7, f"{layer.name} ({layer.type}): {difference} of {scale}"
