@@ -46,7 +46,7 @@ class Clock:
 
 
 class Harness:
-    def __init__(self, draws: list[float] | None = None) -> None:
+    def __init__(self) -> None:
         self.networks = InMemoryNetworkRepository()
         self.tasks = InMemoryTaskRepository()
         self.queue = InMemoryMessageQueue()
@@ -73,7 +73,6 @@ class Harness:
             self.networks, self.tasks, ids, InMemoryBlobStore(), self.queue, InferencePolicy(bucket="models")
         )
         recognition = RecognitionService(InMemoryRecognitionRepository(), self.networks, ids, clock=lambda: NOW)
-        pending_draws = list(draws or [])
         self.service = EndpointService(
             InMemoryEndpointRepository(),
             self.networks,
@@ -86,7 +85,6 @@ class Harness:
             clock=lambda: NOW,
             monotonic=self.clock.monotonic,
             pause=self.clock.pause,
-            draw=lambda: pending_draws.pop(0) if pending_draws else 0.5,
         )
 
     def finish_after(self, seconds: float) -> None:
@@ -129,20 +127,27 @@ def test_predict_answers_pending_at_the_end_of_the_budget_never_later() -> None:
     assert harness.clock.now == pytest.approx(10.0)
 
 
-def test_canary_takes_the_draws_under_its_weight_and_each_task_records_its_target() -> None:
-    harness = Harness(draws=[0.01, 0.5, 0.049, 0.05])
+def test_canary_takes_exactly_its_weight_of_predictions_and_each_task_records_its_target() -> None:
+    harness = Harness()
     endpoint = harness.service.create(
-        "acme", "ana", {"name": "pets", "network_id": 1, "canary": {"network_id": 2, "weight": 0.05}}
+        "acme", "ana", {"name": "pets", "network_id": 1, "canary": {"network_id": 2, "weight": 0.3}}
     )
-    prediction = harness.service.predict("acme", endpoint.endpoint_id, {"features": [IMAGE] * 4}, wait_seconds=0)
-    targets = [task["target"] for task in prediction.tasks]
-    assert targets == [
-        {"network_id": 2, "canary": True},
+    targets: list[dict[str, Any]] = []
+    for _ in range(10):  # requests of 1 to 16 samples, 100 in all
+        for count in (1, 16, 3):
+            if len(targets) < 100:
+                features = [IMAGE] * min(count, 100 - len(targets))
+                prediction = harness.service.predict("acme", endpoint.endpoint_id, {"features": features}, 0)
+                targets += [task["target"] for task in prediction.tasks]
+    assert len(targets) == 100
+    assert sum(target["canary"] for target in targets) == 30
+    assert targets[:4] == [
+        {"network_id": 1, "canary": False},
+        {"network_id": 1, "canary": False},
         {"network_id": 1, "canary": False},
         {"network_id": 2, "canary": True},
-        {"network_id": 1, "canary": False},
     ]
-    assert [message["network_id"] for message, _ in harness.queue.messages] == [2, 1, 2, 1]
+    assert [message["network_id"] for message, _ in harness.queue.messages[:4]] == [1, 1, 1, 2]
 
 
 def test_patch_promoting_the_canary_clears_the_split() -> None:

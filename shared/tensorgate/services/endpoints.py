@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -114,7 +115,6 @@ class EndpointService:
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         pause: Callable[[float], None] = time.sleep,
-        draw: Callable[[], float] = random.random,
     ) -> None:
         self._endpoints = endpoints
         self._networks = networks
@@ -127,7 +127,6 @@ class EndpointService:
         self._clock = clock
         self._monotonic = monotonic
         self._pause = pause
-        self._draw = draw
 
     # -- records ------------------------------------------------------------------------------
 
@@ -296,9 +295,15 @@ class EndpointService:
         return Prediction(endpoint.endpoint_id, self._wait(account_id, tasks, budget))
 
     def _route(self, endpoint: Endpoint) -> dict[str, Any]:
+        """The n-th prediction of an endpoint goes to its canary when floor(n * weight) steps up: exactly
+        the weight's share of every run of predictions, whichever requests and processes they come from
+        (the count is an atomic counter per endpoint)."""
         canary = endpoint.canary
-        if canary is not None and self._draw() < float(canary["weight"]):
-            return {name: value for name, value in canary.items() if name != "weight"} | {"canary": True}
+        if canary is not None:
+            weight = float(canary["weight"])
+            position = self._ids.next_id(f"endpoint-{endpoint.account_id}-{endpoint.endpoint_id}-predictions")
+            if math.floor(position * weight) > math.floor((position - 1) * weight):
+                return {name: value for name, value in canary.items() if name != "weight"} | {"canary": True}
         return dict(endpoint.target) | {"canary": False}
 
     def _resolve(self, account_id: str, target: dict[str, Any]) -> tuple[int, RecognitionPlan | None]:
