@@ -1,4 +1,5 @@
-"""Conversion benchmark: Keras MobileNetV2, ResNet50, EfficientNetB0, ConvNeXtTiny (weights=None), `convert_network`.
+"""Conversion benchmark: Keras MobileNetV2, ResNet50, EfficientNetB0, ConvNeXtTiny (weights=None), `convert_network`;
+Caffe GoogLeNet (BVLC's layout and widths, random weights) sent as the v0.7 seed sends it.
 
 Reports, for each model, in one run on this machine: conversion seconds, ONNX size, the parity
 check's max abs diff on the softmax output, and onnxruntime's throughput against the TF
@@ -6,7 +7,7 @@ SavedModel signature at batch 1 and 8, as ratios measured side by side. The Save
 the installed Keras exports for serving: `model.export()` with Keras 3, `tf.saved_model.save`
 with the Keras 2 of TensorFlow 2.15 and earlier.
 
-    python bench/convert.py [--models mobilenetv2,resnet50,efficientnetb0,convnexttiny] [--seconds 3]
+    python bench/convert.py [--models mobilenetv2,resnet50,efficientnetb0,convnexttiny,caffe-googlenet] [--seconds 3]
                             [--json results.json]
 
 Untrained networks have degenerate activations (MobileNetV2 with weights=None gives logits near
@@ -225,9 +226,63 @@ def bench_model(name: str, seconds: float, workdir: Path) -> dict[str, Any]:
     }
 
 
+# Caffe networks built by tests/unit/converter/caffe_zoo.py: name -> the full BVLC widths or the tests' narrow net.
+CAFFE_MODELS = {"caffe-googlenet": True, "caffe-googlenet-small": False}
+
+
+def bench_caffe(name: str, seconds: float, workdir: Path) -> dict[str, Any]:
+    """deploy.prototxt + snapshot.caffemodel + a 256×256 .binaryproto mean, the seed's preprocessing: conversion
+    seconds and parity, then onnxruntime against the numpy reference of Caffe's layers at batch 1."""
+    import onnxruntime as ort
+
+    from functions.converter.caffe_sources import network, reference
+    from tests.unit.converter import caffe_zoo
+
+    full = CAFFE_MODELS[name]
+    net = caffe_zoo.googlenet_shaped(classes=1000 if full else 10, full=full)
+    source = net.write(workdir / name / "upload")
+    mean = np.broadcast_to(np.array([104.0, 117.0, 123.0], np.float32)[:, None, None], (3, 256, 256))
+    (source / "mean_file_1.binaryproto").write_bytes(caffe_zoo.mean_binaryproto(mean))
+    image = {"dimension_order": "NCHW", "target_size": f"{SIZE}x{SIZE}", "resize_type": "SQUASH"}
+    image |= {"mean_file": "mean_file_1.binaryproto", "color_channels": "BGR", "pixel_scaling": 255.0}
+    preprocessing = {"inputs": [{"tensor_name": "data", "image": image}], "batched_output": True}
+    output_dir = workdir / name / "onnx"
+    started = time.perf_counter()
+    # The classifier's logits too: random weights saturate the 1000-way softmax, whose differences say little.
+    post = [{"tensors_output": {"tensors": ["prob", "loss3/classifier"]}}]
+    result = convert_network(
+        source, output_dir, framework="nv-caffe-0.x-mod", preprocessing=preprocessing, postprocessings=post
+    )
+    conversion_seconds = time.perf_counter() - started
+    caffe = network.load(source / "deploy.prototxt", source / "snapshot.caffemodel", "deploy.prototxt", "weights")
+    session = ort.InferenceSession(str(output_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    batch = np.random.default_rng(0).normal(0, 60, (1, 3, SIZE, SIZE)).astype(np.float32)
+    onnx_rate = throughput(lambda x: session.run(None, {"data": x}), batch, seconds)
+    reference_rate = throughput(lambda x: reference.forward(caffe, {"data": x}), batch, seconds)
+    return {
+        "model": name,
+        "framework": "caffe",
+        "conversion_s": round(conversion_seconds, 1),
+        "timings": result.timings,
+        "weights_bytes": (source / "snapshot.caffemodel").stat().st_size,
+        "onnx_bytes": result.model_size,
+        "parity_max_abs": result.parity["outputs"][0]["max_abs"],
+        "parity": {
+            item["name"]: {"max_abs": item["max_abs"], "max_rel": item["max_rel"]} for item in result.parity["outputs"]
+        },
+        "parity_passed": result.parity["passed"],
+        "batch_1": {
+            "onnx_images_per_s": round(onnx_rate, 2),
+            "numpy_reference_images_per_s": round(reference_rate, 2),
+            "ratio": round(onnx_rate / reference_rate, 1),
+        },
+        "load_average": os.getloadavg()[0],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="mobilenetv2,resnet50,efficientnetb0,convnexttiny")
+    parser.add_argument("--models", default="mobilenetv2,resnet50,efficientnetb0,convnexttiny,caffe-googlenet")
     parser.add_argument("--seconds", type=float, default=3.0, help="timing window per measurement")
     parser.add_argument("--json", type=Path, help="also write the results here")
     arguments = parser.parse_args()
@@ -236,7 +291,8 @@ def main() -> int:
         for name in arguments.models.split(","):
             print(f"… {name}", file=sys.stderr, flush=True)
             try:
-                results.append(bench_model(name.strip(), arguments.seconds, Path(workdir)))
+                bench = bench_caffe if name.strip() in CAFFE_MODELS else bench_model
+                results.append(bench(name.strip(), arguments.seconds, Path(workdir)))
             except ConversionFailed as error:  # a row that says why, not a bench that stops
                 results.append({"model": name.strip(), "failed": error.reason.value, "error": str(error)})
     print(
@@ -246,6 +302,15 @@ def main() -> int:
     for row in results:
         if "failed" in row:
             print(f"{row['model']:<12} not converted ({row['failed']}): {row['error'][:200]}")
+            continue
+        if row.get("framework") == "caffe":
+            print(
+                f"{row['model']:<12} {row['conversion_s']:>9.1f} {row['timings']['convert_s']:>14.1f} "
+                f"{row['onnx_bytes'] / 1e6:>8.1f} {row['parity_max_abs']:>9.2e}  "
+                f"logits max rel {row['parity']['loss3/classifier']['max_rel']:.1e}; "
+                f"b1 ONNX/numpy reference {row['batch_1']['ratio']:.1f}  "
+                f"parity<= {PARITY_GOAL:g}: {'met' if row['parity_max_abs'] <= PARITY_GOAL else 'NOT met'}"
+            )
             continue
         goal = GOALS.get(row["model"], 1.0)
         ratios = [row["throughput"][f"batch_{size}"]["ratio"] for size in (1, 8)]

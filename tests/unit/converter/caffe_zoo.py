@@ -235,31 +235,50 @@ def _inception(net: CaffeNet, name: str, bottom: str, widths: tuple[int, int, in
     return net.concat(f"{name}/output", [branch1, branch3, branch5, branch_pool])
 
 
-def googlenet_shaped(size: int = 224, classes: int = 10) -> CaffeNet:
-    """BVLC GoogLeNet's deploy.prototxt layout (stem with LRN, ceil-rounded pooling, inception 3a/3b/4a,
-    7×7 average pooling, dropout, classifier) with narrower layers."""
+# BVLC GoogLeNet's inception widths: 1×1, 3×3 reduce, 3×3, 5×5 reduce, 5×5, pool projection.
+BVLC_INCEPTIONS = {
+    "3a": (64, 96, 128, 16, 32, 32),
+    "3b": (128, 128, 192, 32, 96, 64),
+    "4a": (192, 96, 208, 16, 48, 64),
+    "4b": (160, 112, 224, 24, 64, 64),
+    "4c": (128, 128, 256, 24, 64, 64),
+    "4d": (112, 144, 288, 32, 64, 64),
+    "4e": (256, 160, 320, 32, 128, 128),
+    "5a": (256, 160, 320, 32, 128, 128),
+    "5b": (384, 192, 384, 48, 128, 128),
+}
+SMALL_INCEPTIONS = {"3a": (8, 8, 16, 4, 8, 8), "3b": (16, 8, 16, 4, 8, 8), "4a": (16, 8, 16, 4, 8, 8)}
+
+
+def googlenet_shaped(size: int = 224, classes: int = 10, full: bool = False) -> CaffeNet:
+    """BVLC GoogLeNet's deploy.prototxt layout: stem with LRN, ceil-rounded pooling, inception blocks,
+    average pooling over the last map, dropout, classifier. `full` has all nine inception blocks at BVLC's
+    widths (about 7 million weights); the default keeps 3a, 3b and 4a, narrower, for tests."""
     net = CaffeNet("GoogleNet")
+    stem = (64, 64, 192) if full else (16, 16, 32)
     data = net.input("data", (10, 3, size, size))
-    x = net.relu(net.conv("conv1/7x7_s2", data, 16, 7, 2, 3))
+    x = net.relu(net.conv("conv1/7x7_s2", data, stem[0], 7, 2, 3))
     x = net.lrn("pool1/norm1", net.pool("pool1/3x3_s2", x, "MAX", 3, 2))
-    x = net.relu(net.conv("conv2/3x3_reduce", x, 16, 1))
-    x = net.relu(net.conv("conv2/3x3", x, 32, 3, pad=1))
+    x = net.relu(net.conv("conv2/3x3_reduce", x, stem[1], 1))
+    x = net.relu(net.conv("conv2/3x3", x, stem[2], 3, pad=1))
     x = net.pool("pool2/3x3_s2", net.lrn("conv2/norm2", x), "MAX", 3, 2)
-    x = _inception(net, "inception_3a", x, (8, 8, 16, 4, 8, 8))
-    x = _inception(net, "inception_3b", x, (16, 8, 16, 4, 8, 8))
-    x = net.pool("pool3/3x3_s2", x, "MAX", 3, 2)
-    x = _inception(net, "inception_4a", x, (16, 8, 16, 4, 8, 8))
-    x = net.pool("pool5/7x7_s1", x, "AVE", _googlenet_final_size(size), 1)
+    pools = 2
+    for block, widths in (BVLC_INCEPTIONS if full else SMALL_INCEPTIONS).items():
+        if block in ("4a", "5a"):
+            x = net.pool(f"pool{int(block[0]) - 1}/3x3_s2", x, "MAX", 3, 2)
+            pools += 1
+        x = _inception(net, f"inception_{block}", x, widths)
+    x = net.pool("pool5/7x7_s1", x, "AVE", _googlenet_final_size(size, pools), 1)
     x = net.layer("pool5/drop_7x7_s1", "Dropout", [x], x, "dropout_param { dropout_ratio: 0.4 }")
     x = net.inner_product("loss3/classifier", x, classes, net.channels[x])
     net.softmax("prob", x)
     return net
 
 
-def _googlenet_final_size(size: int) -> int:
-    """Spatial size after GoogLeNet's stride-2 stages with Caffe's ceil rounding (7 for 224)."""
+def _googlenet_final_size(size: int, pools: int) -> int:
+    """Spatial size after conv1 and `pools` 3×3 stride-2 poolings with Caffe's ceil rounding (7 for 224 and 4)."""
     size = (size + 6 - 7) // 2 + 1  # conv1
-    for _ in range(3):  # pool1, pool2, pool3: 3×3 stride 2, ceil
+    for _ in range(pools):
         size = -(-(size - 3) // 2) + 1
     return size
 
