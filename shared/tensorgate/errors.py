@@ -71,6 +71,10 @@ class EndpointShutdown(TensorgateError):
     """A prediction asked of an endpoint that was shut down."""
 
 
+class TargetGone(TensorgateError):
+    """An endpoint's target (or canary) was deleted after the endpoint was created."""
+
+
 class DuplicateName(TensorgateError):
     """A name that must be unique in the account is already taken."""
 

@@ -43,6 +43,7 @@ STATUS_BY_ERROR: dict[type[errors.TensorgateError], int] = {
     errors.NetworkNotReady: 409,
     errors.NoCurrentVersion: 409,
     errors.EndpointShutdown: 409,
+    errors.TargetGone: 409,
     errors.ConcurrentUpdate: 409,
     errors.DuplicateSlug: 409,
     errors.PayloadTooLarge: 413,

@@ -242,3 +242,12 @@ def test_predict_with_one_bad_feature_queues_none(api: Client, aws: dict[str, An
         assert words in response.json["error"]
     assert api.post(f"{path}?wait=soon", headers=HEADERS, json={"features": [SOURCE]}).status_code == 400
     assert queued(aws) == []
+
+
+def test_predict_after_the_target_network_was_deleted_answers_409_naming_it(api: Client) -> None:
+    network = ready_network(api)
+    endpoint = create_endpoint(api, network_id=network["id"])
+    assert api.delete(f"/v0.7/networks/{network['id']}", headers=HEADERS).status_code == 204
+    refused = api.post(f"/v0.7/endpoints/{endpoint['id']}/predict", headers=HEADERS, json={"features": [SOURCE]})
+    assert refused.status_code == 409, refused.text
+    assert f"No network with id {network['id']}" in refused.json["error"] and "PATCH" in refused.json["error"]

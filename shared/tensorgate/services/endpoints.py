@@ -20,6 +20,7 @@ from tensorgate.errors import (
     NetworkNotFound,
     RecognitionSpecNotFound,
     RecognitionVersionNotFound,
+    TargetGone,
     UnknownField,
     ValidationFailed,
     endpoint_name_taken,
@@ -286,8 +287,14 @@ class EndpointService:
         prepared: list[tuple[PreparedInference, dict[str, Any]]] = []
         for sample in samples:
             target = self._route(endpoint)
-            network_id, plan = self._resolve(account_id, target)
-            prepared.append((self._inference.prepare(account_id, network_id, sample, recognition=plan), target))
+            try:
+                network_id, plan = self._resolve(account_id, target)
+                prepared.append((self._inference.prepare(account_id, network_id, sample, recognition=plan), target))
+            except (NetworkNotFound, RecognitionSpecNotFound, RecognitionVersionNotFound) as gone:
+                raise TargetGone(
+                    f"Endpoint {endpoint.name!r} cannot predict: {gone.message.rstrip('.')}; PATCH the endpoint to "
+                    "another target."
+                ) from None
         tasks = [
             self._inference.send(item, endpoint_id=endpoint.endpoint_id, target=target) for item, target in prepared
         ]
@@ -311,10 +318,8 @@ class EndpointService:
             return self._recognition.version_plan(account_id, int(target["recognition_version_id"]))
         if "recognition_spec_id" in target:
             return self._recognition.spec_plan(account_id, int(target["recognition_spec_id"]))
-        network_id = int(target["network_id"])
-        if self._networks.get(account_id, network_id) is None:
-            raise NetworkNotFound(network_id)
-        return network_id, None
+        # The network itself is read (and a missing one refused) when the request is checked against it.
+        return int(target["network_id"]), None
 
     def _wait(self, account_id: str, tasks: list[Task], budget: float) -> list[dict[str, Any]]:
         ids = [task.task_id for task in tasks]
