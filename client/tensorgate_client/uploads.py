@@ -30,7 +30,15 @@ MULTIPART_HEADROOM = 64 * 1024
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz")
 ARCHIVE_PEEK_BYTES = 64 * 1024 * 1024
 STORE_ABOVE_BYTES = 16 * 1024 * 1024
-FRAMEWORK_BY_SUFFIX = {".onnx": "onnx", ".tflite": "tflite", ".keras": "keras", ".h5": "keras", ".hdf5": "keras"}
+FRAMEWORK_BY_SUFFIX = {
+    ".onnx": "onnx",
+    ".tflite": "tflite",
+    ".keras": "keras",
+    ".h5": "keras",
+    ".hdf5": "keras",
+    ".caffemodel": "nv-caffe-0.x-mod",
+    ".prototxt": "nv-caffe-0.x-mod",
+}
 # The service stores flat names, or SavedModel variables as variables/<name>.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _VARIABLES = "variables/"

@@ -106,6 +106,18 @@ def test_create_onnx_file_declares_its_framework(tmp_path: Path) -> None:
     assert sent["framework"] == b"onnx" and sent["my_detector.onnx"] == b"onnx-bytes"
 
 
+def test_create_caffe_folder_declares_the_v07_caffe_framework(tmp_path: Path) -> None:
+    folder = tmp_path / "googlenet"
+    folder.mkdir()
+    for name, content in [("deploy.prototxt", b"layer {}"), ("snapshot.caffemodel", b"w"), ("mean.binaryproto", b"m")]:
+        (folder / name).write_bytes(content)
+    with fake_service(service_route()) as service:
+        Client(service.url, KEY).networks.create(folder, name="googlenet")
+
+    sent = dict(parts(service.received[0]))
+    assert sent["framework"] == b"nv-caffe-0.x-mod" and sent["snapshot.caffemodel"] == b"w"
+
+
 def test_create_over_the_multipart_limit_zips_and_posts_to_the_presigned_url_file_last(tmp_path: Path) -> None:
     folder = saved_model_folder(tmp_path, weights=50_000)
     events: list[object] = []
