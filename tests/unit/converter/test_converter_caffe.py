@@ -191,3 +191,25 @@ def test_caffe_reference_agrees_with_opencvs_caffe_reader_layer_by_layer(archite
         scale = float(np.abs(computed).max())
         difference = float(np.abs(expected.reshape(computed.shape) - computed).max())
         assert difference <= 1e-5 * scale + 1e-7, f"{layer.name} ({layer.type}): {difference} of {scale}"
+
+
+def test_convert_network_caffe_files_in_an_archive_convert_with_their_mean(tmp_path, upload, output):
+    # The presigned path for weights over the direct-upload limit: one zip of the seed's three files.
+    import zipfile
+
+    files = caffe_zoo.alexnet_shaped(size=99).write(tmp_path / "files")
+    mean = np.full((3, 99, 99), 110.0, np.float32)
+    with zipfile.ZipFile(upload / "model.zip", "w") as archive:
+        for path in files.iterdir():
+            archive.write(path, path.name)
+        archive.writestr("mean.binaryproto", caffe_zoo.mean_binaryproto(mean))
+    image = {"dimension_order": "NCHW", "color_channels": "BGR", "mean_file": "mean.binaryproto"}
+
+    result = convert_network(
+        upload, output, framework="caffe", preprocessing={"inputs": [{"tensor_name": "data", "image": image}]}
+    )
+
+    assert result.parity["passed"]
+    assert result.source["files"] == ["model.zip:deploy.prototxt", "model.zip:snapshot.caffemodel"]
+    assert result.preprocessing["inputs"][0]["image"]["target_size"] == "99x99"
+    assert (output / "files" / "mean.binaryproto").exists()
