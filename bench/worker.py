@@ -6,11 +6,14 @@ One run, one model (Keras MobileNetV2, weights=None, converted with tf2onnx), th
   (b) preprocessing alone (the layer: decode, resize, scale, mean, into a batch array), one thread;
   (c) the worker pipeline from queued messages to written results, under moto (SQS, S3, DynamoDB):
       the inputs sit in S3 as the submit API stores large images, every message is queued before the
-      worker starts, and the clock stops when the last task has its result.
+      worker starts, and the clock stops when the last task has its result;
+  (d) the same worker with in-memory queue, file store and tables: production's SQS, S3 and DynamoDB
+      cost the worker's own cores nothing but a network call, while moto runs in the worker's process
+      and takes its CPU (and its GIL), so (d) is the pipeline a real worker runs.
 
-It prints images/s of each, and (c) against the serial bound 1/(1/a + 1/b) — what a worker that
-preprocesses and then runs, one after the other, could reach (goal: >= 1.0) — and against min(a, b),
-the ceiling of a perfect overlap. The three are measured in interleaved rounds and the medians
+It prints images/s of each, and (c) and (d) against the serial bound 1/(1/a + 1/b) — what a worker
+that preprocesses and then runs, one after the other, could reach (goal: >= 1.0) — and against
+min(a, b), the ceiling of a perfect overlap. All are measured in interleaved rounds and the medians
 reported, so that load from other processes on a shared machine weighs on all of them alike; the
 process CPU time per image of each is printed too, as a view independent of that load.
 
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -165,17 +169,153 @@ def emulated_aws() -> Iterator[None]:
         yield
 
 
-class PipelineBench:
-    """The template's resources under moto, one ready network, and a worker that serves queued requests."""
+class MemoryQueue:
+    """SQS's contract in memory for one consumer process: receive hides, delete ends, extend 0 releases."""
 
-    def __init__(self, model: bytes, input_name: str, batch: int, workdir: Path, overrides: dict[str, Any]) -> None:
+    def __init__(self) -> None:
+        self._ready: deque[dict[str, Any]] = deque()
+        self._held: dict[str, dict[str, Any]] = {}
+        self._condition = threading.Condition()
+        self._count = 0
+
+    def send(self, body: dict[str, Any], group: str | None = None) -> str:
+        with self._condition:
+            self._count += 1
+            message_id = f"m{self._count}"
+            self._ready.append({"MessageId": message_id, "Body": json.dumps(body), "Attributes": {}})
+            self._condition.notify()
+        return message_id
+
+    def receive(
+        self, max_messages: int = 10, wait_seconds: int = 20, visibility_seconds: int | None = None
+    ) -> list[dict[str, Any]]:
+        with self._condition:
+            self._condition.wait_for(lambda: bool(self._ready), timeout=wait_seconds)
+            received = []
+            while self._ready and len(received) < max_messages:
+                message = self._ready.popleft()
+                handle = f"{message['MessageId']}-{self._count}-{len(received)}"
+                self._held[handle] = message
+                received.append({**message, "ReceiptHandle": handle})
+            return received
+
+    def delete(self, receipt_handles: list[str]) -> None:
+        with self._condition:
+            for handle in receipt_handles:
+                self._held.pop(handle, None)
+
+    def extend(self, receipt_handles: list[str], visibility_seconds: int) -> None:
+        if visibility_seconds:
+            return
+        with self._condition:
+            for handle in receipt_handles:
+                message = self._held.pop(handle, None)
+                if message is not None:
+                    self._ready.append(message)
+            self._condition.notify_all()
+
+
+def memory_files() -> Any:
+    from tests.fakes import InMemoryBlobStore
+
+    class MemoryFiles(InMemoryBlobStore):
+        def download(self, key: str, path: str) -> None:
+            Path(path).write_bytes(self.get(key))
+
+    return MemoryFiles()
+
+
+def memory_worker(settings: Any, files: Any, tasks: Any, networks: Any, queue: MemoryQueue) -> Any:
+    """The worker build_worker assembles, on in-memory adapters instead of boto3's."""
+    from functions.worker.fetch import FetchPolicy
+    from functions.worker.main import Worker, runtime_options
+    from functions.worker.pipeline import InferencePipeline, PipelineOptions, discard_model_files
+    from functions.worker.results import TaskResults
+    from functions.worker.runtime import ModelCache, Runtime
+
+    pipeline = InferencePipeline(
+        networks=networks,
+        files=files,
+        runtime=Runtime(runtime_options(settings)),
+        cache=ModelCache(settings.model_cache_bytes, on_evict=discard_model_files),
+        options=PipelineOptions(
+            fetch=FetchPolicy(timeout_seconds=settings.fetch_timeout_seconds, max_bytes=settings.fetch_max_bytes),
+            model_dir=Path(settings.model_dir),
+            max_pixels=settings.max_pixels,
+            max_batch_size=settings.max_batch_size,
+            max_queue_delay_ms=settings.max_queue_delay_ms,
+            network_cache_seconds=settings.network_cache_seconds,
+        ),
+    )
+    return Worker(settings, queue, pipeline, TaskResults(tasks, files, settings.result_inline_bytes))
+
+
+def network_record(input_name: str, batch: int) -> Any:
+    from tensorgate import layout
+    from tensorgate.models import Network, NetworkStatus, utc_now
+
+    now = utc_now()
+    return Network(
+        account_id=ACCOUNT,
+        network_id=NETWORK,
+        name="mobilenetv2",
+        framework="keras",
+        preprocessing={"inputs": [{"tensor_name": input_name, "image": IMAGE_SPEC}]},
+        conversion_options={"max_batch_size": batch},
+        task_id=0,
+        status=NetworkStatus.READY,
+        upload_prefix=layout.network_prefix(ACCOUNT, NETWORK),
+        conversion={"model": {"files": ["model.onnx"], "sha256": "bench"}, "name_map": {}},
+        create_date=now,
+        update_date=now,
+    )
+
+
+def store_network(files: Any, model: bytes) -> None:
+    from tensorgate import layout
+
+    files.put(layout.model_key(ACCOUNT, NETWORK), model)
+    mean = io.BytesIO()
+    np.save(mean, np.ones((1, 1, 3), np.float32))
+    files.put(layout.file_key(ACCOUNT, NETWORK, "mean.npy"), mean.getvalue())
+
+
+class PipelineBench:
+    """The template's resources under moto, one ready network, and a worker that serves queued requests.
+
+    ``in_memory`` (with the moto run's settings) puts the same network and worker on in-memory adapters.
+    """
+
+    def __init__(
+        self,
+        model: bytes,
+        input_name: str,
+        batch: int,
+        workdir: Path,
+        overrides: dict[str, Any],
+        in_memory: Any | None = None,
+    ) -> None:
+        self.next_task_id = 1
+        if in_memory is not None:
+            from tests.fakes import InMemoryNetworkRepository, InMemoryTaskRepository
+
+            self.blobs, self.tasks, self.queue = memory_files(), InMemoryTaskRepository(), MemoryQueue()
+            networks = InMemoryNetworkRepository()
+            store_network(self.blobs, model)
+            networks.put_new(network_record(input_name, batch))
+            # The in-memory queue is thread-safe: the worker's own number of receivers.
+            self.settings = replace(in_memory, model_dir=str(workdir / "memory-models"), receivers=2)
+            self.worker = memory_worker(self.settings, self.blobs, self.tasks, networks, self.queue)
+            return
+        self._emulated(model, input_name, batch, workdir, overrides)
+
+    def _emulated(self, model: bytes, input_name: str, batch: int, workdir: Path, overrides: dict[str, Any]) -> None:
         import boto3
-        from tensorgate import layout, wiring
+        from tensorgate import wiring
         from tensorgate.adapters.dynamodb import DynamoNetworkRepository, DynamoTaskRepository
         from tensorgate.adapters.s3 import S3BlobStore
         from tensorgate.adapters.sqs import SqsQueue
         from tensorgate.config import get_settings
-        from tensorgate.models import Network, NetworkStatus, utc_now
         from tensorgate_local.resources import create_all
         from tensorgate_local.template import Template
 
@@ -192,28 +332,8 @@ class PipelineBench:
         self.blobs = S3BlobStore(shared.model_bucket)
         self.tasks = DynamoTaskRepository(shared.tasks_table)
         self.queue = SqsQueue(shared.inference_queue_url)
-        self.next_task_id = 1
-        now = utc_now()
-        self.blobs.put(layout.model_key(ACCOUNT, NETWORK), model)
-        mean = io.BytesIO()
-        np.save(mean, np.ones((1, 1, 3), np.float32))
-        self.blobs.put(layout.file_key(ACCOUNT, NETWORK, "mean.npy"), mean.getvalue())
-        DynamoNetworkRepository(shared.networks_table).put_new(
-            Network(
-                account_id=ACCOUNT,
-                network_id=NETWORK,
-                name="mobilenetv2",
-                framework="keras",
-                preprocessing={"inputs": [{"tensor_name": input_name, "image": IMAGE_SPEC}]},
-                conversion_options={"max_batch_size": batch},
-                task_id=0,
-                status=NetworkStatus.READY,
-                upload_prefix=layout.network_prefix(ACCOUNT, NETWORK),
-                conversion={"model": {"files": ["model.onnx"], "sha256": "bench"}, "name_map": {}},
-                create_date=now,
-                update_date=now,
-            )
-        )
+        store_network(self.blobs, model)
+        DynamoNetworkRepository(shared.networks_table).put_new(network_record(input_name, batch))
         self.settings = replace(
             WorkerSettings.from_environment(),
             receive_wait_seconds=1,
@@ -314,16 +434,21 @@ def main(argv: list[str] | None = None) -> int:
         with emulated_aws():
             pipeline = PipelineBench(model, input_name, args.batch, workdir, overrides)
             pipeline.serve(requests[: 2 * args.batch])  # warm-up: the model loads from S3
+            memory = PipelineBench(model, input_name, args.batch, workdir, overrides, in_memory=pipeline.settings)
+            memory.serve(requests[: 2 * args.batch])
             for number in range(1, args.rounds + 1):
                 a = measure(run_bare, args.batch, args.seconds)
                 b = measure(preprocess, args.batch, args.seconds)
                 c, sizes = pipeline.serve(requests)
+                d, memory_sizes = memory.serve(requests)
                 serial = 1 / (1 / a.images_per_second + 1 / b.images_per_second)
-                rounds.append({"a": a, "b": b, "c": c, "serial": serial, "batch_sizes": sizes})
+                rounds.append({"a": a, "b": b, "c": c, "d": d, "serial": serial, "batch_sizes": sizes})
                 print(
                     f"round {number}: a {a.images_per_second:.1f}  b {b.images_per_second:.1f}  "
-                    f"c {c.images_per_second:.1f} images/s  (c / serial bound {c.images_per_second / serial:.2f}, "
-                    f"mean batch {sum(sizes) / len(sizes):.1f}, load {os.getloadavg()[0]:.1f})",
+                    f"c {c.images_per_second:.1f}  d {d.images_per_second:.1f} images/s  (c / serial bound "
+                    f"{c.images_per_second / serial:.2f}, d / serial bound {d.images_per_second / serial:.2f}, "
+                    f"mean batch {sum(sizes) / len(sizes):.1f} and {sum(memory_sizes) / len(memory_sizes):.1f}, "
+                    f"load {os.getloadavg()[0]:.1f})",
                     flush=True,
                 )
         settings = pipeline.settings
@@ -331,11 +456,12 @@ def main(argv: list[str] | None = None) -> int:
     def median(key: str, field: str = "images_per_second") -> float:
         return statistics.median(getattr(item[key], field) for item in rounds)
 
-    a, b, c = median("a"), median("b"), median("c")
+    a, b, c, d = median("a"), median("b"), median("c"), median("d")
     serial = 1 / (1 / a + 1 / b)
     ratio = statistics.median(item["c"].images_per_second / item["serial"] for item in rounds)
+    memory_ratio = statistics.median(item["d"].images_per_second / item["serial"] for item in rounds)
     sizes = [size for item in rounds for size in item["batch_sizes"]]
-    cpu = {key: median(key, "cpu_ms_per_image") for key in ("a", "b", "c")}
+    cpu = {key: median(key, "cpu_ms_per_image") for key in ("a", "b", "c", "d")}
     figures = {
         "model": "keras MobileNetV2 (weights=None) via tf2onnx, 224x224",
         "provider": providers[0],
@@ -349,6 +475,10 @@ def main(argv: list[str] | None = None) -> int:
         "c_over_serial_bound": round(c / serial, 3),
         "c_over_serial_bound_median_of_rounds": round(ratio, 3),
         "c_over_min_a_b": round(c / min(a, b), 3),
+        "d_in_memory_pipeline_images_per_s": round(d, 1),
+        "d_over_serial_bound": round(d / serial, 3),
+        "d_over_serial_bound_median_of_rounds": round(memory_ratio, 3),
+        "d_over_min_a_b": round(d / min(a, b), 3),
         "cpu_ms_per_image": {key: round(value, 1) for key, value in cpu.items()},
         "mean_batch_size": round(sum(sizes) / len(sizes), 2),
         "fetch_threads": settings.fetch_threads,
@@ -363,6 +493,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"    serial bound 1/(1/a+1/b)                   {serial:8.1f}")
     print(f"    (c) / serial bound                         {c / serial:8.2f}x   (goal >= 1.0)")
     print(f"    (c) / min(a, b)                            {c / min(a, b):8.2f}x")
+    print(f"(d) worker pipeline, in-memory queue and store {d:8.1f}   {cpu['d']:8.1f}")
+    print(f"    (d) / serial bound                         {d / serial:8.2f}x   (goal >= 1.0)")
+    print(f"    (d) / min(a, b)                            {d / min(a, b):8.2f}x")
     print(
         f"    mean batch {figures['mean_batch_size']}, {settings.fetch_threads} fetching and "
         f"{settings.preprocess_threads} preprocessing threads, moto in process"
