@@ -2,9 +2,10 @@
 
 Our own translation from Caffe's protobuf messages (`proto`, read by `network`) to standard ONNX
 operators (`to_onnx`), checked against a numpy implementation of Caffe's layers (`reference`).
-The PyPI converters were tried first and set aside: caffe2onnx 2.0.1 pins onnx 1.6 and caffe-onnx
-0.1.2 pins protobuf below 4 (TensorFlow 2.21 needs 5 or later), and neither follows Caffe's
-pooling rounding for average pooling nor converts Scale, Flatten and TanH on their own.
+The PyPI converters were read first and set aside (docs/conversion.md, "Caffe"): caffe2onnx 2.0.1
+pins onnx 1.6.0 and caffe-onnx 0.1.2 pins protobuf below 4, neither installable beside TensorFlow
+2.21's stack, and neither gives average pooling Caffe's divisor where padding or a ceil-rounded
+window is involved.
 """
 
 from __future__ import annotations

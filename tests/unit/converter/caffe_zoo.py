@@ -84,6 +84,7 @@ class CaffeNet:
     text: list[str] = field(default_factory=list)
     weights: list[tuple[str, str, list[np.ndarray]]] = field(default_factory=list)
     channels: dict[str, int] = field(default_factory=dict)
+    inputs: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def layer(
         self, name: str, kind: str, bottoms: list[str], top: str, body: str = "", blobs: list[np.ndarray] | None = None
@@ -105,6 +106,7 @@ class CaffeNet:
             f"  input_param {{ shape {{ {dims} }} }}\n}}\n"
         )
         self.channels[name] = shape[1]
+        self.inputs[name] = shape
         return name
 
     def conv(
