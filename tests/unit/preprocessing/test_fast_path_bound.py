@@ -154,3 +154,41 @@ def test_resampling_accepts_fast_or_exact_only() -> None:
     assert ImageSpec(resampling="EXACT").resampling == "EXACT"
     with pytest.raises(ValueError, match="FAST"):
         ImageSpec(resampling="exactly")
+
+
+def _random_geometries(count: int, seed: int) -> list[tuple[tuple[int, int], int, int, str, str, str]]:
+    """Geometries drawn as bench/preprocess_deviation.py draws them (unseen by CASES), each reducing enough
+    for a DCT-scaled decode: size, photo seed, EXIF orientation, target, resize type, channels."""
+    rng = np.random.default_rng(seed)
+    sizes = [(640, 480), (800, 600), (1024, 768), (768, 1024), (1280, 720), (1000, 336)]
+    drawn = []
+    for _ in range(count):
+        width, height = sizes[rng.integers(len(sizes))]
+        reduction = [2, 4, 8][rng.integers(3)] * rng.uniform(JPEG_OVERSAMPLING + 0.05, JPEG_OVERSAMPLING + 1.2)
+        resize = ["SQUASH", "CROP", "FILL", "NETWORK"][rng.integers(4)]
+        if resize == "NETWORK":
+            target = str(max(8, int(max(width, height) / reduction)))
+        else:
+            target = f"{max(8, int(width / reduction / rng.uniform(1, 1.6)))}x"
+            target += str(max(8, int(height / reduction / rng.uniform(1, 1.6))))
+        orientation, color = int(rng.integers(1, 9)), ["RGB", "BGR", "L"][rng.integers(3)]
+        drawn.append(((width, height), int(rng.integers(20, 40)), orientation, target, resize, color))
+    return drawn
+
+
+@pytest.mark.parametrize(("size", "seed", "orientation", "target", "resize", "color"), _random_geometries(12, seed=16))
+def test_fast_path_random_geometries_and_orientations_stay_within_bound(
+    size: tuple[int, int], seed: int, orientation: int, target: str, resize: str, color: str
+) -> None:
+    # Given a photograph under a random EXIF orientation, and a random geometry that reduces it enough
+    data = photo_jpeg(*size, seed=seed, orientation=orientation)
+    spec = ImageSpec(target_size=target, resize_type=resize, color_channels=color, dimension_order="NHWC")
+
+    # When the default path prepares it (whichever Pillow build is installed: Pillow or Pillow-SIMD)
+    prepared = prepare_image(data, spec)
+
+    # Then it took the reduced decode and stays within the bound of the float64 reference
+    assert prepared.decode_scale > 1
+    difference = np.abs(assemble([prepared], spec)[0].array.astype(np.float64) - reference(data, spec))
+    assert difference.mean() <= MEAN_BOUND
+    assert difference.max() <= MAX_BOUND
