@@ -39,6 +39,8 @@ class Settings:
     # minimum capacity endpoints' replicas hold up; empty (locally): the settings are stored and shown only.
     cpu_worker_service: str = ""
     gpu_worker_service: str = ""
+    # The dataset worker's queue: extractions the API restarts, transformations and splits.
+    dataset_queue_url: str = ""
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -61,6 +63,7 @@ class Settings:
             predict_budget_seconds=_predict_budget(env.get("PREDICT_BUDGET_SECONDS", "")),
             cpu_worker_service=env.get("CPU_WORKER_SERVICE", ""),
             gpu_worker_service=env.get("GPU_WORKER_SERVICE", ""),
+            dataset_queue_url=env.get("DATASET_QUEUE_URL", ""),
         )
 
 

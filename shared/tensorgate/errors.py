@@ -129,3 +129,11 @@ class ConversionRejected(TensorgateError):
     def __init__(self, message: str, details: dict[str, object] | None = None) -> None:
         super().__init__(message)
         self.report = details or {}
+
+
+class DatasetNotFound(TensorgateError):
+    """A dataset, a version of it or a split that this account does not have (404)."""
+
+
+class DatasetNotReady(TensorgateError):
+    """A dataset, version or split asked for what its state does not allow yet (409)."""

@@ -36,6 +36,10 @@ class TaskKind(StrEnum):
     DEPLOY = "deploy"
     INFERENCE = "inference"
     BATCH = "batch"
+    # Dataset jobs (DESIGN §9): an extraction, a transformation into a new version, a split.
+    DATASET = "dataset"
+    TRANSFORMATION = "transformation"
+    SPLIT = "split"
 
 
 class EndpointStatus(StrEnum):

@@ -737,6 +737,12 @@ OPERATIONS: tuple[Operation, ...] = (
 )
 
 
+# The datasets' operations live in their own module, which reads the helpers above.
+from tensorgate.openapi_datasets import DATASET_OPERATIONS  # noqa: E402
+
+OPERATIONS += DATASET_OPERATIONS
+
+
 def _json_form(model_schema: dict[str, Any], title: str, description: str, files: bool) -> dict[str, Any]:
     """A JSON body model as a form: the same fields, objects and arrays as JSON text parts, plus file parts."""
     form = {
@@ -907,6 +913,7 @@ def _document() -> dict[str, Any]:
             {"name": "recognition versions", "description": "A spec bound to a network and how to read its tensors."},
             {"name": "recognition inference", "description": "Labelled predictions through a spec or a version."},
             {"name": "endpoints", "description": "Named deployments with a synchronous predict."},
+            {"name": "datasets", "description": "Labelled images, their versions and splits."},
             {"name": "documentation", "description": "This document; no key needed."},
         ],
     }

@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from tensorgate.adapters.dynamodb import DynamoTaskRepository
     from tensorgate.services.auth import AuthService
     from tensorgate.services.conversions import ConversionService, Converter
+    from tensorgate.services.dataset_jobs import DatasetJobService, Extractor, Transformer
+    from tensorgate.services.datasets import DatasetService
     from tensorgate.services.endpoints import EndpointService
     from tensorgate.services.inference import InferenceService
     from tensorgate.services.networks import NetworkService
@@ -144,6 +146,47 @@ def conversion_service(converter: Converter | None = None) -> ConversionService:
     )
 
 
+@cache
+def dataset_service() -> DatasetService:
+    from tensorgate.adapters.dynamodb import DynamoIdAllocator, DynamoTaskRepository
+    from tensorgate.adapters.dynamodb_datasets import DynamoDatasetRepository
+    from tensorgate.adapters.s3 import S3BlobStore
+    from tensorgate.adapters.sqs import SqsQueue
+    from tensorgate.services.datasets import DatasetPolicy, DatasetService
+
+    settings = get_settings()
+    return DatasetService(
+        datasets=DynamoDatasetRepository(settings.networks_table),
+        tasks=DynamoTaskRepository(settings.tasks_table),
+        ids=DynamoIdAllocator(settings.counters_table),
+        files=S3BlobStore(settings.model_bucket),
+        queue=SqsQueue(settings.dataset_queue_url),
+        policy=DatasetPolicy(
+            max_archive_bytes=settings.max_archive_bytes,
+            presigned_upload_seconds=settings.presigned_upload_seconds,
+            task_ttl_days=settings.task_ttl_days,
+        ),
+    )
+
+
+def dataset_job_service(
+    extractor: Extractor | None = None, transformer: Transformer | None = None
+) -> DatasetJobService:
+    from tensorgate.adapters.dynamodb import DynamoTaskRepository
+    from tensorgate.adapters.dynamodb_datasets import DynamoDatasetRepository
+    from tensorgate.adapters.s3 import S3BlobStore
+    from tensorgate.services.dataset_jobs import DatasetJobService
+
+    settings = get_settings()
+    return DatasetJobService(
+        datasets=DynamoDatasetRepository(settings.networks_table),
+        tasks=DynamoTaskRepository(settings.tasks_table),
+        files=S3BlobStore(settings.model_bucket),
+        extractor=extractor,
+        transformer=transformer,
+    )
+
+
 def task_repository() -> DynamoTaskRepository:
     from tensorgate.adapters.dynamodb import DynamoTaskRepository
 
@@ -163,5 +206,6 @@ def reset() -> None:
         inference_service,
         recognition_service,
         endpoint_service,
+        dataset_service,
     ):
         builder.cache_clear()

@@ -452,3 +452,17 @@ def _resize(picture: Image.Image, size: tuple[int, int], box: Box) -> Image.Imag
     if all(float(value).is_integer() for value in box) and (box[2] - box[0], box[3] - box[1]) == size:
         return picture.crop(box)  # a whole-pixel window at scale 1 is a plain crop
     return picture.resize(size, Image.Resampling.BILINEAR, box=box)
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """A whole image file as the preprocessing reads it (step 1): EXIF orientation applied, mode RGB or L
+    (alpha composited onto white). Raises InvalidImage or ImageTooLarge with a sentence naming the problem."""
+    with _open(data, max_pixels) as opened:
+        jpeg = opened.format in ("JPEG", "MPO")
+        orientation = _orientation(opened) if jpeg else 1
+        picture = _decode(opened, 1, False, max_pixels)
+        if not jpeg:
+            orientation = _orientation(opened)
+    if orientation in _ORIENTATIONS:
+        picture = picture.transpose(_ORIENTATIONS[orientation])
+    return picture

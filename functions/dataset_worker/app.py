@@ -1,0 +1,103 @@
+"""Dataset worker: extractions (S3 uploads), transformations and splits from the dataset queue, each task ended once."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from tensorgate import wiring
+from tensorgate.dataset_models import Dataset
+from tensorgate.events import s3_keys
+from tensorgate.services.dataset_jobs import DatasetJobInProgress, DatasetJobService, ExtractionRejected, ItemSink
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+# The queue's maxReceiveCount: the last delivery that fails ends the job in error instead of leaving it pending.
+LAST_DELIVERY = 3
+# Datasets hold many more entries than a model archive.
+MAX_ARCHIVE_MEMBERS = 1_000_000
+
+
+def extract(
+    archive: Path, workdir: Path, labels: Path | None, dataset: Dataset, sink: ItemSink, progress: Any
+) -> dict[str, Any]:
+    """The extractor port: the converter's safe archive extraction, then the dataset layouts (Pillow)."""
+    from functions.converter.archives import ArchiveLimits, extract_archive
+    from functions.converter.errors import ConversionFailed
+    from functions.dataset_worker.extraction import extract as extract_items
+
+    try:
+        extract_archive(archive, workdir, ArchiveLimits(max_members=MAX_ARCHIVE_MEMBERS))
+    except ConversionFailed as failure:
+        raise ExtractionRejected(failure.message) from None
+    return extract_items(workdir, labels, dataset.kind, dataset.classes, sink, progress)
+
+
+def transform(data: bytes, steps: list[dict[str, Any]], boxes: list[list[float]]) -> Any:
+    from tensorgate_preprocessing.transformations import transform_image
+
+    return transform_image(data, steps, boxes)
+
+
+@cache
+def service() -> DatasetJobService:
+    return wiring.dataset_job_service(extract, transform)
+
+
+def _handle(body: str) -> list[str]:
+    keys = s3_keys(body)
+    if keys:
+        return [service().handle_upload(key) for key in keys]
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return ["ignored: not JSON"]
+    job = message.get("dataset_job") if isinstance(message, dict) else None
+    return [service().handle_job(job)] if isinstance(job, dict) else ["ignored: neither an upload nor a job"]
+
+
+@tracer.capture_method
+def record_handler(record: SQSRecord) -> None:
+    try:
+        outcomes = _handle(record.body)
+    except DatasetJobInProgress:
+        raise
+    except Exception as error:
+        deliveries = int(record.attributes.approximate_receive_count or 1)
+        if deliveries < LAST_DELIVERY:
+            raise
+        logger.exception("dataset job failed on its last delivery")
+        _give_up(record.body, f"The dataset job failed {deliveries} times ({type(error).__name__}); retry it.")
+        return
+    for outcome in outcomes:
+        logger.info("dataset message handled", extra={"outcome": outcome})
+        if outcome.startswith("success"):
+            metrics.add_metric(name="DatasetJobsSucceeded", unit="Count", value=1)
+        elif outcome.startswith("error"):
+            metrics.add_metric(name="DatasetJobsFailed", unit="Count", value=1)
+
+
+def _give_up(body: str, message: str) -> None:
+    keys = s3_keys(body)
+    if keys:
+        for key in keys:
+            service().give_up(key, None, message)
+        return
+    job = json.loads(body).get("dataset_job")
+    service().give_up(None, job, message)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

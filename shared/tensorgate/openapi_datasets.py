@@ -1,0 +1,268 @@
+"""The datasets routes of the OpenAPI document (DESIGN §9), added to `openapi.OPERATIONS`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tensorgate.dataset_models import (
+    VERSION_NAME,
+    CreateDataset,
+    CreateDatasetSplit,
+    CreateDatasetVersion,
+    DatasetBody,
+    DatasetItemErrorPage,
+    DatasetItemPage,
+    DatasetPage,
+    DatasetSplitBody,
+    DatasetSplitPage,
+    DatasetVersionBody,
+    DatasetVersionPage,
+    RetryDataset,
+)
+from tensorgate.openapi import LIST_FILTERS, LOOKUP_NAME, PAGINATION, Operation, Success, _path_id
+
+TAG = "datasets"
+DATASET_ID = _path_id("dataset_id", "dataset")
+SPLIT_ID = _path_id("split_id", "split")
+VERSION = {
+    "name": "version",
+    "in": "path",
+    "required": True,
+    "description": "The version's name, e.g. `v1`.",
+    "schema": {"type": "string", "pattern": f"^{VERSION_NAME.pattern}$"},
+}
+
+
+def _query(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+    }
+
+
+NOT_FOUND = "No dataset with this id in this account (another account's answers the same way)."
+DATASET_LINKS = {
+    "GetDataset": {"operationId": "GetDataset", "parameters": {"dataset_id": "$response.body#/id"}},
+    "GetExtractionTask": {"operationId": "GetTask", "parameters": {"task_id": "$response.body#/task_id"}},
+}
+
+DATASET_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "POST",
+        "/v0.7/datasets",
+        "CreateDataset",
+        TAG,
+        "Create a dataset from an archive uploaded with the presigned POST answered",
+        description=(
+            "The answer's `upload` is a presigned POST for one archive (.zip, .tar.gz) in one of the layouts people "
+            "have: a folder per class; images with a labels.csv (`image,label[,label…]`) or labels.jsonl; a COCO "
+            "instances.json for detection. Its arrival starts the extraction (task `task_id`, kind `dataset`, "
+            "with progress); unreadable images and labels naming no image are item errors, not fatal."
+        ),
+        body={"application/json": CreateDataset},
+        body_example={"name": "pets", "description": "cats and dogs", "archive_name": "pets.zip"},
+        success=Success(201, "The dataset, `pending`, with `upload`.", DatasetBody, links=DATASET_LINKS),
+        errors={400: "Invalid fields, or a name another dataset of the account has.", 413: None, 415: None},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/datasets",
+        "ListDatasets",
+        TAG,
+        "List or search the account's datasets",
+        parameters=(*PAGINATION, *LIST_FILTERS),
+        success=Success(200, "One page of datasets, oldest first.", DatasetPage),
+        errors={400: None},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/datasets/lookup",
+        "LookupDataset",
+        TAG,
+        "Find the dataset with exactly this name",
+        parameters=(LOOKUP_NAME,),
+        success=Success(200, "The dataset.", DatasetBody),
+        errors={400: "`name` is missing.", 404: "No dataset of this account has exactly this name."},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/datasets/splits/lookup",
+        "LookupDatasetSplit",
+        TAG,
+        "Find a split by its dataset's, version's and own exact names",
+        parameters=(
+            _query("dataset", "The dataset's exact name."),
+            _query("version", "The version's exact name, e.g. v1."),
+            _query("name", "The split's exact name."),
+        ),
+        success=Success(200, "The split.", DatasetSplitBody),
+        errors={400: "A name is missing.", 404: "No such dataset, or no such split of that version."},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/datasets/{dataset_id}",
+        "GetDataset",
+        TAG,
+        "Get a dataset and how its extraction went",
+        parameters=(DATASET_ID,),
+        success=Success(200, "The dataset.", DatasetBody),
+        errors={404: NOT_FOUND},
+    ),
+    Operation(
+        "DELETE",
+        "/v0.7/datasets/{dataset_id}",
+        "DeleteDataset",
+        TAG,
+        "Delete a dataset with its versions, splits and files",
+        parameters=(DATASET_ID,),
+        success=Success(204, "Deleted."),
+        errors={404: NOT_FOUND},
+    ),
+    Operation(
+        "POST",
+        "/v0.7/datasets/{dataset_id}/retry",
+        "RetryDataset",
+        TAG,
+        "Extract again, with a corrected label file",
+        description=(
+            "With `labels_name`, the answer's `upload` takes the corrected label file, whose arrival starts the "
+            "extraction; without it, the extraction runs again at once. `classes` and `collection_date` replace "
+            "the dataset's when given."
+        ),
+        parameters=(DATASET_ID,),
+        body={"application/json": RetryDataset},
+        body_example={"labels_name": "labels.csv"},
+        success=Success(200, "The dataset, `pending` again, with a new `task_id`.", DatasetBody),
+        errors={
+            400: None,
+            404: NOT_FOUND,
+            409: "The last extraction has not ended, or versions or splits were made from the items.",
+            413: None,
+            415: None,
+        },
+    ),
+    Operation(
+        "GET",
+        "/v0.7/datasets/{dataset_id}/errors",
+        "ListDatasetItemErrors",
+        TAG,
+        "The last extraction's item errors",
+        parameters=(DATASET_ID, *PAGINATION),
+        success=Success(200, "One page of item errors, in the order met.", DatasetItemErrorPage),
+        errors={400: None, 404: NOT_FOUND},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/datasets/{dataset_id}/versions",
+        "ListDatasetVersions",
+        TAG,
+        "A dataset's versions",
+        parameters=(DATASET_ID, *PAGINATION),
+        success=Success(200, "One page of versions, v1 first.", DatasetVersionPage),
+        errors={400: None, 404: NOT_FOUND},
+    ),
+    Operation(
+        "POST",
+        "/v0.7/datasets/{dataset_id}/versions",
+        "CreateDatasetVersion",
+        TAG,
+        "Create a version by a transformation set applied to a version",
+        description=(
+            "Steps, in order, one key each: `resize` and `center_crop` (`WxH`), `grayscale`, `horizontal_flip`, "
+            "`jpeg_quality` (1-100). Boxes follow. The version is `pending` until its task (kind "
+            "`transformation`) ends."
+        ),
+        parameters=(DATASET_ID,),
+        body={"application/json": CreateDatasetVersion},
+        body_example={"name": "small", "transformations": [{"resize": "128x128"}, {"jpeg_quality": 80}]},
+        success=Success(201, "The version, `pending`.", DatasetVersionBody),
+        errors={
+            400: "Invalid steps, or a name another version of the dataset has.",
+            404: "No such dataset, or no such source version.",
+            409: "The source version is not ready.",
+            413: None,
+            415: None,
+        },
+    ),
+    Operation(
+        "GET",
+        "/v0.7/datasets/{dataset_id}/versions/{version}",
+        "GetDatasetVersion",
+        TAG,
+        "Get a version of a dataset",
+        parameters=(DATASET_ID, VERSION),
+        success=Success(200, "The version.", DatasetVersionBody),
+        errors={404: "No such dataset or version."},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/datasets/{dataset_id}/versions/{version}/items",
+        "ListDatasetVersionItems",
+        TAG,
+        "A version's items: names, labels, boxes, sizes",
+        parameters=(DATASET_ID, VERSION, *PAGINATION),
+        success=Success(200, "One page of items, in index order.", DatasetItemPage),
+        errors={400: None, 404: "No such dataset or version.", 409: "The version is not ready."},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/datasets/{dataset_id}/splits",
+        "ListDatasetSplits",
+        TAG,
+        "A dataset's splits",
+        parameters=(DATASET_ID, *PAGINATION),
+        success=Success(200, "One page of splits, oldest first.", DatasetSplitPage),
+        errors={400: None, 404: NOT_FOUND},
+    ),
+    Operation(
+        "POST",
+        "/v0.7/datasets/{dataset_id}/splits",
+        "CreateDatasetSplit",
+        TAG,
+        "Split a version into named parts by percentage",
+        description=(
+            "Parts' percentages sum to 100; `seed` makes the draw reproducible; `stratify` (default true) spreads "
+            "each label over the parts in their proportions; `exclude_labels` leaves labels out. The split is "
+            "`pending` until its task (kind `split`) ends."
+        ),
+        parameters=(DATASET_ID,),
+        body={"application/json": CreateDatasetSplit},
+        body_example={
+            "name": "holdout",
+            "version": "v1",
+            "parts": [{"name": "train", "percentage": 80}, {"name": "test", "percentage": 20}],
+            "seed": 7,
+        },
+        success=Success(201, "The split, `pending`.", DatasetSplitBody),
+        errors={
+            400: "Invalid parts, an excluded label no item has, or a name another split of the version has.",
+            404: "No such dataset or version.",
+            409: "The version is not ready.",
+            413: None,
+            415: None,
+        },
+    ),
+    Operation(
+        "GET",
+        "/v0.7/datasets/{dataset_id}/splits/{split_id}",
+        "GetDatasetSplit",
+        TAG,
+        "Get a split and its parts' sizes",
+        parameters=(DATASET_ID, SPLIT_ID),
+        success=Success(200, "The split.", DatasetSplitBody),
+        errors={404: "No such dataset, or no such split of it."},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/datasets/{dataset_id}/splits/{split_id}/items",
+        "ListDatasetSplitItems",
+        TAG,
+        "The items of one part of a split",
+        parameters=(DATASET_ID, SPLIT_ID, _query("part", "The part's name, e.g. train."), *PAGINATION),
+        success=Success(200, "One page of the part's items, in index order.", DatasetItemPage),
+        errors={400: "`part` is missing or names no part.", 404: "No such dataset or split.", 409: "Not ready."},
+    ),
+)

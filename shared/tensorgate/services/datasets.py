@@ -1,0 +1,438 @@
+"""Datasets (DESIGN §9): create from an uploaded archive, retry, versions by transformation, splits, lookups."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from tensorgate import dataset_layout
+from tensorgate.dataset_models import (
+    FIRST_VERSION,
+    CreateDataset,
+    CreateDatasetSplit,
+    CreateDatasetVersion,
+    Dataset,
+    DatasetSplit,
+    DatasetStatus,
+    DatasetVersion,
+    RetryDataset,
+    dataset_wire,
+    item_wire,
+    split_wire,
+    version_wire,
+)
+from tensorgate.errors import ConcurrentUpdate, DatasetNotFound, DatasetNotReady, DuplicateName, ValidationFailed
+from tensorgate.listing import ListQuery, ListResult, to_page
+from tensorgate.models import Page, Task, TaskKind, utc_now
+from tensorgate.ports import IdAllocator, MessageQueue, TaskRepository
+from tensorgate.schemas import validate
+from tensorgate.services.dataset_manifest import decode_lines, read_page
+
+MAX_LABELS_BYTES = 512 * 1024**2
+
+
+@dataclass(frozen=True)
+class DatasetPolicy:
+    max_archive_bytes: int = 5 * 1024**3
+    presigned_upload_seconds: int = 900
+    task_ttl_days: int = 30
+
+
+class DatasetFiles(Protocol):
+    def get(self, key: str) -> bytes: ...
+    def put(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None: ...
+    def delete_prefix(self, prefix: str) -> int: ...
+    def presigned_post(self, key: str, max_bytes: int, expires_in: int) -> dict[str, Any]: ...
+
+
+class DatasetRepository(Protocol):
+    def put_new(self, dataset: Dataset, first_version: DatasetVersion, taken: DuplicateName) -> None: ...
+    def get(self, account_id: str, dataset_id: int) -> Dataset | None: ...
+    def get_by_name(self, account_id: str, name: str) -> Dataset | None: ...
+    def list_datasets(self, account_id: str) -> list[Dataset]: ...
+    def replace(self, dataset: Dataset, expected_version: int) -> None: ...
+    def delete(self, dataset: Dataset) -> None: ...
+    def put_version(self, version: DatasetVersion, taken: DuplicateName) -> None: ...
+    def get_version(self, account_id: str, dataset_id: int, name: str) -> DatasetVersion | None: ...
+    def list_versions(self, account_id: str, dataset_id: int) -> list[DatasetVersion]: ...
+    def replace_version(self, version: DatasetVersion, expected_version: int) -> None: ...
+    def put_split(self, split: DatasetSplit, taken: DuplicateName) -> None: ...
+    def get_split(self, account_id: str, split_id: int) -> DatasetSplit | None: ...
+    def get_split_by_name(self, account_id: str, dataset_id: int, version: str, name: str) -> DatasetSplit | None: ...
+    def list_splits(self, account_id: str, dataset_id: int) -> list[DatasetSplit]: ...
+    def replace_split(self, split: DatasetSplit, expected_version: int) -> None: ...
+
+
+@dataclass
+class Created:
+    dataset: Dataset
+    upload: dict[str, Any] | None
+
+
+def _name_taken(what: str, name: str, where: str) -> DuplicateName:
+    return DuplicateName(
+        f"A {what} named {name!r} already exists {where}; choose another name.",
+        [{"field": "name", "message": f"is already taken by another {what}"}],
+    )
+
+
+class DatasetService:
+    def __init__(
+        self,
+        datasets: DatasetRepository,
+        tasks: TaskRepository,
+        ids: IdAllocator,
+        files: DatasetFiles,
+        queue: MessageQueue,
+        policy: DatasetPolicy | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._datasets = datasets
+        self._tasks = tasks
+        self._ids = ids
+        self._files = files
+        self._queue = queue
+        self._policy = policy or DatasetPolicy()
+        self._clock = clock
+
+    def _new_task(self, account_id: str, kind: TaskKind, now: datetime) -> Task:
+        expires = now + timedelta(days=self._policy.task_ttl_days)
+        return Task(
+            task_id=self._ids.next_id("task"),
+            account_id=account_id,
+            kind=kind,
+            create_date=now,
+            update_date=now,
+            expires_at=int(expires.timestamp()),
+            data={"progress": {"done": 0, "total": None}},
+        )
+
+    def _upload(self, key: str, max_bytes: int) -> dict[str, Any]:
+        post = self._files.presigned_post(key, max_bytes, self._policy.presigned_upload_seconds)
+        return post | {"key": key, "max_bytes": max_bytes, "expires_in": self._policy.presigned_upload_seconds}
+
+    # -- datasets -------------------------------------------------------------------------------------------
+
+    def create(self, account_id: str, author: str, fields: dict[str, Any]) -> Created:
+        request: CreateDataset = validate(CreateDataset, fields, "dataset")
+        if not dataset_layout.file_name_ok(request.archive_name, dataset_layout.ARCHIVE_SUFFIXES):
+            raise ValidationFailed(
+                f"archive_name {request.archive_name[:60]!r} must be a plain file name ending in .zip, .tar.gz or "
+                ".tgz.",
+                [{"field": "archive_name", "message": "must be a plain file name ending in .zip, .tar.gz or .tgz"}],
+            )
+        if self._datasets.get_by_name(account_id, request.name) is not None:
+            raise _name_taken("dataset", request.name, "in this account")
+        now = self._clock()
+        dataset_id = self._ids.next_id("dataset")
+        task = self._new_task(account_id, TaskKind.DATASET, now)
+        dataset = Dataset(
+            account_id=account_id,
+            dataset_id=dataset_id,
+            name=request.name,
+            description=request.description,
+            author=author,
+            kind=request.kind,
+            classes=request.classes,
+            collection_date=request.collection_date,
+            archive_key=dataset_layout.archive_key(account_id, dataset_id, request.archive_name),
+            task_id=task.task_id,
+            create_date=now,
+            update_date=now,
+        )
+        first = DatasetVersion(
+            account_id=account_id,
+            dataset_id=dataset_id,
+            number=1,
+            name=FIRST_VERSION,
+            description="The items as extracted.",
+            author=author,
+            task_id=task.task_id,
+            create_date=now,
+            update_date=now,
+        )
+        self._tasks.put_new(task)
+        try:
+            self._datasets.put_new(dataset, first, _name_taken("dataset", request.name, "in this account"))
+        except BaseException:
+            self._tasks.delete(task.task_id)
+            raise
+        return Created(dataset, self._upload(dataset.archive_key, self._policy.max_archive_bytes))
+
+    def list(self, account_id: str, query: ListQuery) -> Page:
+        datasets = sorted(self._datasets.list_datasets(account_id), key=lambda dataset: dataset.dataset_id)
+        matches = [dataset for dataset in datasets if _matches(dataset, query)]
+        return _page(matches, query, lambda dataset: dataset.dataset_id, dataset_wire)
+
+    def get(self, account_id: str, dataset_id: int) -> Dataset:
+        dataset = self._datasets.get(account_id, dataset_id)
+        if dataset is None:
+            raise DatasetNotFound(f"No dataset with id {dataset_id} exists in this account.")
+        return dataset
+
+    def lookup(self, account_id: str, name: str) -> Dataset:
+        dataset = self._datasets.get_by_name(account_id, name)
+        if dataset is None:
+            raise DatasetNotFound(f"No dataset of this account is named exactly {name[:200]!r}.")
+        return dataset
+
+    def delete(self, account_id: str, dataset_id: int) -> None:
+        """Records first, so no job writes under the prefixes afterwards (they end on a missing record)."""
+        dataset = self.get(account_id, dataset_id)
+        self._datasets.delete(dataset)
+        self._files.delete_prefix(dataset_layout.dataset_prefix(account_id, dataset_id))
+        self._files.delete_prefix(dataset_layout.upload_prefix(account_id, dataset_id))
+
+    def retry(self, account_id: str, dataset_id: int, fields: dict[str, Any]) -> Created:
+        """Extract again (SBrain's `retry_create`): with a corrected label file uploaded to the POST answered, or
+        at once from the same archive. Only once the last extraction ended, and before other versions exist."""
+        request: RetryDataset = validate(RetryDataset, fields, "retry")
+        if request.labels_name is not None and not dataset_layout.file_name_ok(
+            request.labels_name, dataset_layout.LABEL_SUFFIXES
+        ):
+            raise ValidationFailed(
+                f"labels_name {request.labels_name[:60]!r} must be a plain file name ending in .csv, .jsonl or .json.",
+                [{"field": "labels_name", "message": "must be a plain file name ending in .csv, .jsonl or .json"}],
+            )
+        dataset = self.get(account_id, dataset_id)
+        if dataset.status is DatasetStatus.PENDING:
+            raise DatasetNotReady(
+                f"Dataset {dataset_id}'s extraction has not ended (task {dataset.task_id}); wait for it, then retry."
+            )
+        if len(self._datasets.list_versions(account_id, dataset_id)) > 1 or self._datasets.list_splits(
+            account_id, dataset_id
+        ):
+            raise DatasetNotReady(
+                f"Dataset {dataset_id} already has versions or splits made from its items; create a new dataset."
+            )
+        now = self._clock()
+        task = self._new_task(account_id, TaskKind.DATASET, now)
+        attempt = dataset.attempt + 1
+        changes: dict[str, Any] = {
+            "status": DatasetStatus.PENDING,
+            "attempt": attempt,
+            "task_id": task.task_id,
+            "error": None,
+            "claimed_at": None,
+        }
+        if request.labels_name is not None:
+            changes["labels_key"] = dataset_layout.labels_key(account_id, dataset_id, attempt, request.labels_name)
+        if request.classes is not None:
+            changes["classes"] = request.classes
+        if request.collection_date is not None:
+            changes["collection_date"] = request.collection_date
+        self._tasks.put_new(task)
+        first = self._datasets.get_version(account_id, dataset_id, FIRST_VERSION)
+        if first is not None:
+            self._datasets.replace_version(
+                first.model_copy(
+                    update={"status": DatasetStatus.PENDING, "task_id": task.task_id, "version": first.version + 1}
+                ),
+                first.version,
+            )
+        try:
+            updated = dataset.model_copy(update=changes | {"update_date": now, "version": dataset.version + 1})
+            self._datasets.replace(updated, dataset.version)
+        except ConcurrentUpdate:
+            raise ConcurrentUpdate(f"Dataset {dataset_id} changed meanwhile; retry.") from None
+        if request.labels_name is None:
+            self._queue.send(
+                {
+                    "dataset_job": {
+                        "kind": "extract",
+                        "account_id": account_id,
+                        "dataset_id": dataset_id,
+                        "task_id": task.task_id,
+                    }
+                }
+            )
+            return Created(updated, None)
+        assert updated.labels_key is not None
+        return Created(updated, self._upload(updated.labels_key, MAX_LABELS_BYTES))
+
+    def item_errors(self, account_id: str, dataset_id: int, offset: int, limit: int) -> Page:
+        dataset = self.get(account_id, dataset_id)
+        if dataset.status is DatasetStatus.PENDING or dataset.extraction is None:
+            return Page(count=0, offset=offset, limit=limit, results=[])
+        errors = decode_lines(self._files.get(dataset_layout.errors_key(account_id, dataset_id, FIRST_VERSION)))
+        return Page(count=len(errors), offset=offset, limit=limit, results=errors[offset : offset + limit])
+
+    # -- versions -------------------------------------------------------------------------------------------
+
+    def versions(self, account_id: str, dataset_id: int, offset: int, limit: int) -> Page:
+        self.get(account_id, dataset_id)
+        versions = sorted(self._datasets.list_versions(account_id, dataset_id), key=lambda version: version.number)
+        return Page(
+            count=len(versions),
+            offset=offset,
+            limit=limit,
+            results=[version_wire(v) for v in versions[offset : offset + limit]],
+        )
+
+    def version(self, account_id: str, dataset_id: int, name: str) -> DatasetVersion:
+        self.get(account_id, dataset_id)
+        version = self._datasets.get_version(account_id, dataset_id, name)
+        if version is None:
+            raise DatasetNotFound(f"Dataset {dataset_id} has no version named {name[:64]!r}.")
+        return version
+
+    def create_version(self, account_id: str, author: str, dataset_id: int, fields: dict[str, Any]) -> DatasetVersion:
+        request: CreateDatasetVersion = validate(CreateDatasetVersion, fields, "version")
+        source = self.version(account_id, dataset_id, request.source)
+        if source.status is not DatasetStatus.READY:
+            raise DatasetNotReady(f"Version {source.name!r} is {source.status.value}; a transformation needs it ready.")
+        now = self._clock()
+        existing = self._datasets.list_versions(account_id, dataset_id)
+        task = self._new_task(account_id, TaskKind.TRANSFORMATION, now)
+        version = DatasetVersion(
+            account_id=account_id,
+            dataset_id=dataset_id,
+            number=max(v.number for v in existing) + 1,
+            name=request.name,
+            description=request.description,
+            author=author,
+            source=source.name,
+            transformations=[step.model_dump(exclude_none=True) for step in request.transformations],
+            task_id=task.task_id,
+            create_date=now,
+            update_date=now,
+        )
+        self._tasks.put_new(task)
+        try:
+            self._datasets.put_version(version, _name_taken("version", request.name, f"in dataset {dataset_id}"))
+        except BaseException:
+            self._tasks.delete(task.task_id)
+            raise
+        self._queue.send(
+            {
+                "dataset_job": {
+                    "kind": "transform",
+                    "account_id": account_id,
+                    "dataset_id": dataset_id,
+                    "version": version.name,
+                }
+            }
+        )
+        return version
+
+    def items(self, account_id: str, dataset_id: int, name: str, offset: int, limit: int) -> Page:
+        version = self.version(account_id, dataset_id, name)
+        if version.status is not DatasetStatus.READY:
+            raise DatasetNotReady(f"Version {name!r} is {version.status.value}; its items are listed once it is ready.")
+        prefix = dataset_layout.version_prefix(account_id, dataset_id, name)
+        lines = read_page(self._files, prefix, version.items, offset, limit)
+        return Page(count=version.items, offset=offset, limit=limit, results=[item_wire(line) for line in lines])
+
+    # -- splits ---------------------------------------------------------------------------------------------
+
+    def create_split(self, account_id: str, author: str, dataset_id: int, fields: dict[str, Any]) -> DatasetSplit:
+        request: CreateDatasetSplit = validate(CreateDatasetSplit, fields, "split")
+        dataset = self.get(account_id, dataset_id)
+        version = self.version(account_id, dataset_id, request.version)
+        if version.status is not DatasetStatus.READY:
+            raise DatasetNotReady(f"Version {version.name!r} is {version.status.value}; a split needs it ready.")
+        unknown = sorted(set(request.exclude_labels) - set(version.label_counts))
+        if unknown:
+            raise ValidationFailed(
+                f"exclude_labels names {unknown[0]!r}, which no item of version {version.name!r} has.",
+                [{"field": "exclude_labels", "message": f"{unknown[0]!r} is not a label of the version"}],
+            )
+        now = self._clock()
+        task = self._new_task(account_id, TaskKind.SPLIT, now)
+        split = DatasetSplit(
+            account_id=account_id,
+            split_id=self._ids.next_id("dataset_split"),
+            dataset_id=dataset_id,
+            dataset_name=dataset.name,
+            version_name=version.name,
+            name=request.name,
+            description=request.description,
+            author=author,
+            parts=[part.model_dump() for part in request.parts],
+            seed=request.seed,
+            stratify=request.stratify,
+            exclude_labels=request.exclude_labels,
+            task_id=task.task_id,
+            create_date=now,
+            update_date=now,
+        )
+        self._tasks.put_new(task)
+        try:
+            self._datasets.put_split(split, _name_taken("split", request.name, f"for version {version.name!r}"))
+        except BaseException:
+            self._tasks.delete(task.task_id)
+            raise
+        self._queue.send(
+            {
+                "dataset_job": {
+                    "kind": "split",
+                    "account_id": account_id,
+                    "dataset_id": dataset_id,
+                    "split_id": split.split_id,
+                }
+            }
+        )
+        return split
+
+    def splits(self, account_id: str, dataset_id: int, offset: int, limit: int) -> Page:
+        self.get(account_id, dataset_id)
+        splits = sorted(self._datasets.list_splits(account_id, dataset_id), key=lambda split: split.split_id)
+        return Page(
+            count=len(splits),
+            offset=offset,
+            limit=limit,
+            results=[split_wire(split) for split in splits[offset : offset + limit]],
+        )
+
+    def split(self, account_id: str, dataset_id: int, split_id: int) -> DatasetSplit:
+        split = self._datasets.get_split(account_id, split_id)
+        if split is None or split.dataset_id != dataset_id:
+            raise DatasetNotFound(f"Dataset {dataset_id} of this account has no split with id {split_id}.")
+        return split
+
+    def lookup_split(self, account_id: str, dataset_name: str, version: str, name: str) -> DatasetSplit:
+        """SBrain's `DataSetSplit.lookup(dataset, version, split)`: three exact, case-sensitive names."""
+        dataset = self.lookup(account_id, dataset_name)
+        split = self._datasets.get_split_by_name(account_id, dataset.dataset_id, version, name)
+        if split is None:
+            raise DatasetNotFound(
+                f"Dataset {dataset_name[:200]!r} has no split named {name[:64]!r} of version {version[:64]!r}."
+            )
+        return split
+
+    def split_items(self, account_id: str, dataset_id: int, split_id: int, part: str, offset: int, limit: int) -> Page:
+        split = self.split(account_id, dataset_id, split_id)
+        if split.status is not DatasetStatus.READY:
+            raise DatasetNotReady(f"Split {split_id} is {split.status.value}; its items are listed once it is ready.")
+        if part not in split.counts:
+            raise ValidationFailed(
+                f"Split {split_id} has no part {part[:64]!r}; its parts are {', '.join(split.counts)}.",
+                [{"field": "part", "message": f"must be one of {', '.join(split.counts)}"}],
+            )
+        prefix = dataset_layout.split_part_prefix(account_id, dataset_id, split_id, part)
+        lines = read_page(self._files, prefix, split.counts[part], offset, limit)
+        return Page(count=split.counts[part], offset=offset, limit=limit, results=[item_wire(line) for line in lines])
+
+
+def _matches(dataset: Dataset, query: ListQuery) -> bool:
+    text = "\n".join((dataset.name, dataset.description, dataset.author)).casefold()
+    return (
+        (not query.search or query.search.casefold() in text)
+        and (not query.name or query.name.casefold() in dataset.name.casefold())
+        and (not query.author or query.author.casefold() in dataset.author.casefold())
+        and (not query.status or query.status == dataset.status.value)
+    )
+
+
+def _page(matches: list[Any], query: ListQuery, key: Callable[[Any], int], wire: Callable[[Any], Any]) -> Page:
+    """Offset or cursor pages of a list read whole: an account's datasets are few (their items are in S3)."""
+    after = [item for item in matches if query.cursor is None or key(item) > query.cursor]
+    start = 0 if query.cursor is not None else query.offset
+    page = after[start : start + query.limit]
+    more = len(after) > start + query.limit
+    result: ListResult[Any] = ListResult(
+        count=len(matches), items=page, last_key=key(page[-1]) if more and page else None
+    )
+    return to_page(result, query, wire)
