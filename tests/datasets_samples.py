@@ -38,7 +38,9 @@ def folder_per_class(per_class: dict[str, int], broken: int = 0, wrapper: str = 
     files = {}
     for label, count in per_class.items():
         for n in range(count):
-            files[f"{wrapper}{label}/{n:04d}.jpg"] = jpeg(COLOURS.get(label, (9, 9, 9)), seed=n * 31 + sum(map(ord, label)))
+            files[f"{wrapper}{label}/{n:04d}.jpg"] = jpeg(
+                COLOURS.get(label, (9, 9, 9)), seed=n * 31 + sum(map(ord, label))
+            )
     for n in range(broken):
         files[f"{wrapper}cat/broken{n}.jpg"] = b"this is not a JPEG"
     return files

@@ -15,8 +15,9 @@ HEADERS = {"X-API-KEY": DEV_KEY}
 
 def run_dataset_worker(aws: dict[str, Any], rounds: int = 10) -> list[str]:
     """Feed the dataset queue's messages to the worker as Lambda's event source mapping would; their bodies."""
-    from functions.dataset_worker import app
     from tensorgate_local.lambdas import LocalContext
+
+    from functions.dataset_worker import app
 
     sqs = aws["session"].client("sqs")
     url = aws["template"].queue_url("DatasetQueue")
@@ -37,7 +38,9 @@ def run_dataset_worker(aws: dict[str, Any], rounds: int = 10) -> list[str]:
                 "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:DatasetQueue",
                 "awsRegion": "us-east-1",
             }
-            result = app.handler({"Records": [record]}, LocalContext(function_name="dataset_worker", timeout_seconds=900))
+            result = app.handler(
+                {"Records": [record]}, LocalContext(function_name="dataset_worker", timeout_seconds=900)
+            )
             assert result["batchItemFailures"] == [], result
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             bodies.append(message["Body"])
@@ -77,7 +80,11 @@ def test_create_from_folders_extracts_items_and_reports_unreadable_images_item_b
     bucket = aws["template"].physical_name("ModelBucket")
     key = f"dataset-uploads/dev/{dataset['id']}/archive/dataset.zip"
     aws["session"].client("s3").copy_object(
-        Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key}, MetadataDirective="REPLACE", Metadata={"a": "b"}
+        Bucket=bucket,
+        Key=key,
+        CopySource={"Bucket": bucket, "Key": key},
+        MetadataDirective="REPLACE",
+        Metadata={"a": "b"},
     )
     run_dataset_worker(aws)
     assert api.get(f"/v0.7/tasks/{dataset['task_id']}", headers=HEADERS).json["update_date"] == task["update_date"]
@@ -126,8 +133,12 @@ def test_transformation_version_and_seeded_split_through_the_worker(api: Client,
     item = api.get(f"{base}/versions/small/items?limit=1", headers=HEADERS).json["results"][0]
     assert (item["width"], item["height"]) == (12, 8)
 
-    body = {"name": "holdout", "version": "small", "parts": [{"name": "train", "percentage": 80},
-                                                              {"name": "test", "percentage": 20}], "seed": 7}
+    body = {
+        "name": "holdout",
+        "version": "small",
+        "parts": [{"name": "train", "percentage": 80}, {"name": "test", "percentage": 20}],
+        "seed": 7,
+    }
     split = api.post(f"{base}/splits", headers=HEADERS, json=body)
     assert split.status_code == 201, split.json
     again = api.post(f"{base}/splits", headers=HEADERS, json=body | {"name": "holdout-again"})
