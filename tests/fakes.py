@@ -54,10 +54,19 @@ class InMemoryNetworkRepository:
                 return network.model_copy(deep=True)
         return None
 
-    def list(self, account_id: str, offset: int, limit: int) -> tuple[int, list[Network]]:
+    def page(self, account_id: str, query: ListQuery) -> ListResult[Network]:
         # DynamoDB returns a partition in sort-key order: by network id.
-        mine = [network for (owner, _), network in sorted(self.records.items()) if owner == account_id]
-        return len(mine), [network.model_copy(deep=True) for network in mine[offset : offset + limit]]
+        mine = [
+            network
+            for (owner, _), network in sorted(self.records.items())
+            if owner == account_id
+            and matches(query, network.name, network.description, network.author or "", network.status.value)
+        ]
+        return page_of(mine, query, lambda network: network.network_id)
+
+    def get_by_name(self, account_id: str, name: str) -> Network | None:
+        named = [n for (owner, _), n in sorted(self.records.items()) if owner == account_id and n.name == name]
+        return named[-1].model_copy(deep=True) if named else None
 
     def replace(self, network: Network, expected_version: int) -> None:
         if self.before_replace is not None:
@@ -97,9 +106,20 @@ class InMemoryRecognitionRepository:
                 return spec.model_copy(deep=True)
         return None
 
-    def list_specs(self, account_id: str, offset: int, limit: int) -> tuple[int, list[RecognitionSpec]]:
-        mine = [spec for (owner, _), spec in sorted(self.specs.items()) if owner == account_id]
-        return len(mine), [spec.model_copy(deep=True) for spec in mine[offset : offset + limit]]
+    def page_specs(self, account_id: str, query: ListQuery) -> ListResult[RecognitionSpec]:
+        mine = [
+            spec
+            for (owner, _), spec in sorted(self.specs.items())
+            if owner == account_id
+            and matches(
+                query, spec.name, spec.description, spec.author or "", "ready" if spec.current_version_id else "pending"
+            )
+        ]
+        return page_of(mine, query, lambda spec: spec.spec_id)
+
+    def get_spec_by_name(self, account_id: str, name: str) -> RecognitionSpec | None:
+        named = [s for (owner, _), s in sorted(self.specs.items()) if owner == account_id and s.name == name]
+        return named[-1].model_copy(deep=True) if named else None
 
     def replace_spec(self, spec: RecognitionSpec, expected_version: int) -> None:
         if self.before_replace is not None:
@@ -276,6 +296,21 @@ def matches(query: ListQuery, name: str, description: str, author: str, status: 
     return not query.status or query.status == status
 
 
+def page_of(records: list[Any], query: ListQuery, key: Callable[[Any], int]) -> ListResult[Any]:
+    """One page of `records` (in key order, already filtered): after the cursor's key, or after `offset`."""
+    count = len(records)
+    if query.cursor is not None:
+        records = [record for record in records if key(record) > query.cursor]
+    start = 0 if query.cursor is not None else query.offset
+    page = records[start : start + query.limit]
+    more = len(records) > start + query.limit
+    return ListResult(
+        count=count,
+        items=[record.model_copy(deep=True) for record in page],
+        last_key=key(page[-1]) if more and page else None,
+    )
+
+
 class InMemoryEndpointRepository:
     def __init__(self) -> None:
         self.records: dict[tuple[str, int], Endpoint] = {}
@@ -298,19 +333,11 @@ class InMemoryEndpointRepository:
     def page(self, account_id: str, query: ListQuery) -> ListResult[Endpoint]:
         mine = [
             endpoint
-            for (owner, key), endpoint in sorted(self.records.items())
+            for (owner, _), endpoint in sorted(self.records.items())
             if owner == account_id
-            and (query.cursor is None or key > query.cursor)
             and matches(query, endpoint.name, endpoint.description, endpoint.author, endpoint.status.value)
         ]
-        start = 0 if query.cursor is not None else query.offset
-        page = mine[start : start + query.limit]
-        more = len(mine) > start + query.limit
-        return ListResult(
-            count=len(mine),
-            items=[endpoint.model_copy(deep=True) for endpoint in page],
-            last_key=page[-1].endpoint_id if more and page else None,
-        )
+        return page_of(mine, query, lambda endpoint: endpoint.endpoint_id)
 
     def replace(self, endpoint: Endpoint, expected_version: int, previous_name: str) -> None:
         key = (endpoint.account_id, endpoint.endpoint_id)

@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from tensorgate import http, wiring
-from tensorgate.api import authenticate, build_resolver, logger, metrics, tracer
+from tensorgate.api import authenticate, authenticate_author, build_resolver, logger, metrics, tracer
 
 app = build_resolver()
 
@@ -20,9 +20,9 @@ app = build_resolver()
 @app.post("/v0.7/networks")
 @tracer.capture_method
 def create_network() -> Response:
-    account_id = authenticate(app)
+    account_id, author = authenticate_author(app)
     form = http.read_form(app.current_event)
-    created = wiring.network_service().create(account_id, form.fields, form.files)
+    created = wiring.network_service().create(account_id, form.fields, form.files, author=author)
     metrics.add_metric(name="NetworksCreated", unit="Count", value=1)
     metrics.add_metric(name="UploadedBytes", unit="Bytes", value=sum(len(f.content) for f in form.files))
     logger.info("network created", extra={"network_id": created.network.network_id, "files": len(form.files)})
@@ -33,17 +33,23 @@ def create_network() -> Response:
 @tracer.capture_method
 def list_networks() -> Response:
     account_id = authenticate(app)
-    offset, limit = http.pagination(app.current_event)
-    page = wiring.network_service().list(account_id, offset, limit)
+    page = wiring.network_service().list(account_id, http.list_query(app.current_event))
     return http.json_response(200, http.page_envelope(app.current_event, page))
+
+
+@app.get("/v0.7/networks/lookup")
+@tracer.capture_method
+def lookup_network() -> Response:
+    account_id = authenticate(app)
+    network = wiring.network_service().lookup(account_id, http.lookup_name(app.current_event))
+    return http.json_response(200, network.to_wire())
 
 
 @app.get("/v0.7/networks/public")
 @tracer.capture_method
 def list_public_networks() -> Response:
     authenticate(app)
-    offset, limit = http.pagination(app.current_event)
-    page = wiring.network_service().list_public(offset, limit)
+    page = wiring.network_service().list_public(http.list_query(app.current_event))
     return http.json_response(200, http.page_envelope(app.current_event, page))
 
 

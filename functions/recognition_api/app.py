@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from tensorgate import forms, http, wiring
-from tensorgate.api import authenticate, build_resolver, logger, metrics, tracer
+from tensorgate.api import authenticate, authenticate_author, build_resolver, logger, metrics, tracer
 
 app = build_resolver()
 
@@ -27,8 +27,9 @@ VERSION = "recognition version"
 @app.post("/v0.7/recognition/specs")
 @tracer.capture_method
 def create_spec() -> Response:
-    account_id = authenticate(app)
-    spec = wiring.recognition_service().create_spec(account_id, http.read_json(app.current_event, NO_FILES))
+    account_id, author = authenticate_author(app)
+    fields = http.read_json(app.current_event, NO_FILES)
+    spec = wiring.recognition_service().create_spec(account_id, fields, author=author)
     metrics.add_metric(name="RecognitionSpecsCreated", unit="Count", value=1)
     logger.info("recognition spec created", extra={"spec_id": spec.spec_id})
     return http.json_response(201, spec.to_wire())
@@ -38,17 +39,23 @@ def create_spec() -> Response:
 @tracer.capture_method
 def list_specs() -> Response:
     account_id = authenticate(app)
-    offset, limit = http.pagination(app.current_event)
-    page = wiring.recognition_service().list_specs(account_id, offset, limit)
+    page = wiring.recognition_service().list_specs(account_id, http.list_query(app.current_event))
     return http.json_response(200, http.page_envelope(app.current_event, page))
+
+
+@app.get("/v0.7/recognition/specs/lookup")
+@tracer.capture_method
+def lookup_spec() -> Response:
+    account_id = authenticate(app)
+    spec = wiring.recognition_service().lookup_spec(account_id, http.lookup_name(app.current_event))
+    return http.json_response(200, spec.to_wire())
 
 
 @app.get("/v0.7/recognition/public")
 @tracer.capture_method
 def list_public_specs() -> Response:
     authenticate(app)
-    offset, limit = http.pagination(app.current_event)
-    page = wiring.recognition_service().list_public(offset, limit)
+    page = wiring.recognition_service().list_public(http.list_query(app.current_event))
     return http.json_response(200, http.page_envelope(app.current_event, page))
 
 

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from tensorgate.errors import ValidationFailed
@@ -50,7 +50,6 @@ class ListResult(Generic[T]):
     count: int
     items: list[T]
     last_key: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def parsed(self, parse: Callable[[T], U]) -> ListResult[U]:
         return ListResult(count=self.count, items=[parse(item) for item in self.items], last_key=self.last_key)

@@ -88,6 +88,8 @@ class Network(BaseModel):
     version: int = 1
     # Set by the converter that took the deploy, so a duplicate S3 event does not convert twice.
     conversion_claimed_at: datetime | None = None
+    # The name the creating API key was issued to (null for networks created before authors were kept).
+    author: str | None = None
 
     @property
     def public_id(self) -> int | str:
@@ -113,6 +115,7 @@ class Network(BaseModel):
             "inputs": self.inputs,
             "outputs": self.outputs,
             "conversion": self.conversion,
+            "author": self.author,
         }
 
 
@@ -200,6 +203,7 @@ class RecognitionSpec(BaseModel):
     create_date: datetime
     update_date: datetime
     version: int = 1
+    author: str | None = None
 
     @property
     def public_id(self) -> int | str:
@@ -218,6 +222,7 @@ class RecognitionSpec(BaseModel):
             "current_version_id": self.current_version_id,
             "update_date": iso_z(self.update_date),
             "create_date": iso_z(self.create_date),
+            "author": self.author,
         }
 
 

@@ -69,6 +69,7 @@ class NetworkBody(_Body):
     conversion: dict[str, Any] | None = Field(
         description="The conversion report (format, opset, ONNX size and sha256, parity); null until converted."
     )
+    author: str | None = Field(description="The name the API key that created the network was issued to.")
 
 
 class UploadInstructions(_Body):
@@ -145,6 +146,7 @@ class RecognitionSpecBody(_Body):
     )
     update_date: datetime = Field(description="ISO 8601 in UTC with a Z.")
     create_date: datetime = Field(description="ISO 8601 in UTC with a Z.")
+    author: str | None = Field(description="The name the API key that created the spec was issued to.")
 
 
 class RecognitionSpecPage(_Body):

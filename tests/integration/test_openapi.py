@@ -179,6 +179,11 @@ def test_handlers_answer_what_the_document_declares_on_every_route(
     send("PATCH", f"/v0.7/networks/{created['id']}", 400, json={"framework": "onnx"})
     send("PATCH", f"/v0.7/networks/{created['id']}", 400, json={"name": None})
     send("PATCH", "/v0.7/networks/424242", 404, json={"name": "x"})
+    send("GET", "/v0.7/networks/lookup?name=renamed", 200)
+    send("GET", "/v0.7/networks/lookup?name=RENAMED", 404)
+    send("GET", "/v0.7/networks/lookup", 400)
+    send("GET", "/v0.7/networks?search=RENAM&status=pending&limit=1", 200)
+    send("GET", "/v0.7/networks?cursor=x", 400)
     send("POST", f"/v0.7/networks/{created['id']}/inference", 409, json={"inputs": [{"image": {"source": "x"}}]})
     ready = ready_network(api)
     image = {"inputs[0]image.source": (io.BytesIO(IMAGE), "photo.png")}
@@ -225,6 +230,9 @@ def test_recognition_routes_answer_what_the_document_declares(
     send("PATCH", f"/v0.7/recognition/specs/{spec['id']}", 200, json={"name": "renamed"})
     send("PATCH", f"/v0.7/recognition/specs/{spec['id']}", 400, json={"outputs": []})
     send("PATCH", "/v0.7/recognition/specs/424242", 404, json={"name": "x"})
+    send("GET", "/v0.7/recognition/specs/lookup?name=renamed", 200)
+    send("GET", "/v0.7/recognition/specs/lookup?name=nothing", 404)
+    send("GET", "/v0.7/recognition/specs?search=renamed&author=dev", 200)
     wiring.recognition_service().publish_spec("dev", spec["id"], "public-pets")
     send("GET", "/v0.7/recognition/public/", 200)
     send("GET", "/v0.7/recognition/public/public-pets", 200)
@@ -258,6 +266,51 @@ def test_recognition_routes_answer_what_the_document_declares(
     covered = {assert_conforms(document, exchange) for exchange in recorder.exchanges}
     recognition = {f"{method} {path}" for method, path in template_operations() if "/recognition/" in path}
     assert recognition <= covered
+
+
+def test_endpoint_routes_answer_what_the_document_declares(
+    api: Client, aws: dict[str, Any], recorder: Recorder, document: dict[str, Any]
+) -> None:
+    from tests.integration.test_endpoints_api import SOURCE, finish_queued_tasks
+
+    send = recorder
+    network = ready_network(api)
+    endpoint = send("POST", "/v0.7/endpoints/", 201, json={"name": "pets", "network_id": network["id"], "replicas": 1})
+    send("POST", "/v0.7/endpoints", 400, json={"name": "pets", "network_id": network["id"]})
+    send("POST", "/v0.7/endpoints", 415, data="name=x", content_type="text/plain")
+    send("GET", "/v0.7/endpoints?search=PET&limit=1", 200)
+    send("GET", "/v0.7/endpoints?limit=0", 400)
+    send("GET", "/v0.7/endpoints/lookup?name=pets", 200)
+    send("GET", "/v0.7/endpoints/lookup?name=Pets", 404)
+    send("GET", f"/v0.7/endpoints/{endpoint['id']}/", 200)
+    send("GET", "/v0.7/endpoints/424242", 404)
+    send(
+        "PATCH", f"/v0.7/endpoints/{endpoint['id']}", 200, json={"canary": {"network_id": network["id"], "weight": 0.1}}
+    )
+    send("PATCH", f"/v0.7/endpoints/{endpoint['id']}", 400, json={"author": "me"})
+    send("PATCH", "/v0.7/endpoints/424242", 404, json={"replicas": 2})
+    worker = finish_queued_tasks(aws, count=1)
+    send("POST", f"/v0.7/endpoints/{endpoint['id']}/predict", 200, json={"features": [SOURCE]})
+    worker.join()
+    send(
+        "POST",
+        f"/v0.7/endpoints/{endpoint['id']}/predict?wait=0",
+        202,
+        json={"inputs": [{"image": {"source": SOURCE}}]},
+    )
+    image = {"inputs[0]image.source": (io.BytesIO(IMAGE), "photo.png")}
+    send("POST", f"/v0.7/endpoints/{endpoint['id']}/predict?wait=0", 202, data=image)
+    send("POST", f"/v0.7/endpoints/{endpoint['id']}/predict", 400, json={"features": []})
+    send("POST", "/v0.7/endpoints/424242/predict", 404, json={"features": [SOURCE]})
+    send("POST", f"/v0.7/endpoints/{endpoint['id']}/shutdown", 200)
+    send("POST", "/v0.7/endpoints/424242/shutdown", 404)
+    send("POST", f"/v0.7/endpoints/{endpoint['id']}/predict", 409, json={"features": [SOURCE]})
+    send("DELETE", f"/v0.7/endpoints/{endpoint['id']}", 204)
+    send("DELETE", f"/v0.7/endpoints/{endpoint['id']}", 404)
+
+    covered = {assert_conforms(document, exchange) for exchange in recorder.exchanges}
+    endpoints = {f"{method} {path}" for method, path in template_operations() if "/endpoints" in path}
+    assert endpoints <= covered
 
 
 def test_openapi_module_loads_no_image_library_and_the_other_handlers_never_load_it() -> None:

@@ -62,7 +62,10 @@ def test_list_specs_paginates_and_never_lists_networks_or_another_accounts_specs
     page = api.get("/v0.7/recognition/specs/?limit=1", headers=HEADERS).json
     assert page["count"] == 2 and page["previous"] is None
     assert [spec["id"] for spec in page["results"]] == [first["id"]]
-    assert page["next"].endswith("/v0.7/recognition/specs/?offset=1&limit=1")
+    # The next link carries a cursor (the page after it costs the same however deep), and its offset.
+    assert "/v0.7/recognition/specs/?cursor=" in page["next"] and page["next"].endswith("&offset=1&limit=1")
+    following = api.get(page["next"].split("localhost", 1)[-1], headers=HEADERS).json
+    assert [spec["id"] for spec in following["results"]] == [second["id"]] and following["next"] is None
     assert api.get("/v0.7/recognition/specs?offset=1", headers=HEADERS).json["results"][0]["id"] == second["id"]
     # The networks' own list still holds networks only.
     assert [n["name"] for n in api.get("/v0.7/networks", headers=HEADERS).json["results"]] == ["classifier"]

@@ -54,6 +54,16 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any], int]] = {
         INFERENCE,
         404,
     ),
+    ("GET", "/v0.7/networks/lookup"): ("/v0.7/networks/lookup?name=private", {}, 404),
+    ("GET", "/v0.7/recognition/specs/lookup"): ("/v0.7/recognition/specs/lookup?name=" + SPEC["name"], {}, 404),
+    ("POST", "/v0.7/endpoints"): ("/v0.7/endpoints/", {"json": {"name": "mine", "network_id": "{n}"}}, 400),
+    ("GET", "/v0.7/endpoints"): ("/v0.7/endpoints/?search=owner", {}, 200),
+    ("GET", "/v0.7/endpoints/lookup"): ("/v0.7/endpoints/lookup?name=owners", {}, 404),
+    ("GET", "/v0.7/endpoints/{endpoint_id}"): ("/v0.7/endpoints/{e}/", {}, 404),
+    ("PATCH", "/v0.7/endpoints/{endpoint_id}"): ("/v0.7/endpoints/{e}/", {"json": {"replicas": 9}}, 404),
+    ("DELETE", "/v0.7/endpoints/{endpoint_id}"): ("/v0.7/endpoints/{e}/", {}, 404),
+    ("POST", "/v0.7/endpoints/{endpoint_id}/shutdown"): ("/v0.7/endpoints/{e}/shutdown", {}, 404),
+    ("POST", "/v0.7/endpoints/{endpoint_id}/predict"): ("/v0.7/endpoints/{e}/predict", INFERENCE, 404),
 }
 DOCUMENTATION_ROUTES = {("GET", "/v0.7/openapi.json"), ("GET", "/v0.7/docs")}
 
@@ -73,7 +83,8 @@ def test_strangers_never_see_or_change_the_owners_network(
         data={"name": "private", "model.onnx": (io.BytesIO(b"onnx"), "model.onnx")},
     ).json
     spec, version = owners_spec_and_version(api, created["id"])
-    ids = {"n": created["id"], "t": created["task_id"], "s": spec["id"], "v": version["id"]}
+    endpoint = api.post("/v0.7/endpoints", headers=OWNER, json={"name": "owners", "network_id": created["id"]}).json
+    ids = {"n": created["id"], "t": created["task_id"], "s": spec["id"], "v": version["id"], "e": endpoint["id"]}
     path, options, status = CASES[route]
     if "json" in options:
         options = {"json": {name: _with_ids(value, ids) for name, value in options["json"].items()}}
@@ -91,6 +102,7 @@ def test_strangers_never_see_or_change_the_owners_network(
     assert owner_view["name"] == "private"
     assert api.get(f"/v0.7/recognition/specs/{spec['id']}", headers=OWNER).json == spec
     assert api.get(f"/v0.7/recognition/versions/{version['id']}", headers=OWNER).json == version
+    assert api.get(f"/v0.7/endpoints/{endpoint['id']}", headers=OWNER).json == endpoint
 
 
 def owners_spec_and_version(api: Client, network_id: int) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -22,6 +22,7 @@ from tensorgate.errors import (
     ValidationFailed,
 )
 from tensorgate.forms import UploadedFile
+from tensorgate.listing import ListQuery
 from tensorgate.models import PUBLIC_ACCOUNT, Network, TaskKind, TaskStatus
 from tensorgate.services.networks import UPDATE_ATTEMPTS, NetworkService, UploadPolicy
 
@@ -187,11 +188,11 @@ def test_list_pages_the_accounts_own_networks_in_id_order(service: NetworkServic
     for index in range(5):
         create(service, name=f"n{index}")
     create(service, account="bob", name="bob's")
-    page = service.list("alice", offset=1, limit=2)
+    page = service.list("alice", ListQuery(offset=1, limit=2))
     assert (page.count, page.offset, page.limit) == (5, 1, 2)
     assert [item["name"] for item in page.results] == ["n1", "n2"]
-    assert service.list("alice", offset=5, limit=2).results == []
-    assert [item["name"] for item in service.list("bob", 0, 10).results] == ["bob's"]
+    assert service.list("alice", ListQuery(offset=5, limit=2)).results == []
+    assert [item["name"] for item in service.list("bob", ListQuery(limit=10)).results] == ["bob's"]
 
 
 def test_get_another_accounts_network_is_not_found(service: NetworkService) -> None:
@@ -326,7 +327,7 @@ def test_publish_copies_network_and_files_under_a_slug(service: NetworkService, 
     assert ports.blobs.objects[layout.model_key(PUBLIC_ACCOUNT, public.network_id)] == b"onnx"
     assert ports.blobs.objects[layout.manifest_key(PUBLIC_ACCOUNT, public.network_id)]
     assert service.get_public("imagenet-demo") == public
-    assert [item["id"] for item in service.list_public(0, 10).results] == ["imagenet-demo"]
+    assert [item["id"] for item in service.list_public(ListQuery(limit=10)).results] == ["imagenet-demo"]
     assert service.get("alice", network.network_id) == network, "the account keeps its own network"
 
 

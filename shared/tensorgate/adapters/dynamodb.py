@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from tensorgate.adapters.aws import client, error_code
 from tensorgate.errors import ConcurrentUpdate, NetworkNotFound, RecognitionSpecNotFound, StorageUnavailable
+from tensorgate.listing import ListQuery, ListResult
 from tensorgate.models import PUBLIC_ACCOUNT, ApiKey, Network, RecognitionSpec, RecognitionVersion, Task
 
 _serializer = TypeSerializer()
@@ -31,33 +32,56 @@ def _unavailable(error: ClientError, what: str) -> StorageUnavailable:
 
 
 class DynamoNetworkRepository:
-    """Key: account_id (S) + network_id (N). The record itself is a JSON document attribute."""
+    """Key: account_id (S) + network_id (N). The record itself is a JSON document attribute, beside the
+    small attributes lists filter on (adapters/listing.py); each account's count is an item of its own."""
 
-    def __init__(self, table: str, dynamodb: Any | None = None) -> None:
+    def __init__(self, table: str, dynamodb: Any | None = None, counters_table: str | None = None) -> None:
+        from tensorgate.adapters.listing import PartitionLister
+
         self._table = table
         self._db = dynamodb or client("dynamodb")
+        self._lister = PartitionLister(table, self._db, "networks", counters_table)
 
     def _item(self, network: Network) -> dict[str, Any]:
+        from tensorgate.adapters.listing import PartitionLister
+
         return _to_item(
             {
                 "account_id": network.account_id,
                 "network_id": network.network_id,
                 "slug": network.slug,
-                "status": network.status.value,
                 "version": network.version,
+                **PartitionLister.index_attributes(
+                    network.name, network.description, network.author, network.status.value
+                ),
                 "document": network.model_dump_json(),
             }
         )
 
     def put_new(self, network: Network) -> None:
         try:
-            self._db.put_item(
-                TableName=self._table,
-                Item=self._item(network),
-                ConditionExpression="attribute_not_exists(network_id)",
+            self._db.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": self._item(network),
+                            "ConditionExpression": "attribute_not_exists(network_id)",
+                        }
+                    },
+                    self._lister.count_change(network.account_id, +1),
+                ]
             )
         except ClientError as error:
             raise _unavailable(error, "store the network") from None
+
+    def page(self, account_id: str, query: ListQuery) -> ListResult[Network]:
+        return self._lister.page(account_id, query).parsed(Network.model_validate_json)
+
+    def get_by_name(self, account_id: str, name: str) -> Network | None:
+        """The newest network with exactly this name (names need not be unique)."""
+        key = self._lister.last_named(account_id, name)
+        return None if key is None else self.get(account_id, key)
 
     def get(self, account_id: str, network_id: int) -> Network | None:
         try:
@@ -75,15 +99,6 @@ class DynamoNetworkRepository:
         for item in self._query(PUBLIC_ACCOUNT, filter_slug=slug):
             return Network.model_validate_json(item["document"])
         return None
-
-    def list(self, account_id: str, offset: int, limit: int) -> tuple[int, list[Network]]:
-        count = 0
-        page: list[Network] = []
-        for item in self._query(account_id):
-            if offset <= count < offset + limit:
-                page.append(Network.model_validate_json(item["document"]))
-            count += 1
-        return count, page
 
     def _query(self, account_id: str, filter_slug: str | None = None) -> Iterator[dict[str, Any]]:
         arguments: dict[str, Any] = {
@@ -122,11 +137,13 @@ class DynamoNetworkRepository:
             raise _unavailable(error, "update the network") from None
 
     def delete(self, account_id: str, network_id: int) -> None:
+        key = _to_item({"account_id": account_id, "network_id": network_id})
+        delete = {"TableName": self._table, "Key": key, "ConditionExpression": "attribute_exists(network_id)"}
         try:
-            self._db.delete_item(
-                TableName=self._table, Key=_to_item({"account_id": account_id, "network_id": network_id})
-            )
+            self._db.transact_write_items(TransactItems=[{"Delete": delete}, self._lister.count_change(account_id, -1)])
         except ClientError as error:
+            if error_code(error) == "TransactionCanceledException":
+                return  # already deleted: the count was moved then
             raise _unavailable(error, "delete the network") from None
 
 
@@ -140,26 +157,51 @@ class DynamoRecognitionRepository:
     spec's or version's id (from the same counter as networks, so ids never collide). The networks'
     own queries name the bare account, so they never read these items."""
 
-    def __init__(self, table: str, dynamodb: Any | None = None) -> None:
+    def __init__(self, table: str, dynamodb: Any | None = None, counters_table: str | None = None) -> None:
+        from tensorgate.adapters.listing import PartitionLister
+
         self._table = table
         self._db = dynamodb or client("dynamodb")
+        self._lister = PartitionLister(table, self._db, "recognition specs", counters_table)
 
     # -- specs
 
     def _spec_item(self, spec: RecognitionSpec) -> dict[str, Any]:
+        from tensorgate.adapters.listing import PartitionLister
+
         return _to_item(
             {
                 "account_id": spec.account_id + SPECS_PARTITION,
                 "network_id": spec.spec_id,
                 "slug": spec.slug,
-                "name": spec.name,
                 "version": spec.version,
+                # A spec's status for the list filter: whether inference through it has a version to run.
+                **PartitionLister.index_attributes(
+                    spec.name, spec.description, spec.author, "ready" if spec.current_version_id else "pending"
+                ),
                 "document": spec.model_dump_json(),
             }
         )
 
     def put_spec(self, spec: RecognitionSpec) -> None:
-        self._put(self._spec_item(spec), "store the recognition spec")
+        partition = spec.account_id + SPECS_PARTITION
+        put = {
+            "TableName": self._table,
+            "Item": self._spec_item(spec),
+            "ConditionExpression": "attribute_not_exists(network_id)",
+        }
+        try:
+            self._db.transact_write_items(TransactItems=[{"Put": put}, self._lister.count_change(partition, +1)])
+        except ClientError as error:
+            raise _unavailable(error, "store the recognition spec") from None
+
+    def page_specs(self, account_id: str, query: ListQuery) -> ListResult[RecognitionSpec]:
+        result = self._lister.page(account_id + SPECS_PARTITION, query)
+        return result.parsed(RecognitionSpec.model_validate_json)
+
+    def get_spec_by_name(self, account_id: str, name: str) -> RecognitionSpec | None:
+        key = self._lister.last_named(account_id + SPECS_PARTITION, name)
+        return None if key is None else self.get_spec(account_id, key)
 
     def get_spec(self, account_id: str, spec_id: int) -> RecognitionSpec | None:
         item = self._get(account_id + SPECS_PARTITION, spec_id, "read the recognition spec")
@@ -169,11 +211,6 @@ class DynamoRecognitionRepository:
         for item in self._query(PUBLIC_ACCOUNT + SPECS_PARTITION, {"slug": slug}):
             return RecognitionSpec.model_validate_json(item["document"])
         return None
-
-    def list_specs(self, account_id: str, offset: int, limit: int) -> tuple[int, list[RecognitionSpec]]:
-        items = self._query(account_id + SPECS_PARTITION, {})
-        count, page = _page(items, offset, limit)
-        return count, [RecognitionSpec.model_validate_json(item["document"]) for item in page]
 
     def replace_spec(self, spec: RecognitionSpec, expected_version: int) -> None:
         try:
@@ -191,7 +228,15 @@ class DynamoRecognitionRepository:
             raise _unavailable(error, "update the recognition spec") from None
 
     def delete_spec(self, account_id: str, spec_id: int) -> None:
-        self._delete(account_id + SPECS_PARTITION, spec_id, "delete the recognition spec")
+        partition = account_id + SPECS_PARTITION
+        key = _to_item({"account_id": partition, "network_id": spec_id})
+        delete = {"TableName": self._table, "Key": key, "ConditionExpression": "attribute_exists(network_id)"}
+        try:
+            self._db.transact_write_items(TransactItems=[{"Delete": delete}, self._lister.count_change(partition, -1)])
+        except ClientError as error:
+            if error_code(error) == "TransactionCanceledException":
+                return  # already deleted: the count was moved then
+            raise _unavailable(error, "delete the recognition spec") from None
 
     # -- versions
 

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from tensorgate.adapters.dynamodb import _from_item, _to_item, _unavailable
 from tensorgate.listing import ListQuery, ListResult
 
-COUNT_SUFFIX = "#count"
+COUNT_PREFIX = "list-count#"
 # Items read per request while a filter or an offset looks for its page: DynamoDB reads up to 1 MB anyway.
 SCAN_BATCH = 500
 INDEXED = "search_text, name_lower, author_lower, #status"
@@ -21,13 +21,18 @@ class PartitionLister:
 
     A page reads from its cursor (`network_id > last_key`) at most `limit + 1` items, so its cost does not
     grow with the partition; `offset` without a cursor skips keys only. The partition's size is an item
-    `<partition>#count` (sort key 0) that every create and delete changes in its own transaction.
-    Filtered pages read the small index attributes (`search_text`, `name_lower`, `author_lower`, `status`)
-    until they hold a page, then the documents of that page only; their count is the matches in the part
-    of the partition the page read when more follow, marked by `count_is_estimate`."""
+    `list-count#<partition>` of the counters table that every create and delete changes in its own
+    transaction. Filtered pages read the small index attributes (`search_text`, `name_lower`,
+    `author_lower`, `status`) until they hold a page, then the documents of that page only; their count is
+    exact when the read reached the end of the partition, else the matches found so far plus one."""
 
-    def __init__(self, table: str, db: Any, what: str) -> None:
+    def __init__(self, table: str, db: Any, what: str, counters_table: str | None = None) -> None:
+        if counters_table is None:
+            from tensorgate.config import get_settings
+
+            counters_table = get_settings().counters_table
         self._table = table
+        self._counters = counters_table
         self._db = db
         self._what = what
 
@@ -36,6 +41,7 @@ class PartitionLister:
         author = author or ""
         return {
             "search_text": "\n".join((name, description, author)).casefold(),
+            "name": name,
             "name_lower": name.casefold(),
             "author_lower": author.casefold(),
             "status": str(status),
@@ -45,8 +51,8 @@ class PartitionLister:
         """A transaction's action moving the stored count by `delta`."""
         return {
             "Update": {
-                "TableName": self._table,
-                "Key": _to_item({"account_id": partition + COUNT_SUFFIX, "network_id": 0}),
+                "TableName": self._counters,
+                "Key": _to_item({"name": COUNT_PREFIX + partition}),
                 "UpdateExpression": "ADD #items :delta",
                 "ExpressionAttributeNames": {"#items": "items"},
                 "ExpressionAttributeValues": _to_item({":delta": delta}),
@@ -56,9 +62,7 @@ class PartitionLister:
     def stored_count(self, partition: str) -> int:
         try:
             response = self._db.get_item(
-                TableName=self._table,
-                Key=_to_item({"account_id": partition + COUNT_SUFFIX, "network_id": 0}),
-                ConsistentRead=True,
+                TableName=self._counters, Key=_to_item({"name": COUNT_PREFIX + partition}), ConsistentRead=True
             )
         except ClientError as error:
             raise _unavailable(error, f"count {self._what}") from None
@@ -70,6 +74,29 @@ class PartitionLister:
         if total:
             self._db.update_item(**self.count_change(partition, total)["Update"])
         return total
+
+    def last_named(self, partition: str, name: str) -> int | None:
+        """The sort key of the newest item named exactly `name` (case-sensitive), reading keys and names only."""
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "account_id = :partition",
+            "FilterExpression": "#name = :name",
+            "ProjectionExpression": "network_id",
+            "ExpressionAttributeNames": {"#name": "name"},
+            "ExpressionAttributeValues": _to_item({":partition": partition, ":name": name}),
+            "ConsistentRead": True,
+            "ScanIndexForward": False,
+        }
+        try:
+            while True:
+                response = self._db.query(**arguments, Limit=SCAN_BATCH)
+                for item in response.get("Items", []):
+                    return int(_from_item(item)["network_id"])
+                if "LastEvaluatedKey" not in response:
+                    return None
+                arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        except ClientError as error:
+            raise _unavailable(error, f"look {self._what} up") from None
 
     def page(self, partition: str, query: ListQuery) -> ListResult[str]:
         """A page of `document` attributes (JSON text), with the count and the last key when more follow."""
@@ -111,12 +138,13 @@ class PartitionLister:
                 break
             matches.append(int(item["network_id"]))
         documents = self._documents(partition, matches)
-        counted = (0 if query.cursor is not None else min(query.offset, seen)) + len(matches) + (1 if more else 0)
+        # Matches before this page: the offset its link carries after a cursor, else those skipped here.
+        before = query.offset if query.cursor is not None else min(query.offset, seen)
+        counted = before + len(matches) + (1 if more else 0)
         return ListResult(
             count=counted,
             items=documents,
             last_key=matches[-1] if more and matches else None,
-            extra={"count_is_estimate": more},
         )
 
     def _documents(self, partition: str, keys: list[int]) -> list[str]:

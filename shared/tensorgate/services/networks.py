@@ -24,6 +24,7 @@ from tensorgate.errors import (
     ValidationFailed,
 )
 from tensorgate.forms import UploadedFile, decode_json_fields
+from tensorgate.listing import ListQuery, to_page
 from tensorgate.models import (
     PUBLIC_ACCOUNT,
     Network,
@@ -106,8 +107,11 @@ class NetworkService:
 
     # -- create -------------------------------------------------------------------------------
 
-    def create(self, account_id: str, fields: dict[str, Any], files: list[UploadedFile]) -> CreatedNetwork:
-        """Validate everything first, so a refused create writes nothing; then records, files, manifest."""
+    def create(
+        self, account_id: str, fields: dict[str, Any], files: list[UploadedFile], author: str | None = None
+    ) -> CreatedNetwork:
+        """Validate everything first, so a refused create writes nothing; then records, files, manifest.
+        `author` is the name the caller's API key was issued to."""
         request: CreateNetwork = validate(CreateNetwork, decode_json_fields(fields, JSON_FIELDS), "network")
         self._check_files(request, files)
         _check_record_size(request)
@@ -145,6 +149,7 @@ class NetworkService:
             upload_prefix=layout.network_prefix(account_id, network_id),
             create_date=now,
             update_date=now,
+            author=author,
         )
         task = self._new_task(account_id, task_id, TaskKind.DEPLOY, network_id, now)
         self._networks.put_new(network)
@@ -239,9 +244,15 @@ class NetworkService:
 
     # -- read ---------------------------------------------------------------------------------
 
-    def list(self, account_id: str, offset: int, limit: int) -> Page:
-        count, networks = self._networks.list(account_id, offset, limit)
-        return Page(count=count, offset=offset, limit=limit, results=[n.to_wire() for n in networks])
+    def list(self, account_id: str, query: ListQuery) -> Page:
+        return to_page(self._networks.page(account_id, query), query, Network.to_wire)
+
+    def lookup(self, account_id: str, name: str) -> Network:
+        """The newest network named exactly `name`."""
+        network = self._networks.get_by_name(account_id, name)
+        if network is None:
+            raise NetworkNotFound(f"named {name!r}")
+        return network
 
     def get(self, account_id: str, network_id: int) -> Network:
         network = self._networks.get(account_id, network_id)
@@ -249,8 +260,8 @@ class NetworkService:
             raise NetworkNotFound(network_id)
         return network
 
-    def list_public(self, offset: int, limit: int) -> Page:
-        return self.list(PUBLIC_ACCOUNT, offset, limit)
+    def list_public(self, query: ListQuery) -> Page:
+        return self.list(PUBLIC_ACCOUNT, query)
 
     def get_public(self, slug: str) -> Network:
         network = self._networks.get_by_slug(slug)

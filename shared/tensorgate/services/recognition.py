@@ -24,6 +24,7 @@ from tensorgate.errors import (
     ValidationFailed,
 )
 from tensorgate.forms import decode_json_fields
+from tensorgate.listing import ListQuery, to_page
 from tensorgate.messages import RecognitionPlan
 from tensorgate.models import PUBLIC_ACCOUNT, NetworkStatus, Page, RecognitionSpec, RecognitionVersion, utc_now
 from tensorgate.ports import IdAllocator, NetworkRepository, RecognitionRepository
@@ -61,7 +62,7 @@ class RecognitionService:
 
     # -- specs --------------------------------------------------------------------------------
 
-    def create_spec(self, account_id: str, fields: dict[str, Any]) -> RecognitionSpec:
+    def create_spec(self, account_id: str, fields: dict[str, Any], author: str | None = None) -> RecognitionSpec:
         request: CreateRecognitionSpec = validate(
             CreateRecognitionSpec, decode_json_fields(fields, {"metadata", "outputs"}), "recognition spec"
         )
@@ -75,13 +76,21 @@ class RecognitionService:
             outputs=[output.model_dump(mode="json") for output in request.outputs],
             create_date=now,
             update_date=now,
+            author=author,
         )
         self._store.put_spec(spec)
         return spec
 
-    def list_specs(self, account_id: str, offset: int, limit: int) -> Page:
-        count, specs = self._store.list_specs(account_id, offset, limit)
-        return Page(count=count, offset=offset, limit=limit, results=[spec.to_wire() for spec in specs])
+    def list_specs(self, account_id: str, query: ListQuery) -> Page:
+        """`status` filters `ready` (a current version to run) or `pending` (none yet)."""
+        return to_page(self._store.page_specs(account_id, query), query, RecognitionSpec.to_wire)
+
+    def lookup_spec(self, account_id: str, name: str) -> RecognitionSpec:
+        """The newest spec named exactly `name`."""
+        spec = self._store.get_spec_by_name(account_id, name)
+        if spec is None:
+            raise RecognitionSpecNotFound(f"named {name!r}")
+        return spec
 
     def get_spec(self, account_id: str, spec_id: int) -> RecognitionSpec:
         spec = self._store.get_spec(account_id, spec_id)
@@ -89,8 +98,8 @@ class RecognitionService:
             raise RecognitionSpecNotFound(spec_id)
         return spec
 
-    def list_public(self, offset: int, limit: int) -> Page:
-        return self.list_specs(PUBLIC_ACCOUNT, offset, limit)
+    def list_public(self, query: ListQuery) -> Page:
+        return self.list_specs(PUBLIC_ACCOUNT, query)
 
     def get_public(self, slug: str) -> RecognitionSpec:
         spec = self._store.get_spec_by_slug(slug)
