@@ -285,23 +285,25 @@ def _googlenet_final_size(size: int, pools: int) -> int:
     return size
 
 
-def alexnet_shaped(size: int = 67, classes: int = 10) -> CaffeNet:
-    """CaffeNet/AlexNet's layout: 11×11 stride 4, LRN after pooling, grouped convolutions, two dropout FC layers."""
-    net = CaffeNet("AlexNet")
+def alexnet_shaped(size: int = 67, classes: int = 10, full: bool = False) -> CaffeNet:
+    """CaffeNet/AlexNet's layout: 11×11 stride 4, LRN after pooling, grouped convolutions, two dropout FC layers.
+    `full` has BVLC CaffeNet's widths (96 … 4096, about 61 million weights: a 244 MB .caffemodel)."""
+    widths = (96, 256, 384, 384, 256, 4096) if full else (16, 32, 32, 32, 16, 64)
+    net = CaffeNet("CaffeNet" if full else "AlexNet")
     data = net.input("data", (1, 3, size, size))
-    x = net.pool("pool1", net.relu(net.conv("conv1", data, 16, 11, 4)), "MAX", 3, 2)
+    x = net.pool("pool1", net.relu(net.conv("conv1", data, widths[0], 11, 4)), "MAX", 3, 2)
     x = net.lrn("norm1", x)
-    x = net.pool("pool2", net.relu(net.conv("conv2", x, 32, 5, pad=2, group=2)), "MAX", 3, 2)
+    x = net.pool("pool2", net.relu(net.conv("conv2", x, widths[1], 5, pad=2, group=2)), "MAX", 3, 2)
     x = net.lrn("norm2", x)
-    x = net.relu(net.conv("conv3", x, 32, 3, pad=1))
-    x = net.relu(net.conv("conv4", x, 32, 3, pad=1, group=2))
-    x = net.pool("pool5", net.relu(net.conv("conv5", x, 16, 3, pad=1, group=2)), "MAX", 3, 2)
-    flat = 16 * _alexnet_final_size(size) ** 2
-    x = net.relu(net.inner_product("fc6", x, 64, flat))
+    x = net.relu(net.conv("conv3", x, widths[2], 3, pad=1))
+    x = net.relu(net.conv("conv4", x, widths[3], 3, pad=1, group=2))
+    x = net.pool("pool5", net.relu(net.conv("conv5", x, widths[4], 3, pad=1, group=2)), "MAX", 3, 2)
+    flat = widths[4] * _alexnet_final_size(size) ** 2
+    x = net.relu(net.inner_product("fc6", x, widths[5], flat))
     x = net.layer("drop6", "Dropout", [x], x, "dropout_param { dropout_ratio: 0.5 }")
-    x = net.relu(net.inner_product("fc7", x, 64, 64))
+    x = net.relu(net.inner_product("fc7", x, widths[5], widths[5]))
     x = net.layer("drop7", "Dropout", [x], x, "dropout_param { dropout_ratio: 0.5 }")
-    net.softmax("prob", net.inner_product("fc8", x, classes, 64))
+    net.softmax("prob", net.inner_product("fc8", x, classes, widths[5]))
     return net
 
 
