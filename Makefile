@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/preprocess.py
 	$(BIN)/python bench/convert.py
+	$(BIN)/python bench/convert.py --pytorch
 	$(BIN)/python bench/e2e.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/worker.py

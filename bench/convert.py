@@ -295,7 +295,17 @@ def main() -> int:
     parser.add_argument("--models", default="mobilenetv2,resnet50,efficientnetb0,convnexttiny,caffe-googlenet")
     parser.add_argument("--seconds", type=float, default=3.0, help="timing window per measurement")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--pytorch", action="store_true", help="bench PyTorch uploads instead (convert_pytorch.py)")
+    parser.add_argument("--zoo", action="store_true", help="with --pytorch: also the PyTorch zoo table")
     arguments = parser.parse_args()
+    if arguments.pytorch:
+        from bench import convert_pytorch
+
+        pytorch_results = convert_pytorch.run(arguments.seconds, arguments.zoo)
+        print(json.dumps(pytorch_results, indent=2))
+        if arguments.json:
+            arguments.json.write_text(json.dumps(pytorch_results, indent=2))
+        return 0
     results = []
     with tempfile.TemporaryDirectory(prefix="tensorgate-bench-") as workdir:
         for name in arguments.models.split(","):
