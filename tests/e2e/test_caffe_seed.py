@@ -20,7 +20,8 @@ import pytest
 import requests
 from PIL import Image
 
-from functions.converter.caffe_sources import network, reference
+from functions.converter.caffe_sources import network as network_module
+from functions.converter.caffe_sources import reference
 from tests.e2e.conftest import RunningStack
 from tests.unit.converter import caffe_zoo
 
@@ -104,7 +105,57 @@ def test_seed_caffe_request_deploys_and_serves_googlenet_as_the_numpy_reference(
 
     resized = np.asarray(Image.fromarray(pixels).resize((224, 224), Image.BILINEAR), dtype=np.float32)
     bgr = resized[:, :, ::-1].transpose(2, 0, 1) / 255.0 * 255.0 - _mean()[:, 16:240, 16:240]
-    caffe = network.load(tmp_path / "deploy.prototxt", tmp_path / "snapshot.caffemodel", "deploy.prototxt", "w")
+    caffe = network_module.load(tmp_path / "deploy.prototxt", tmp_path / "snapshot.caffemodel", "deploy.prototxt", "w")
     expected = reference.forward(caffe, {"data": bgr[None]})["prob"]
     assert tensor["shape"] == [1, 10] and np.ptp(expected) > 0.01  # an answer that tells networks apart
     np.testing.assert_allclose(tensor["data"], expected.ravel(), atol=2e-3)
+
+
+def test_deepomatic_client_creates_a_caffe_resnet_and_reads_a_features_blob(
+    local_stack_with_workers: RunningStack, tmp_path: Path
+) -> None:
+    from deepomatic.api.client import Client
+    from deepomatic.api.inputs import ImageInput
+
+    stack = local_stack_with_workers
+    # Given a ResNet-shaped Caffe net and a per-channel Caffe mean, created as the seed's Python sample does
+    caffe_zoo.resnet_shaped().write(tmp_path)
+    channel_mean = np.array([104.0, 117.0, 123.0], np.float32).reshape(1, 3, 1, 1)
+    (tmp_path / "mean.binaryproto").write_bytes(caffe_zoo.blob_proto(channel_mean))
+    image = {"dimension_order": "NCHW", "target_size": "64x64", "resize_type": "SQUASH", "color_channels": "BGR"}
+    image |= {"mean_file": "mean.binaryproto", "pixel_scaling": 255.0, "data_type": "FLOAT32"}
+    client = Client(api_key=stack.api_key, host=stack.host, user_agent_prefix="tensorgate-e2e/1")
+    names = ("deploy.prototxt", "snapshot.caffemodel", "mean.binaryproto")
+    handles = {name: (tmp_path / name).open("rb") for name in names}
+    try:
+        network = client.Network.create(
+            name="caffe resnet",
+            framework="nv-caffe-0.x-mod",
+            preprocessing={"inputs": [{"tensor_name": "data", "image": image}], "batched_output": True},
+            postprocessings=[{"tensors_output": {"tensors": ["prob", "res3a"]}}],
+            files=handles,
+        )
+    finally:
+        for handle in handles.values():
+            handle.close()
+    deploy = client.Task.retrieve(network["task_id"]).wait(timeout=300)
+    assert deploy["status"] == "success" and deploy["data"]["parity"]["passed"]
+
+    # When a picture is sent through the client
+    pixels = np.random.default_rng(5).integers(0, 256, size=(97, 131, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    result = client.Network.retrieve(network["id"]).inference(
+        inputs=[ImageInput(source=buffer.getvalue(), encoding="binary")]
+    )
+
+    # Then the class scores and the features of the in-place ReLU'd residual sum are the reference's
+    resized = np.asarray(Image.fromarray(pixels).resize((64, 64), Image.BILINEAR), dtype=np.float32)
+    bgr = resized[:, :, ::-1].transpose(2, 0, 1) - channel_mean[0]
+    caffe = network_module.load(tmp_path / "deploy.prototxt", tmp_path / "snapshot.caffemodel", "deploy", "w")
+    expected = reference.forward(caffe, {"data": bgr[None]})
+    assert result["res3a"].shape == (1, 32, 8, 8) and float(expected["res3a"].min()) >= 0.0
+    np.testing.assert_allclose(
+        result["res3a"], expected["res3a"], rtol=1e-3, atol=1e-3 * float(expected["res3a"].max())
+    )
+    np.testing.assert_allclose(result["prob"], expected["prob"], atol=2e-3)
