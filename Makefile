@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/worker.py
 	$(BIN)/python bench/upload_memory.py
+	$(BIN)/python bench/datasets.py
 
 # The conversion zoo's full matrix: keras.applications families × every upload format (ZOO_ARGS=--every: all of them).
 zoo: $(STAMP)

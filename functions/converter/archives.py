@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import stat
 import tarfile
@@ -176,3 +177,65 @@ def _too_big(archive_name: str, max_bytes: int) -> ConversionFailed:
         f"({max_bytes} bytes), the limit for one network.",
         {"file": archive_name, "max_bytes": max_bytes},
     )
+
+
+class ZipMembers:
+    """A zip archive's regular files read one at a time by name, never unpacked under their names: what a dataset
+    of many small images needs (writing each member to disk costs more than decoding it). The refusals are
+    `extract_archive`'s: links and special files, absolute or climbing names, more than `max_members` entries,
+    and more than `max_bytes` of content, counted as it is read."""
+
+    def __init__(self, archive: Path, limits: ArchiveLimits | None = None) -> None:
+        self._name = archive.name
+        limits = limits or ArchiveLimits()
+        self._budget = _Budget(archive.name, limits.max_bytes)
+        try:
+            self._bundle = zipfile.ZipFile(archive)
+        except (zipfile.BadZipFile, OSError) as error:
+            raise ConversionFailed(
+                Reason.CORRUPT_FILE, f"The archive {archive.name!r} cannot be read: {error}.", {"file": archive.name}
+            ) from None
+        members = self._bundle.infolist()
+        _check_member_count(archive.name, len(members), limits)
+        if sum(member.file_size for member in members) > limits.max_bytes:
+            raise _too_big(archive.name, limits.max_bytes)
+        self._members: dict[str, zipfile.ZipInfo] = {}
+        for member in members:
+            mode = member.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                raise _unsafe(archive.name, member.filename, "is a symbolic link")
+            if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise _unsafe(archive.name, member.filename, "is not a regular file or directory")
+            name = _member_path(archive.name, member.filename)
+            if name is not None and not member.is_dir():
+                self._members[name] = member
+        self.names = sorted(self._members)
+
+    def read(self, name: str) -> bytes:
+        try:
+            with self._bundle.open(self._members[name]) as source:
+                sink = io.BytesIO()
+                self._budget.copy(source, sink)
+                return sink.getvalue()
+        except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as error:
+            raise ConversionFailed(
+                Reason.CORRUPT_FILE,
+                f"The archive {self._name!r} cannot be read at {name!r}: {error}.",
+                {"file": self._name, "member": name},
+            ) from None
+
+    def close(self) -> None:
+        self._bundle.close()
+
+
+def _member_path(archive_name: str, member_name: str) -> str | None:
+    """A member's clean relative path (`a/b.jpg`), None for clutter and directories; refuses escaping names."""
+    name = member_name.replace("\\", "/")
+    if name.startswith(_IGNORED_PREFIXES) or PurePosixPath(name).name.startswith("._"):
+        return None
+    if not name or name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        raise _unsafe(archive_name, member_name, "is an absolute path")
+    parts = [part for part in PurePosixPath(name).parts if part not in ("", ".")]
+    if ".." in parts:
+        raise _unsafe(archive_name, member_name, "climbs out of the archive with '..'")
+    return "/".join(parts) or None

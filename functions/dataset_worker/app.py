@@ -30,16 +30,30 @@ MAX_ARCHIVE_MEMBERS = 1_000_000
 def extract(
     archive: Path, workdir: Path, labels: Path | None, dataset: Dataset, sink: ItemSink, progress: Any
 ) -> dict[str, Any]:
-    """The extractor port: the converter's safe archive extraction, then the dataset layouts (Pillow)."""
-    from functions.converter.archives import ArchiveLimits, extract_archive
+    """The extractor port: the converter's archive refusals, then the dataset layouts (Pillow). A zip is read
+    member by member, never unpacked (a dataset's many small files cost more to write than to decode); a tar,
+    which has no index to read by name, is unpacked by the converter's safe extraction."""
+    from functions.converter.archives import ArchiveLimits, ZipMembers, extract_archive
     from functions.converter.errors import ConversionFailed
+    from functions.dataset_worker.extraction import DirectorySource, LabelFile, Source
     from functions.dataset_worker.extraction import extract as extract_items
 
+    limits = ArchiveLimits(max_members=MAX_ARCHIVE_MEMBERS)
+    label_file = None if labels is None else LabelFile(labels.name, labels.read_bytes())
+    members: ZipMembers | None = None
     try:
-        extract_archive(archive, workdir, ArchiveLimits(max_members=MAX_ARCHIVE_MEMBERS))
+        source: Source
+        if archive.name.lower().endswith(".zip"):
+            source = members = ZipMembers(archive, limits)
+        else:
+            extract_archive(archive, workdir, limits)
+            source = DirectorySource(workdir)
+        return extract_items(source, label_file, dataset.kind, dataset.classes, sink, progress)
     except ConversionFailed as failure:
         raise ExtractionRejected(failure.message) from None
-    return extract_items(workdir, labels, dataset.kind, dataset.classes, sink, progress)
+    finally:
+        if members is not None:
+            members.close()
 
 
 def transform(data: bytes, steps: list[dict[str, Any]], boxes: list[list[float]]) -> Any:

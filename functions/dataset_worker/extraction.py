@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tensorgate.dataset_models import DatasetKind
 from tensorgate.services.dataset_jobs import ExtractionRejected, ItemSink
@@ -48,43 +48,66 @@ class Plan:
     errors: list[tuple[str, str]] = field(default_factory=list)
 
 
-def dataset_root(directory: Path) -> Path:
-    """Archives often wrap everything in one folder: the dataset starts inside it."""
-    root = directory
-    for _ in range(3):
-        entries = [entry for entry in root.iterdir() if not entry.name.startswith(".")]
-        if len(entries) == 1 and entries[0].is_dir():
-            root = entries[0]
-        else:
-            break
-    return root
+class Source(Protocol):
+    """The archive's files: `names` (relative paths, sorted) and their bytes by name."""
+
+    names: list[str]
+
+    def read(self, name: str) -> bytes: ...
 
 
-def _files(root: Path) -> list[str]:
-    return sorted(
-        path.relative_to(root).as_posix()
-        for path in root.rglob("*")
-        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts)
-    )
+class DirectorySource:
+    """Files unpacked under a directory (tar archives, and the tests)."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self.names = sorted(
+            path.relative_to(root).as_posix()
+            for path in root.rglob("*")
+            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts)
+        )
+
+    def read(self, name: str) -> bytes:
+        return (self._root / name).read_bytes()
+
+
+class WrappedSource:
+    """Archives often wrap everything in one folder (`pets/cat/1.jpg`): the dataset starts inside it."""
+
+    def __init__(self, source: Source) -> None:
+        self._source = source
+        visible = [name for name in source.names if not any(part.startswith(".") for part in name.split("/"))]
+        prefix = ""
+        for _ in range(3):
+            firsts = {name[len(prefix) :].split("/", 1)[0] for name in visible}
+            if len(firsts) == 1 and all("/" in name[len(prefix) :] for name in visible) and visible:
+                prefix += firsts.pop() + "/"
+            else:
+                break
+        self._prefix = prefix
+        self.names = [name[len(prefix) :] for name in visible]
+
+    def read(self, name: str) -> bytes:
+        return self._source.read(self._prefix + name)
 
 
 def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES)
 
 
-def _label_file(root: Path, files: list[str]) -> Path | None:
+def _label_file(files: list[str]) -> str | None:
     """The archive's label file: at its top level, by a usual name first, else the one .csv/.jsonl/COCO .json."""
     top = [name for name in files if "/" not in name]
     for usual in LABEL_FILE_NAMES:
         if usual in top:
-            return root / usual
+            return usual
     candidates = [name for name in top if name.lower().endswith((".csv", ".jsonl", ".json"))]
     if len(candidates) > 1:
         raise ExtractionRejected(
             f"The archive holds several label files at its top level ({', '.join(candidates[:5])}); keep one, or name "
             "it labels.csv, labels.jsonl or instances.json."
         )
-    return root / candidates[0] if candidates else None
+    return candidates[0] if candidates else None
 
 
 def _split_labels(values: list[Any]) -> list[str]:
@@ -98,16 +121,22 @@ def _split_labels(values: list[Any]) -> list[str]:
     return labels
 
 
-def _read_text(path: Path) -> str:
-    if path.stat().st_size > MAX_LABEL_FILE_BYTES:
-        raise ExtractionRejected(f"The label file {path.name!r} is over {MAX_LABEL_FILE_BYTES // 1024**2} MiB.")
+@dataclass
+class LabelFile:
+    name: str
+    content: bytes
+
+
+def _read_text(labels: LabelFile) -> str:
+    if len(labels.content) > MAX_LABEL_FILE_BYTES:
+        raise ExtractionRejected(f"The label file {labels.name!r} is over {MAX_LABEL_FILE_BYTES // 1024**2} MiB.")
     try:
-        return path.read_text(encoding="utf-8-sig")
+        return labels.content.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ExtractionRejected(f"The label file {path.name!r} is not UTF-8 text.") from None
+        raise ExtractionRejected(f"The label file {labels.name!r} is not UTF-8 text.") from None
 
 
-def _label_rows(path: Path) -> Iterator[tuple[str, str, list[str]]]:
+def _label_rows(path: LabelFile) -> Iterator[tuple[str, str, list[str]]]:
     """(where, image, labels) per line of a CSV or JSON Lines label file; a line that cannot be read is yielded
     with image "" and its problem as the only label."""
     text = _read_text(path)
@@ -135,10 +164,10 @@ def _label_rows(path: Path) -> Iterator[tuple[str, str, list[str]]]:
         yield f"{path.name} line {number}", row[0].strip(), _split_labels(row[1:])
 
 
-def _from_label_file(root: Path, files: list[str], labels: Path) -> Plan:
+def _from_label_file(files: list[str], labels: LabelFile, in_archive: bool) -> Plan:
     present = set(files)
     if labels.name.lower().endswith(".json"):
-        return _from_coco(root, files, labels)
+        return _from_coco(files, labels, in_archive)
     layout = "jsonl" if labels.name.lower().endswith(".jsonl") else "csv"
     by_image: dict[str, list[str]] = {}
     plan = Plan(layout=layout, candidates=[])
@@ -158,11 +187,11 @@ def _from_label_file(root: Path, files: list[str], labels: Path) -> Plan:
     plan.candidates = [Candidate(name, by_image[name]) for name in sorted(by_image)]
     images = [name for name in files if _is_image(name)]
     plan.unlabelled = sum(1 for name in images if name not in by_image)
-    plan.ignored_files = sum(1 for name in files if not _is_image(name)) - (1 if labels.is_relative_to(root) else 0)
+    plan.ignored_files = sum(1 for name in files if not _is_image(name)) - (1 if in_archive else 0)
     return plan
 
 
-def _from_coco(root: Path, files: list[str], labels: Path) -> Plan:
+def _from_coco(files: list[str], labels: LabelFile, in_archive: bool) -> Plan:
     try:
         document = json.loads(_read_text(labels))
     except json.JSONDecodeError as error:
@@ -223,7 +252,7 @@ def _from_coco(root: Path, files: list[str], labels: Path) -> Plan:
         plan.candidates.append(Candidate(name, sorted({obj["label"] for obj in found}), found))
     named = {name for name, _, _ in images.values()}
     plan.unlabelled = sum(1 for name in files if _is_image(name) and name not in named)
-    plan.ignored_files = sum(1 for name in files if not _is_image(name)) - 1
+    plan.ignored_files = sum(1 for name in files if not _is_image(name)) - (1 if in_archive else 0)
     return plan
 
 
@@ -240,20 +269,22 @@ def _from_folders(files: list[str]) -> Plan:
     return plan
 
 
-def plan_extraction(directory: Path, labels: Path | None, kind: DatasetKind) -> Plan:
-    root = dataset_root(directory)
-    files = _files(root)
-    label_file = labels if labels is not None else _label_file(root, files)
-    if label_file is None:
+def plan_extraction(source: Source, labels: LabelFile | None, kind: DatasetKind) -> Plan:
+    files = source.names
+    in_archive = labels is None
+    if labels is None:
+        found = _label_file(files)
+        labels = None if found is None else LabelFile(found, source.read(found))
+    if labels is None:
         if kind is DatasetKind.DETECTION:
             raise ExtractionRejected(
                 "A detection dataset needs a COCO instances.json beside its images; the archive has no label file."
             )
         plan = _from_folders(files)
     else:
-        plan = _from_label_file(root, files, label_file)
+        plan = _from_label_file(files, labels, in_archive)
         if kind is DatasetKind.DETECTION and plan.layout != "coco":
-            raise ExtractionRejected(f"A detection dataset's labels are a COCO .json file, not {label_file.name!r}.")
+            raise ExtractionRejected(f"A detection dataset's labels are a COCO .json file, not {labels.name!r}.")
     if not plan.candidates and not plan.errors:
         raise ExtractionRejected(
             "The archive holds no images to extract: put them in a folder per class, or beside a labels.csv, "
@@ -263,16 +294,16 @@ def plan_extraction(directory: Path, labels: Path | None, kind: DatasetKind) -> 
 
 
 def extract(
-    directory: Path,
-    labels: Path | None,
+    source: Source,
+    labels: LabelFile | None,
     kind: DatasetKind,
     classes: dict[str, int] | None,
     sink: ItemSink,
     progress: Callable[[int, int], None],
 ) -> dict[str, Any]:
     """Decode every planned image once, hand the good ones to `sink` in order, report the others; the summary."""
-    plan = plan_extraction(directory, labels, kind)
-    root = dataset_root(directory)
+    source = WrappedSource(source)
+    plan = plan_extraction(source, labels, kind)
     declared = classes if classes is not None else plan.classes if kind is DatasetKind.DETECTION else None
     for item, message in plan.errors:
         sink.error(item, message)
@@ -287,7 +318,7 @@ def extract(
             sink.error(candidate.name, f"{candidate.name!r} is labelled {unknown[0]!r}, which is not a declared class")
             errors += 1
             continue
-        data = (root / candidate.name).read_bytes()
+        data = source.read(candidate.name)
         try:
             with decode_image(data) as picture:
                 width, height = picture.size

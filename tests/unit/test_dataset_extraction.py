@@ -12,7 +12,7 @@ from tensorgate.dataset_models import CHUNK_ITEMS, DatasetKind, DatasetSplit
 from tensorgate.services.dataset_jobs import ExtractionRejected, draw_split, part_sizes
 from tensorgate.services.dataset_manifest import ManifestWriter, read_page
 
-from functions.dataset_worker.extraction import extract
+from functions.dataset_worker.extraction import DirectorySource, extract
 from tests.datasets_samples import coco_dataset, csv_labels, folder_per_class, jpeg
 from tests.fakes import InMemoryBlobStore
 
@@ -38,7 +38,9 @@ def write(root: Path, files: dict[str, bytes]) -> Path:
 
 def run(root: Path, kind: DatasetKind = DatasetKind.CLASSIFICATION, **options: Any) -> tuple[dict[str, Any], Sink]:
     sink = Sink()
-    summary = extract(root, options.get("labels"), kind, options.get("classes"), sink, lambda done, total: None)
+    summary = extract(
+        DirectorySource(root), options.get("labels"), kind, options.get("classes"), sink, lambda done, total: None
+    )
     return summary, sink
 
 
@@ -169,3 +171,20 @@ def test_a_page_of_a_large_manifest_reads_at_most_two_chunks() -> None:
     store.get = lambda key: reads.append(key) or get(key)  # type: ignore[method-assign]
     page = read_page(store, "v/", 3 * CHUNK_ITEMS + 5, CHUNK_ITEMS - 10, 100)
     assert [line["index"] for line in page] == list(range(CHUNK_ITEMS - 10, CHUNK_ITEMS + 90)) and len(reads) == 2
+
+
+def test_zip_members_are_read_by_name_without_unpacking_and_refuse_a_climbing_name(tmp_path: Path) -> None:
+    from functions.converter.archives import ZipMembers
+    from functions.converter.errors import ConversionFailed
+    from tests.datasets_samples import zip_archive
+
+    good = tmp_path / "good.zip"
+    good.write_bytes(zip_archive({"pets/cat/1.jpg": b"one", "__MACOSX/pets/._1.jpg": b"clutter"}))
+    members = ZipMembers(good)
+    assert members.names == ["pets/cat/1.jpg"] and members.read("pets/cat/1.jpg") == b"one"
+    members.close()
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(zip_archive({"../evil.jpg": b"x"}))
+    with pytest.raises(ConversionFailed, match="climbs out"):
+        ZipMembers(bad)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bad.zip", "good.zip"]
