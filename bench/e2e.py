@@ -8,6 +8,11 @@ as for real users). Each client submits its share as fast as the API answers, th
 Latency is from just before a request is sent to the task's end as the worker recorded it (`update_date`;
 same machine, same clock). Baseline, in the same run: requests sent one at a time, each waiting for its
 task to end (no queueing, no batching). Goal (issue 5): every task ends (0 not ended).
+
+Both of the gateway's modes are measured in the same run, each on a stack of its own: every handler event
+in the stack's process in turn (`LOCAL_FUNCTION_PROCESSES=0`), and a pool of processes per function (the
+default); goal (issue 12): the pools at least double the 8 clients' tasks/s. The stack's resident memory
+(every process of it) is read after each run.
 """
 
 from __future__ import annotations
@@ -23,9 +28,12 @@ from dataclasses import dataclass, field
 import requests
 from local_stack import (
     ENDED,
+    GATEWAY_MODES,
+    Memory,
     Stack,
     deploy_demo,
     inference_body,
+    memory,
     parse_time,
     percentile,
     photo,
@@ -119,23 +127,28 @@ def row(label: str, run: Run, tasks: dict[int, dict[str, object]], seconds: floa
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--serial", type=int, default=20, help="requests of the one-at-a-time baseline")
-    parser.add_argument("--size", default="640x480", help="JPEG size of the request images")
-    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for the tasks to end")
-    args = parser.parse_args()
-    width, height = (int(part) for part in args.size.split("x"))
+@dataclass
+class Measured:
+    baseline_run: Run
+    baseline_tasks: dict[int, dict[str, object]]
+    baseline_seconds: float
+    run: Run
+    tasks: dict[int, dict[str, object]]
+    span: float
+    batches: list[int]
+    deployed: float
+    stopped: float
+    memory: Memory
 
-    stack = start()
+
+def measure(args: argparse.Namespace, environment: dict[str, str], images: list[bytes]) -> Measured:
+    """One stack started with `environment`: the serial baseline, then the clients at once, then its memory."""
+    stack = start(environment)
     try:
         began = time.monotonic()
         network = deploy_demo(stack)
         deployed = time.monotonic() - began
         stack.add_keys(args.clients - 1)
-        images = [photo(seed, width, height) for seed in range(32)]
         serial(stack, network["id"], images, 1)  # the worker loads the model on the first request
 
         baseline_run, baseline_tasks, baseline_seconds = serial(stack, network["id"], images, args.serial)
@@ -144,40 +157,87 @@ def main() -> int:
         ends = [parse_time(str(task["update_date"])) for task in tasks.values() if task["status"] in ENDED]
         span = (max(ends) - min(run.submitted.values())) if ends else float("nan")
         batches = [int(size) for size in re.findall(r"batch network=\S+ size=(\d+)", "".join(stack.lines[mark:]))]
+        used = memory(stack.process.pid)
         stopped = stack.stop()
     except BaseException:
         if stack.process.poll() is None:
             stack.stop()
         raise
+    return Measured(baseline_run, baseline_tasks, baseline_seconds, run, tasks, span, batches, deployed, stopped, used)
 
-    waits = latencies(run, tasks)
-    base_waits = latencies(baseline_run, baseline_tasks)
-    throughput = len(ends) / span
-    base_throughput = len(base_waits) / baseline_seconds
-    not_ended = len(run.submitted) - len(ends)
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--serial", type=int, default=20, help="requests of the one-at-a-time baseline")
+    parser.add_argument("--size", default="640x480", help="JPEG size of the request images")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for the tasks to end")
+    parser.add_argument(
+        "--mode", choices=[*GATEWAY_MODES, "both"], default="both", help="how the gateway runs handlers"
+    )
+    args = parser.parse_args()
+    width, height = (int(part) for part in args.size.split("x"))
+    images = [photo(seed, width, height) for seed in range(32)]
+    modes = list(GATEWAY_MODES) if args.mode == "both" else [args.mode]
+    results = {mode: measure(args, GATEWAY_MODES[mode], images) for mode in modes}
+
     print(
         f"bench/e2e.py: {args.requests} inference requests from {args.clients} clients (one API key each) through "
-        f"tensorgate-dev;\n  images {width}x{height} JPEG, the demo classifier (64x64 input); demo deployed in "
-        f"{deployed:.1f} s; stack stopped {stopped:.1f} s after SIGINT"
+        f"tensorgate-dev;\n  images {width}x{height} JPEG, the demo classifier (64x64 input); gateway modes: "
+        + "; ".join(
+            f"{mode} (demo deployed in {result.deployed:.1f} s, stopped {result.stopped:.1f} s after SIGINT)"
+            for mode, result in results.items()
+        )
     )
-    print(f"{'':<22}{'requests':>9}{'ended':>7}{'not ended':>11}{'throughput/s':>14}{'p50 ms':>9}{'p99 ms':>9}")
-    print(row("one at a time (base)", baseline_run, baseline_tasks, baseline_seconds))
-    print(row(f"{args.clients} clients", run, tasks, span))
-    print(
-        f"ratios, {args.clients} clients / one at a time: throughput {throughput / base_throughput:.2f}x, "
-        f"p50 latency {percentile(waits, 0.5) / percentile(base_waits, 0.5):.2f}x"
-    )
-    print(
-        f"submit answers: p50 {percentile(run.answer_seconds, 0.5) * 1000:.0f} ms, "
-        f"p99 {percentile(run.answer_seconds, 0.99) * 1000:.0f} ms; 429 answers {run.throttled} (retried); "
-        f"other refusals {len(run.failed)}"
-    )
-    if batches:
-        print(f"worker batches: {len(batches)}, mean size {statistics.mean(batches):.1f}, largest {max(batches)}")
-    print(f"task statuses: {dict(statuses(tasks))}; tasks that did not end: {not_ended} (goal 0)")
-    for failure in run.failed[:5]:
-        print("  refused:", failure)
-    return 0 if not_ended == 0 and not run.failed else 1
+    print(f"{'':<38}{'requests':>9}{'ended':>7}{'not ended':>11}{'throughput/s':>14}{'p50 ms':>9}{'p99 ms':>9}")
+    not_ended = 0
+    refused = 0
+    for mode, result in results.items():
+        print(row(f"{mode}: one at a time", result.baseline_run, result.baseline_tasks, result.baseline_seconds))
+        print(row(f"{mode}: {args.clients} clients", result.run, result.tasks, result.span))
+        ended = sum(task["status"] in ENDED for task in result.tasks.values())
+        not_ended += len(result.run.submitted) - ended
+        refused += len(result.run.failed)
+    for mode, result in results.items():
+        ended = sum(task["status"] in ENDED for task in result.tasks.values())
+        waits = latencies(result.run, result.tasks)
+        base_waits = latencies(result.baseline_run, result.baseline_tasks)
+        throughput = ended / result.span
+        base_throughput = len(base_waits) / result.baseline_seconds
+        print(
+            f"{mode}: {args.clients} clients / one at a time: throughput {throughput / base_throughput:.2f}x, "
+            f"p50 latency {percentile(waits, 0.5) / percentile(base_waits, 0.5):.2f}x; submit answers p50 "
+            f"{percentile(result.run.answer_seconds, 0.5) * 1000:.0f} ms, "
+            f"p99 {percentile(result.run.answer_seconds, 0.99) * 1000:.0f} ms; 429 answers {result.run.throttled} "
+            f"(retried); other refusals {len(result.run.failed)}"
+        )
+        if result.batches:
+            print(
+                f"  worker batches: {len(result.batches)}, mean size {statistics.mean(result.batches):.1f}, "
+                f"largest {max(result.batches)}; task statuses: {dict(statuses(result.tasks))}"
+            )
+        print(
+            f"  stack memory after the run: {result.memory.processes} processes, resident {result.memory.rss_mib:.0f} "
+            f"MiB summed, {result.memory.pss_mib:.0f} MiB proportional (shared pages counted once)"
+        )
+        for failure in result.run.failed[:5]:
+            print("  refused:", failure)
+    if len(results) == 2:
+        single, pooled = (results[mode] for mode in GATEWAY_MODES)
+
+        def rate(result: Measured) -> float:
+            return sum(task["status"] in ENDED for task in result.tasks.values()) / result.span
+
+        p50_ratio = percentile(latencies(pooled.run, pooled.tasks), 0.5) / percentile(
+            latencies(single.run, single.tasks), 0.5
+        )
+        print(
+            f"process pools / single process, {args.clients} clients: throughput {rate(pooled) / rate(single):.2f}x "
+            f"(goal >= 2x), p50 latency {p50_ratio:.2f}x"
+        )
+    print(f"tasks that did not end: {not_ended} (goal 0)")
+    return 0 if not_ended == 0 and not refused else 1
 
 
 if __name__ == "__main__":

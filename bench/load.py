@@ -9,6 +9,10 @@ and queue inference on the README's demo classifier. A 429 is counted, then retr
 After the run every task a client saw (deploy and inference, of networks not deleted) must end: the
 figures count those still pending after `--drain` seconds. Goals (issue 6): 0 answers 5xx, 0 tasks that
 did not end. Baseline, in the same run: each operation alone, one client, before the load.
+
+Both of the gateway's modes run the same load, each on a stack of its own (every handler event in the
+stack's process in turn, `LOCAL_FUNCTION_PROCESSES=0`, then a pool of processes per function, the default),
+and the stack's resident memory is read after each.
 """
 
 from __future__ import annotations
@@ -25,7 +29,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from local_stack import Stack, deploy_demo, inference_body, percentile, photo, start, statuses
+from local_stack import (
+    GATEWAY_MODES,
+    Stack,
+    deploy_demo,
+    inference_body,
+    memory,
+    percentile,
+    photo,
+    start,
+    statuses,
+)
 
 WEIGHTS = {
     "create multipart": 3,
@@ -238,14 +252,9 @@ def baseline(stack: Stack, demo_id: int) -> dict[str, float]:
     return {operation: percentile(values, 0.5) for operation, values in figures.seconds.items()}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--drain", type=float, default=180, help="seconds to wait for the tasks to end afterwards")
-    args = parser.parse_args()
-
-    stack = start()
+def measure(args: argparse.Namespace, mode: str) -> tuple[bool, float, float]:
+    """One stack in one gateway mode under the load; prints its figures, returns (goals met, requests/s, p50 s)."""
+    stack = start(GATEWAY_MODES[mode])
     try:
         demo = deploy_demo(stack)
         stack.add_keys(args.clients - 1)
@@ -265,6 +274,7 @@ def main() -> int:
         drain_started = time.monotonic()
         tasks = stack.wait_ended(figures.tasks, args.drain)
         drained = time.monotonic() - drain_started
+        used = memory(stack.process.pid)
         stopped = stack.stop()
     except BaseException:
         if stack.process.poll() is None:
@@ -277,8 +287,9 @@ def main() -> int:
     pending = sum(task["status"] == "pending" for task in tasks.values())
     missing = len(figures.tasks) - len(tasks)
     print(
-        f"bench/load.py: {args.clients} clients (one API key each) for {elapsed:.0f} s through tensorgate-dev; "
-        f"stack stopped {stopped:.1f} s after SIGINT"
+        f"bench/load.py, gateway mode {mode}: {args.clients} clients (one API key each) for {elapsed:.0f} s through "
+        f"tensorgate-dev; stack stopped {stopped:.1f} s after SIGINT; memory after the run: {used.processes} "
+        f"processes, resident {used.rss_mib:.0f} MiB summed, {used.pss_mib:.0f} MiB proportional"
     )
     print(
         f"requests {requests_sent} ({requests_sent / elapsed:.1f}/s), 5xx {server_errors} (goal 0), "
@@ -304,7 +315,28 @@ def main() -> int:
         )
     for failure in (figures.server_errors + figures.unexpected)[:10]:
         print("  ", failure)
-    return 0 if server_errors == 0 and pending + missing == 0 else 1
+    return server_errors == 0 and pending + missing == 0, requests_sent / elapsed, percentile(latencies, 0.5)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--drain", type=float, default=180, help="seconds to wait for the tasks to end afterwards")
+    parser.add_argument("--mode", choices=[*GATEWAY_MODES, "both"], default="both", help="how the gateway runs")
+    args = parser.parse_args()
+    modes = list(GATEWAY_MODES) if args.mode == "both" else [args.mode]
+    results = {}
+    for mode in modes:
+        results[mode] = measure(args, mode)
+        print()
+    if len(results) == 2:
+        (_, single_rate, single_p50), (_, pooled_rate, pooled_p50) = (results[mode] for mode in GATEWAY_MODES)
+        print(
+            f"process pools / single process: requests/s {pooled_rate / single_rate:.2f}x, "
+            f"p50 latency {pooled_p50 / single_p50:.2f}x"
+        )
+    return 0 if all(ok for ok, _, _ in results.values()) else 1
 
 
 if __name__ == "__main__":

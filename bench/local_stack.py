@@ -159,6 +159,49 @@ def start(extra_environment: dict[str, str] | None = None) -> Stack:
     return Stack(process, url.group(1), BENCH_KEY, aws, lines, [BENCH_KEY])
 
 
+# The two ways the local gateway can run the functions, compared by the HTTP benchmarks in one run:
+# every event in the stack's own process in turn, and a pool of processes per function (the default).
+GATEWAY_MODES = {
+    "single process": {"LOCAL_FUNCTION_PROCESSES": "0"},
+    "process pools": {},
+}
+
+
+@dataclass
+class Memory:
+    processes: int
+    rss_mib: float  # resident set sizes summed (pages shared between processes counted in each)
+    pss_mib: float  # proportional set sizes summed (each shared page split between its sharers): the stack's total
+
+
+def _descendants(pid: int) -> list[int]:
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            found += _descendants(int(child))
+    return found
+
+
+def memory(pid: int) -> Memory:
+    """The resident memory of a process and all its descendants (Linux /proc)."""
+    rss = pss = 0
+    pids = _descendants(pid)
+    for each in pids:
+        try:
+            for line in Path(f"/proc/{each}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+        except OSError:
+            continue
+    return Memory(len(pids), rss / 1024, pss / 1024)
+
+
 def demo_files() -> dict[str, bytes]:
     if not all((DEMO_FOLDER / name).exists() for name in DEMO_FILES):
         subprocess.run(

@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from typing import Any
 
 log = logging.getLogger("local")
 PARENT_CHECK_SECONDS = 1.0
@@ -40,18 +41,42 @@ def watch_parent(grace_seconds: float = 10.0) -> None:
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
+class SerialDynamoDB:
+    """moto's DynamoDB, one request at a time, as atomic as DynamoDB's own.
+
+    moto serves each request in a thread of its own, and its DynamoDB updates are Python read-modify-writes:
+    two `ADD` on one counter at once can lose one, and a transaction that fails puts back a copy of the whole
+    table taken when it began, dropping what other requests wrote meanwhile. Serialising DynamoDB's requests
+    (only those: SQS long polls must not wait behind each other) gives the local stack DynamoDB's guarantees
+    (an id counter never hands out one id twice, a conditional write never loses a concurrent one).
+    """
+
+    def __init__(self, application: Any) -> None:
+        self._application = application
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            return self._application(environ, start_response)
+        with self._lock:
+            # The body is produced inside the lock: moto reads the table while serialising its answer.
+            return list(self._application(environ, start_response))
+
+
 def run_aws(host: str, port: int) -> int:
     """moto's server: the embedded AWS, in a process of its own so that it runs beside the handlers."""
-    from moto.server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call otherwise
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
+    application = SerialDynamoDB(DomainDispatcherApplication(create_backend_app))
+    server = make_server(host, port, application, threaded=True, request_handler=MotoRequestHandler)
+    threading.Thread(target=server.serve_forever, name="aws", daemon=True).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
-    server.stop()
+    server.shutdown()
     return 0
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from tensorgate_local.lambdas import LocalFunctions
+from tensorgate_local.lambdas import FunctionFailed, LocalFunctions
 from tensorgate_local.template import Route, Template
 
 API_GATEWAY_PAYLOAD_LIMIT = 10 * 1024 * 1024  # bytes of request body API Gateway accepts
@@ -45,6 +45,7 @@ def too_large(size: int, event_size: int | None = None, base64_encoded: bool = F
     return f"The request body is {size} bytes, {reason}; {INSTEAD}"
 
 
+FUNCTION_FAILED = "The service could not answer; retry shortly."
 THROTTLED = "Too many requests for this API key; slow down and retry in a moment."
 
 
@@ -123,7 +124,12 @@ class Gateway:
         event_size = len(json.dumps(event))
         if event_size > LAMBDA_PAYLOAD_LIMIT:
             return _json(413, {"error": too_large(len(body), event_size, bool(event["isBase64Encoded"]))})
-        result = self._functions.invoke(route.function, event)
+        try:
+            result = self._functions.invoke(route.function, event)
+        except FunctionFailed as failure:
+            # API Gateway's answer to a Lambda error (the template's DEFAULT_5XX response), the cause in the log.
+            log.error("%s %s: %s", request.method, request.path, failure)
+            return _json(502, {"error": FUNCTION_FAILED})
         return _response(result)
 
     def _match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:

@@ -54,6 +54,7 @@ class LocalStack:
     servers: list[Any] = field(default_factory=list)
     children: list[ChildProcess] = field(default_factory=list)
     aws: ChildProcess | None = None
+    functions: Any = None  # the LocalFunctions serving the gateway and the in-process pollers
 
     def stop(self) -> None:
         stop_all(self.children, CHILD_STOP_SECONDS)
@@ -62,6 +63,8 @@ class LocalStack:
             server.shutdown()
         for thread in self.threads:
             thread.join(timeout=10)
+        if self.functions is not None:
+            self.functions.close()
         if self.aws is not None:  # last: the others may use it until they stop
             self.aws.stop(grace_seconds=3)
 
@@ -120,7 +123,7 @@ def start(
     from tensorgate.config import DEVELOPMENT_PEPPER
 
     from tensorgate_local.gateway import Gateway
-    from tensorgate_local.lambdas import LocalFunctions
+    from tensorgate_local.lambdas import LocalFunctions, processes_per_function
     from tensorgate_local.pollers import QueuePoller
     from tensorgate_local.resources import create_all
     from tensorgate_local.template import Template
@@ -135,7 +138,10 @@ def start(
     wiring.reset()
     _, key = wiring.auth_service().create_key(DEFAULT_ACCOUNT, api_key)
 
-    local_functions = LocalFunctions(functions)
+    # Each function a pool of processes, as Lambda runs containers side by side; the pool's fork server
+    # starts now, after this process's environment holds the embedded AWS and the functions' variables.
+    local_functions = LocalFunctions(functions, processes=processes_per_function())
+    local_functions.warm(sorted({route.function for route in template.routes()}))
     stop_event = threading.Event()
     server = make_server(host, port, Gateway(template, local_functions), threaded=True)
     stack = LocalStack(
@@ -145,6 +151,7 @@ def start(
         bucket=template.physical_name("ModelBucket"),
         stop_event=stop_event,
         aws=aws,
+        functions=local_functions,
     )
     stack.servers.append(server)
     serve = threading.Thread(target=server.serve_forever, name="gateway", daemon=True)

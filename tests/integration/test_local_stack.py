@@ -185,3 +185,79 @@ def alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def pool_functions(timeout: int = 30) -> dict[str, Any]:
+    from tensorgate_local.template import Function
+
+    return {"Echo": Function("Echo", "tests.integration.pool_functions", "handler", timeout)}
+
+
+def test_function_pool_events_at_once_run_in_processes_side_by_side(tmp_path: Any) -> None:
+    from tensorgate_local.lambdas import LocalFunctions
+
+    # Given a function with a pool of 3 processes
+    functions = LocalFunctions(pool_functions(), processes=3)
+    try:
+        # When 3 events arrive at once, each waiting until 3 events are in hand
+        events = [{"action": "together", "together": 3, "folder": str(tmp_path), "number": n} for n in range(3)]
+        answers: list[dict[str, Any]] = []
+        threads = [threading.Thread(target=lambda e=e: answers.append(functions.invoke("Echo", e))) for e in events]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        functions.close()
+    # Then they were handled at the same time, in three processes other than this one
+    assert [answer["seen"] for answer in answers] == [3, 3, 3]
+    assert len({answer["pid"] for answer in answers}) == 3
+    assert os.getpid() not in {answer["pid"] for answer in answers}
+
+
+def test_function_pool_handler_error_fails_the_event_and_keeps_the_process() -> None:
+    from tensorgate_local.lambdas import FunctionFailed, LocalFunctions
+
+    functions = LocalFunctions(pool_functions(), processes=1)
+    try:
+        first = functions.invoke("Echo", {})
+        with pytest.raises(FunctionFailed, match="the handler refused this event"):
+            functions.invoke("Echo", {"action": "raise"})
+        after = functions.invoke("Echo", {})
+    finally:
+        functions.close()
+    assert after["pid"] == first["pid"]
+    assert after["function"] == "Echo"
+
+
+@pytest.mark.parametrize(("action", "timeout", "reason"), [("die", 30, "ended mid-event"), ("hang", 1, "timed out")])
+def test_function_pool_process_that_dies_or_times_out_is_replaced(action: str, timeout: int, reason: str) -> None:
+    from tensorgate_local.lambdas import FunctionFailed, LocalFunctions
+
+    # Given a pool of one process, which answered once
+    functions = LocalFunctions(pool_functions(timeout), processes=1)
+    try:
+        first = functions.invoke("Echo", {})
+        # When its process dies mid-event, or outlives the function's timeout
+        with pytest.raises(FunctionFailed, match=reason):
+            functions.invoke("Echo", {"action": action})
+        # Then the next event is answered by a new process, and the old one is gone
+        after = functions.invoke("Echo", {})
+    finally:
+        functions.close()
+    assert after["pid"] != first["pid"]
+    assert not alive(first["pid"])
+
+
+def test_gateway_answers_502_with_a_sentence_when_the_function_fails(aws: Any) -> None:
+    from tensorgate_local.gateway import Gateway
+    from tensorgate_local.lambdas import FunctionFailed, LocalFunctions
+
+    class Failing(LocalFunctions):
+        def invoke(self, name: str, event: dict[str, Any]) -> Any:
+            raise FunctionFailed(f"{name}'s process (pid 1) ended mid-event")
+
+    gateway = Gateway(aws["template"], Failing(aws["functions"]))
+    response = Client(gateway).get("/v0.7/networks", headers={"X-API-KEY": DEV_KEY})
+    assert response.status_code == 502
+    assert response.json == {"error": "The service could not answer; retry shortly."}
