@@ -199,6 +199,44 @@ REQUESTS: dict[str, dict[str, Any]] = {
         "body": json.dumps({"features": ["https://example.com/cat.jpg"]}).encode(),
     },
     "endpoints_api/10_delete.json": {"method": "DELETE", "path": "/v0.7/endpoints/1/"},
+    "datasets_api/01_create.json": {
+        "method": "POST",
+        "path": "/v0.7/datasets/",
+        "content_type": "application/json",
+        "body": json.dumps({"name": "pets", "description": "Cats and dogs", "archive_name": "pets.zip"}).encode(),
+    },
+    "datasets_api/02_create_name_taken.json": {
+        "method": "POST",
+        "path": "/v0.7/datasets/",
+        "content_type": "application/json",
+        "body": json.dumps({"name": "pets"}).encode(),
+    },
+    "datasets_api/03_list_search.json": {"method": "GET", "path": "/v0.7/datasets/", "query": {"search": "CATS"}},
+    "datasets_api/04_lookup.json": {"method": "GET", "path": "/v0.7/datasets/lookup", "query": {"name": "pets"}},
+    "datasets_api/05_get.json": {"method": "GET", "path": "/v0.7/datasets/1/"},
+    "datasets_api/06_retry_while_pending.json": {
+        "method": "POST",
+        "path": "/v0.7/datasets/1/retry",
+        "content_type": "application/json",
+        "body": json.dumps({"labels_name": "labels.csv"}).encode(),
+    },
+    "datasets_api/07_list_versions.json": {"method": "GET", "path": "/v0.7/datasets/1/versions"},
+    "datasets_api/08_get_version.json": {"method": "GET", "path": "/v0.7/datasets/1/versions/v1"},
+    "datasets_api/09_items_not_ready.json": {"method": "GET", "path": "/v0.7/datasets/1/versions/v1/items"},
+    "datasets_api/10_create_split_version_not_ready.json": {
+        "method": "POST",
+        "path": "/v0.7/datasets/1/splits",
+        "content_type": "application/json",
+        "body": json.dumps(
+            {"name": "holdout", "parts": [{"name": "train", "percentage": 80}, {"name": "test", "percentage": 20}]}
+        ).encode(),
+    },
+    "datasets_api/11_lookup_split_unknown.json": {
+        "method": "GET",
+        "path": "/v0.7/datasets/splits/lookup",
+        "query": {"dataset": "pets", "version": "v1", "name": "holdout"},
+    },
+    "datasets_api/12_delete.json": {"method": "DELETE", "path": "/v0.7/datasets/1/"},
 }
 
 

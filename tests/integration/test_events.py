@@ -50,6 +50,18 @@ EXPECTED_STATUS: dict[str, int] = {
     "endpoints_api/08_shutdown.json": 200,
     "endpoints_api/09_predict_shut_down.json": 409,
     "endpoints_api/10_delete.json": 204,
+    "datasets_api/01_create.json": 201,
+    "datasets_api/02_create_name_taken.json": 400,
+    "datasets_api/03_list_search.json": 200,
+    "datasets_api/04_lookup.json": 200,
+    "datasets_api/05_get.json": 200,
+    "datasets_api/06_retry_while_pending.json": 409,
+    "datasets_api/07_list_versions.json": 200,
+    "datasets_api/08_get_version.json": 200,
+    "datasets_api/09_items_not_ready.json": 409,
+    "datasets_api/10_create_split_version_not_ready.json": 409,
+    "datasets_api/11_lookup_split_unknown.json": 404,
+    "datasets_api/12_delete.json": 204,
 }
 
 # Events of other folders replayed first, for a folder whose handler only reads what others write.
