@@ -413,6 +413,8 @@ def _pooling(layer: Layer, where: str, caffemodel_label: str) -> Shape:
         kernel = _pair([param.kernel_size], param.kernel_h, param.kernel_w, param.HasField("kernel_h"), 1)
         stride = _pair([param.stride], param.stride_h, param.stride_w, param.HasField("stride_h"), 1)
         pad = _pair([param.pad], param.pad_h, param.pad_w, param.HasField("pad_h") or param.HasField("pad_w"), 0)
+    if any(p >= k for p, k in zip(pad, kernel, strict=True)):
+        raise _invalid(where, f"pads by {list(pad)} with a {list(kernel)} kernel; Caffe requires a smaller padding")
     ceil = not (param.HasField("round_mode") and param.round_mode == 1) and not (
         param.HasField("ceil_mode") and not param.ceil_mode
     )

@@ -361,3 +361,21 @@ def every_layer(size: int = 24) -> CaffeNet:
     flat = net.layer("flat", "Flatten", [down], "flat")
     net.layer("reshaped", "Reshape", [flat], "reshaped", "reshape_param { shape { dim: 0 dim: 4 dim: -1 } }")
     return net
+
+
+def rectangular(size: tuple[int, int] = (17, 19)) -> CaffeNet:
+    """The `_h`/`_w` parameter forms: a 3×5 convolution with its own strides and pads, a grouped
+    Deconvolution, a 2×3 average pooling with padding."""
+    net = CaffeNet("Rectangular")
+    data = net.input("data", (1, 4, *size))
+    weight = net.rng.normal(0, 0.2, (6, 4, 3, 5)).astype(np.float32)
+    rect_param = "convolution_param { num_output: 6 kernel_h: 3 kernel_w: 5 stride_h: 1 stride_w: 2 pad_h: 1 pad_w: 2 }"
+    x = net.layer(
+        "rect", "Convolution", [data], "rect", rect_param, [weight, net.rng.normal(0, 0.1, 6).astype(np.float32)]
+    )
+    up_weight = net.rng.normal(0, 0.2, (6, 2, 3, 3)).astype(np.float32)
+    up_param = "convolution_param { num_output: 4 kernel_size: 3 stride: 2 pad: 1 group: 2 }"
+    x = net.layer("up", "Deconvolution", [x], "up", up_param, [up_weight, net.rng.normal(0, 0.1, 4).astype(np.float32)])
+    pool_param = "pooling_param { pool: AVE kernel_h: 2 kernel_w: 3 stride_h: 2 stride_w: 3 pad_h: 1 pad_w: 1 }"
+    net.layer("rect_pool", "Pooling", [x], "rect_pool", pool_param)
+    return net

@@ -68,7 +68,7 @@ def test_convert_network_caffe_googlenet_with_the_seeds_preprocessing_converts_w
     json.dumps(result.to_dict())
 
 
-@pytest.mark.parametrize("architecture", ["alexnet_shaped", "resnet_shaped", "every_layer"])
+@pytest.mark.parametrize("architecture", ["alexnet_shaped", "resnet_shaped", "every_layer", "rectangular"])
 def test_convert_network_caffe_architecture_converts_with_parity(architecture, upload, output):
     getattr(caffe_zoo, architecture)().write(upload)
 
@@ -82,6 +82,10 @@ def test_convert_network_caffe_architecture_converts_with_parity(architecture, u
 
 def _pooling_net(method: str, size: int, kernel: int, stride: int, pad: int) -> caffe_zoo.CaffeNet:
     net = caffe_zoo.CaffeNet("pool")
+    if method == "MAX_FLOOR":  # round_mode FLOOR: no window for the last, partial stride
+        param = f"pooling_param {{ pool: MAX kernel_size: {kernel} stride: {stride} pad: {pad} round_mode: FLOOR }}"
+        net.layer("pooled", "Pooling", [net.input("data", (1, 1, size, size))], "pooled", param)
+        return net
     net.pool("pooled", net.input("data", (1, 1, size, size)), method, kernel, stride, pad)
     return net
 
@@ -95,6 +99,7 @@ def _pooling_net(method: str, size: int, kernel: int, stride: int, pad: int) -> 
         # 6×6, no padding: ceil rounding adds a last window of 2 columns, averaged over the 2×3 it covers.
         ("AVE", 6, 0, [[7, 9, 10.5], [19, 21, 22.5], [28, 30, 31.5]]),
         ("MAX", 6, 0, [[14, 16, 17], [26, 28, 29], [32, 34, 35]]),
+        ("MAX_FLOOR", 6, 0, [[14, 16], [26, 28]]),
     ],
 )
 def test_convert_network_caffe_pooling_follows_caffes_windows(method, size, pad, expected, upload, output):
@@ -118,6 +123,28 @@ def test_convert_network_caffe_unsupported_layer_is_refused_naming_it_and_the_su
     assert caught.value.reason is Reason.UNSUPPORTED_OPS
     assert "layer 'loss' (type 'SoftmaxWithLoss') is not supported" in caught.value.message
     assert all(kind in caught.value.message for kind in SUPPORTED_TYPES)
+
+
+@pytest.mark.parametrize(
+    ("layer", "fragment"),
+    [
+        ('type: "Pooling" pooling_param { pool: STOCHASTIC kernel_size: 2 }', "STOCHASTIC"),
+        ('type: "Pooling" pooling_param { pool: MAX kernel_size: 2 pad: 2 }', "smaller padding"),
+        ('type: "LRN" lrn_param { local_size: 4 }', "odd size"),
+        ('type: "Softmax" softmax_param { axis: 4 }', "axis 4"),
+    ],
+    ids=["stochastic_pooling", "pad_not_below_kernel", "lrn_even_size", "softmax_axis_outside"],
+)
+def test_convert_network_caffe_layer_caffe_would_refuse_is_refused_naming_it(layer, fragment, upload, output):
+    net = caffe_zoo.CaffeNet("bad")
+    net.input("data", (1, 3, 8, 8))
+    net.text.append(f'layer {{ name: "odd" {layer} bottom: "data" top: "odd" }}\n')
+    net.write(upload)
+
+    with pytest.raises(ConversionFailed) as caught:
+        convert_network(upload, output, framework="caffe")
+
+    assert "layer 'odd'" in caught.value.message and fragment in caught.value.message
 
 
 def test_convert_network_caffe_train_phase_layers_are_left_out(upload, output):
@@ -168,7 +195,9 @@ def test_convert_network_caffe_unknown_output_blob_lists_the_blobs(upload, outpu
     assert "'fc8'" in caught.value.message
 
 
-@pytest.mark.parametrize("architecture", ["googlenet_shaped", "alexnet_shaped", "resnet_shaped", "every_layer"])
+@pytest.mark.parametrize(
+    "architecture", ["googlenet_shaped", "alexnet_shaped", "resnet_shaped", "every_layer", "rectangular"]
+)
 def test_caffe_reference_agrees_with_opencvs_caffe_reader_layer_by_layer(architecture, tmp_path):
     # OpenCV's dnn module has its own Caffe importer: the files the tests write are real Caffe files, and
     # the numpy reference the converter is judged by computes what another Caffe reader computes.
