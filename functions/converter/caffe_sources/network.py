@@ -329,6 +329,11 @@ def _invalid(where: str, problem: str) -> ConversionFailed:
     return ConversionFailed(Reason.CORRUPT_FILE, f"{where} {problem}.")
 
 
+def _unsupported(where: str, problem: str) -> ConversionFailed:
+    """A valid Caffe layer using a feature the converter does not translate."""
+    return ConversionFailed(Reason.UNSUPPORTED_OPS, f"{where} {problem}.")
+
+
 def _same_shape(layer: Layer, where: str, caffemodel_label: str) -> Shape:
     return layer.input_shapes[0]
 
@@ -369,7 +374,7 @@ def _convolution(layer: Layer, where: str, caffemodel_label: str) -> Shape:
     param = layer.param
     shape = layer.input_shapes[0]
     if len(shape) != 4 or param.axis != 1:
-        raise _invalid(where, f"is supported on N×C×H×W blobs along axis 1; its input has shape {list(shape)}")
+        raise _unsupported(where, f"is supported on N×C×H×W blobs along axis 1; its input has shape {list(shape)}")
     if not len(param.kernel_size) and not param.HasField("kernel_h"):
         raise _invalid(where, "has no kernel_size")
     kernel = _pair(param.kernel_size, param.kernel_h, param.kernel_w, param.HasField("kernel_h"), 1)
@@ -401,9 +406,9 @@ def _pooling(layer: Layer, where: str, caffemodel_label: str) -> Shape:
     param = layer.param
     shape = layer.input_shapes[0]
     if len(shape) != 4:
-        raise _invalid(where, f"is supported on N×C×H×W blobs; its input has shape {list(shape)}")
+        raise _unsupported(where, f"is supported on N×C×H×W blobs; its input has shape {list(shape)}")
     if param.pool not in (0, 1):
-        raise _invalid(where, "uses STOCHASTIC pooling; only MAX and AVE are supported")
+        raise _unsupported(where, "uses STOCHASTIC pooling; only MAX and AVE are supported")
     height, width = shape[2], shape[3]
     if param.global_pooling:
         kernel, stride, pad = (height, width), (1, 1), (0, 0)
@@ -452,7 +457,7 @@ def _lrn(layer: Layer, where: str, caffemodel_label: str) -> Shape:
     param = layer.param
     shape = layer.input_shapes[0]
     if len(shape) != 4:
-        raise _invalid(where, f"is supported on N×C×H×W blobs; its input has shape {list(shape)}")
+        raise _unsupported(where, f"is supported on N×C×H×W blobs; its input has shape {list(shape)}")
     if param.local_size % 2 == 0:
         raise _invalid(where, f"has local_size {param.local_size}; Caffe requires an odd size")
     layer.attributes = {
@@ -523,7 +528,7 @@ def _batch_norm(layer: Layer, where: str, caffemodel_label: str) -> Shape:
     param = layer.param
     shape = layer.input_shapes[0]
     if param.HasField("use_global_stats") and not param.use_global_stats:
-        raise _invalid(
+        raise _unsupported(
             where,
             "sets use_global_stats false, so it would normalise with each batch's statistics; "
             "deployed networks use the stored mean and variance",
