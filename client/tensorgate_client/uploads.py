@@ -38,6 +38,9 @@ FRAMEWORK_BY_SUFFIX = {
     ".hdf5": "keras",
     ".caffemodel": "nv-caffe-0.x-mod",
     ".prototxt": "nv-caffe-0.x-mod",
+    ".pt": "pytorch",
+    ".pth": "pytorch",
+    ".pt2": "pytorch",
 }
 # The service stores flat names, or SavedModel variables as variables/<name>.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -15,7 +15,7 @@ from tensorgate_client.errors import WaitTimeout
 from tensorgate_client.models import Network
 from tensorgate_client.uploads import upload_name
 
-FRAMEWORKS = ("tensorflow-1.x", "tensorflow-2.x", "keras", "tflite", "onnx")
+FRAMEWORKS = ("tensorflow-1.x", "tensorflow-2.x", "keras", "tflite", "onnx", "pytorch")
 # Flag → key of `preprocessing.inputs[0].image` (the v0.7 names).
 IMAGE_FLAGS = {
     "dimension_order": "dimension_order",
@@ -280,7 +280,7 @@ def _preprocessing(
 
 def _default_name(path: Path) -> str:
     name = path.resolve().name
-    for suffix in (".tar.gz", ".tgz", ".zip", ".keras", ".h5", ".hdf5", ".tflite", ".onnx"):
+    for suffix in (".tar.gz", ".tgz", ".zip", ".keras", ".h5", ".hdf5", ".tflite", ".onnx", ".pt", ".pth", ".pt2"):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)] or name
     return name

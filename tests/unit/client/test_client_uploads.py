@@ -106,6 +106,18 @@ def test_create_onnx_file_declares_its_framework(tmp_path: Path) -> None:
     assert sent["framework"] == b"onnx" and sent["my_detector.onnx"] == b"onnx-bytes"
 
 
+def test_create_torchscript_file_with_input_spec_declares_pytorch(tmp_path: Path) -> None:
+    model = tmp_path / "resnet18.pt"
+    model.write_bytes(b"torchscript-zip")
+    spec = [{"name": "x", "dtype": "float32", "shape": ["batch", 3, 224, 224]}]
+    with fake_service(service_route()) as service:
+        Client(service.url, KEY).networks.create(model, name="resnet18", input_spec=spec)
+
+    sent = dict(parts(service.received[0]))
+    assert sent["framework"] == b"pytorch" and sent["resnet18.pt"] == b"torchscript-zip"
+    assert json.loads(sent["input_spec"]) == spec
+
+
 def test_create_caffe_folder_declares_the_v07_caffe_framework(tmp_path: Path) -> None:
     folder = tmp_path / "googlenet"
     folder.mkdir()
