@@ -46,6 +46,12 @@ def record_handler(record: SQSRecord) -> None:
 
     message: Any = json.loads(record.body)
     task_id = message.get("task_id") if isinstance(message, dict) else None
+    if isinstance(task_id, int) and isinstance(message.get("job_id"), int):
+        # A job's item: counted on its job as failed, and the job settled if it was the last.
+        if wiring.job_service().fail_item(task_id, INFERENCE_FAILED, wiring.task_repository()):
+            logger.warning("job item ended by dead letter", extra={"task_id": task_id, "job_id": message["job_id"]})
+            metrics.add_metric(name="JobItemsDeadLettered", unit="Count", value=1)
+        return
     if isinstance(task_id, int) and fail_task(wiring.task_repository(), task_id, INFERENCE_FAILED):
         logger.warning("inference ended by dead letter", extra={"task_id": task_id})
         metrics.add_metric(name="InferencesDeadLettered", unit="Count", value=1)

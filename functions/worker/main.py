@@ -36,9 +36,12 @@ from typing import Any
 
 from pydantic import ValidationError
 from tensorgate.adapters.dynamodb import DynamoNetworkRepository, DynamoTaskRepository
+from tensorgate.adapters.dynamodb_jobs import DynamoJobRepository
 from tensorgate.adapters.s3 import S3BlobStore
 from tensorgate.adapters.sqs import SqsQueue
+from tensorgate.job_models import JobStatus
 from tensorgate.messages import InferenceMessage
+from tensorgate.services.jobs import CANCELLED_ITEM, JobRepository, JobSettler
 
 from functions.worker.fetch import FetchPolicy
 from functions.worker.pipeline import (
@@ -57,6 +60,33 @@ from functions.worker.settings import WorkerSettings, get_settings
 
 log = logging.getLogger("inference_worker")
 SQS_MAX_MESSAGES = 10
+# How long the batch receiver waits before looking again when it took nothing (online work, or none queued).
+BATCH_IDLE_SECONDS = 0.2
+
+
+class JobWatch:
+    """Which jobs are cancelled, read at most once a second per job: items of one are skipped, not run."""
+
+    def __init__(self, jobs: JobRepository, ttl_seconds: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self._jobs = jobs
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._seen: dict[int, tuple[float, bool]] = {}
+        self._lock = threading.Lock()
+
+    def cancelled(self, job_id: int) -> bool:
+        now = self._clock()
+        with self._lock:
+            seen = self._seen.get(job_id)
+        if seen is not None and now - seen[0] < self._ttl:
+            return seen[1]
+        progress = self._jobs.progress_many([job_id]).get(job_id)
+        cancelled = progress is None or progress.status is JobStatus.CANCELLED
+        with self._lock:
+            self._seen[job_id] = (now, cancelled)
+        return cancelled
+
+
 # Results written in one round (one BatchGetItem, PutItem each, DeleteMessageBatch by tens).
 COMPLETION_CHUNK = 30
 
@@ -71,6 +101,7 @@ class Delivery:
     receive_count: int
     visible_until: float
     message: InferenceMessage | None = None
+    batch: bool = False  # received from the batch queue (a job's item), not the inference queue
 
 
 class InFlight:
@@ -114,6 +145,10 @@ class InFlight:
             for delivery in deliveries:
                 self._held.pop(delivery.message_id, None)
             self._condition.notify_all()
+
+    def held(self, batch: bool) -> int:
+        with self._condition:
+            return sum(delivery.batch == batch for delivery in self._held.values())
 
     def expiring(self, before: float) -> list[Delivery]:
         with self._condition:
@@ -247,9 +282,15 @@ class Worker:
         pipeline: InferencePipeline,
         results: TaskResults,
         clock: Callable[[], float] = time.monotonic,
+        batch_queue: Any | None = None,
+        jobs: JobWatch | None = None,
     ) -> None:
         self.settings = settings
         self.queue = queue
+        self.batch_queue = batch_queue
+        self.jobs = jobs
+        # Whether the last receive from the inference queue came back empty: only then is the batch queue read.
+        self._online_idle = False
         self.pipeline = pipeline
         self.results = results
         self.stats = WorkerStats()
@@ -275,6 +316,12 @@ class Worker:
             threading.Thread(target=self._receive_loop, args=(stop, fetching), name=f"worker-receive-{n}", daemon=True)
             for n in range(max(1, self.settings.receivers))
         ]
+        if self.batch_queue is not None:
+            receivers.append(
+                threading.Thread(
+                    target=self._batch_receive_loop, args=(stop, fetching), name="worker-receive-batch", daemon=True
+                )
+            )
         runner_stop = threading.Event()
         runner = threading.Thread(target=self._run_loop, args=(runner_stop,), name="worker-run", daemon=True)
         heartbeat = threading.Thread(
@@ -315,15 +362,50 @@ class Worker:
                 log.exception("receiving from the inference queue failed; retrying")
                 stop.wait(0.5)
 
+    def _batch_receive_loop(self, stop: threading.Event, fetching: ThreadPoolExecutor) -> None:
+        while not stop.is_set():
+            try:
+                if self.receive_batch_once(fetching.submit) == 0:
+                    stop.wait(BATCH_IDLE_SECONDS)
+            except Exception:
+                log.exception("receiving from the batch queue failed; retrying")
+                stop.wait(0.5)
+
+    def receive_batch_once(self, submit: Callable[..., Any]) -> int:
+        """Jobs' items, only while online work is absent: the inference queue's last receive came back empty,
+        no online message is held, and fewer than `batch_in_flight` items are. An online request arriving
+        meanwhile waits at most for those items' batch (docs/jobs.md)."""
+        if self.batch_queue is None or not self._online_idle or self._in_flight.held(batch=False) > 0:
+            return 0
+        room = min(self.settings.batch_in_flight - self._in_flight.held(batch=True), self._in_flight.room(timeout=0))
+        if room <= 0:
+            return 0
+        received = self.batch_queue.receive(
+            max_messages=min(SQS_MAX_MESSAGES, room),
+            wait_seconds=0,
+            visibility_seconds=self.settings.visibility_seconds,
+        )
+        return self._hold(received, submit, batch=True)
+
     def receive_once(self, submit: Callable[..., Any]) -> int:
         room = self._in_flight.room(timeout=1.0)
         if room == 0:
             return 0
+        # With a batch queue, a short wait: the batch receiver reads it only after an empty online receive.
+        wait = (
+            self.settings.receive_wait_seconds
+            if self.batch_queue is None
+            else min(1, self.settings.receive_wait_seconds)
+        )
         received = self.queue.receive(
             max_messages=min(SQS_MAX_MESSAGES, room),
-            wait_seconds=self.settings.receive_wait_seconds,
+            wait_seconds=wait,
             visibility_seconds=self.settings.visibility_seconds,
         )
+        self._online_idle = not received
+        return self._hold(received, submit, batch=False)
+
+    def _hold(self, received: list[dict[str, Any]], submit: Callable[..., Any], batch: bool) -> int:
         now = self._clock()
         deliveries = [
             Delivery(
@@ -332,6 +414,7 @@ class Worker:
                 body=item["Body"],
                 receive_count=int(item.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
                 visible_until=now + self.settings.visibility_seconds,
+                batch=batch,
             )
             for item in received
         ]
@@ -355,6 +438,10 @@ class Worker:
             self._in_flight.remove([delivery])
             return
         message = delivery.message
+        if message.job_id is not None and self.jobs is not None and self.jobs.cancelled(message.job_id):
+            # A cancelled job's items that had not started end without running.
+            self._completions.submit([delivery], [Outcome(message.task_id, error=CANCELLED_ITEM, skipped=True)])
+            return
         fetched = self._attempt(delivery, lambda: self.pipeline.fetch(message))
         if fetched is not None:
             self._preprocessing.submit(self._preprocess, delivery, fetched)
@@ -428,8 +515,8 @@ class Worker:
             return
         done = [d for d in deliveries if d.message is not None and d.message.task_id in ended]
         try:
-            if done:
-                self.queue.delete([delivery.receipt_handle for delivery in done])
+            for queue, held in self._by_queue(done):
+                queue.delete([delivery.receipt_handle for delivery in held])
         except Exception:
             # The results are written; a redelivery finds the tasks ended and only deletes.
             log.exception("deleting %d message(s) failed; they will come back and be deleted then", len(done))
@@ -446,13 +533,19 @@ class Worker:
         # or it would take the redelivery for a duplicate and nobody would process it.
         self._in_flight.remove(deliveries)
         try:
-            self.queue.extend([d.receipt_handle for d in deliveries], self.settings.retry_delay_seconds)
+            for queue, held in self._by_queue(deliveries):
+                queue.extend([d.receipt_handle for d in held], self.settings.retry_delay_seconds)
         except Exception:
             log.exception(
                 "releasing %d message(s) failed; they come back after their visibility timeout", len(deliveries)
             )
         with self._stats_lock:
             self.stats.released += len(deliveries)
+
+    def _by_queue(self, deliveries: Sequence[Delivery]) -> list[tuple[Any, list[Delivery]]]:
+        online = [delivery for delivery in deliveries if not delivery.batch]
+        batch = [delivery for delivery in deliveries if delivery.batch]
+        return [(queue, held) for queue, held in ((self.queue, online), (self.batch_queue, batch)) if held]
 
     # ---- heartbeat ------------------------------------------------------------------------------------
 
@@ -468,7 +561,8 @@ class Worker:
         now = self._clock()
         expiring = self._in_flight.expiring(now + 2 * self.settings.heartbeat_seconds)
         if expiring:
-            self.queue.extend([d.receipt_handle for d in expiring], self.settings.visibility_seconds)
+            for queue, held in self._by_queue(expiring):
+                queue.extend([d.receipt_handle for d in held], self.settings.visibility_seconds)
             for delivery in expiring:
                 delivery.visible_until = now + self.settings.visibility_seconds
         return len(expiring)
@@ -514,8 +608,23 @@ def build_worker(settings: WorkerSettings | None = None, runtime: Runtime | None
             network_cache_seconds=settings.network_cache_seconds,
         ),
     )
-    results = TaskResults(DynamoTaskRepository(shared.tasks_table), files, settings.result_inline_bytes)
-    return Worker(settings, SqsQueue(settings.inference_queue_url), pipeline, results)
+    jobs = DynamoJobRepository(shared.tasks_table, shared.counters_table)
+    results = TaskResults(
+        DynamoTaskRepository(shared.tasks_table),
+        files,
+        settings.result_inline_bytes,
+        jobs=jobs,
+        settler=JobSettler(jobs, files),
+    )
+    batch_queue = SqsQueue(shared.batch_queue_url) if shared.batch_queue_url else None
+    return Worker(
+        settings,
+        SqsQueue(settings.inference_queue_url),
+        pipeline,
+        results,
+        batch_queue=batch_queue,
+        jobs=JobWatch(jobs),
+    )
 
 
 def run_until(stop_event: threading.Event, worker: Worker | None = None) -> None:

@@ -157,6 +157,8 @@ class Outcome:
     task_id: int
     data: Any = None
     error: str | None = None
+    # An item of a cancelled job, ended without running (counted as cancelled on its job, not failed).
+    skipped: bool = False
 
 
 class NetworkDirectory:

@@ -39,6 +39,8 @@ class Settings:
     # minimum capacity endpoints' replicas hold up; empty (locally): the settings are stored and shown only.
     cpu_worker_service: str = ""
     gpu_worker_service: str = ""
+    # Batch jobs' items: a queue of their own, which the workers serve after the inference queue.
+    batch_queue_url: str = ""
     # The dataset worker's queue: extractions the API restarts, transformations and splits.
     dataset_queue_url: str = ""
 
@@ -53,6 +55,7 @@ class Settings:
             model_bucket=env.get("MODEL_BUCKET", "tensorgate-models"),
             conversion_queue_url=env.get("CONVERSION_QUEUE_URL", ""),
             inference_queue_url=env.get("INFERENCE_QUEUE_URL", ""),
+            batch_queue_url=env.get("BATCH_QUEUE_URL", ""),
             api_key_pepper=env.get("API_KEY_PEPPER", DEVELOPMENT_PEPPER),
             task_ttl_days=int(env.get("TASK_TTL_DAYS", "30")),
             presigned_upload_seconds=int(env.get("PRESIGNED_UPLOAD_SECONDS", "900")),

@@ -131,6 +131,15 @@ class ConversionRejected(TensorgateError):
         self.report = details or {}
 
 
+class JobNotFound(TensorgateError):
+    def __init__(self, job_id: object) -> None:
+        super().__init__(f"No job with id {job_id} exists in this account.")
+
+
+class JobNotRunning(TensorgateError):
+    """A cancel asked of a job that already ended."""
+
+
 class DatasetNotFound(TensorgateError):
     """A dataset, a version of it or a split that this account does not have (404)."""
 

@@ -72,6 +72,15 @@ def result_key(account_id: str, task_id: int) -> str:
     return f"results/{safe_account(account_id)}/{task_id}.json"
 
 
+def job_inputs_key(account_id: str, job_id: int) -> str:
+    """A batch job's inputs in item order, written at its creation: what each line of its results names."""
+    return f"jobs/{safe_account(account_id)}/{job_id}/inputs.json"
+
+
+def job_results_key(account_id: str, job_id: int) -> str:
+    return f"jobs/{safe_account(account_id)}/{job_id}/results.jsonl"
+
+
 def parse_upload_key(key: str) -> tuple[str, int, str] | None:
     """`uploads/{account}/{network}/{rest}` → (account, network, rest); None for any other key."""
     match = re.fullmatch(r"uploads/([@A-Za-z0-9_-]{1,64})/(\d{1,18})/(.+)", key)

@@ -72,3 +72,6 @@ class InferenceMessage(BaseModel):
     # Set when the inference goes through a recognition spec or version: the result is its labelled outputs.
     recognition: RecognitionPlan | None = None
     submitted_at: datetime
+    # An item of a batch job (its task is the item's): the worker serves it from the batch queue, skips it
+    # once the job is cancelled, and counts its end on the job.
+    job_id: int | None = None

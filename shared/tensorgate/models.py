@@ -139,6 +139,11 @@ class Task(BaseModel):
     # A prediction through an endpoint: which endpoint, and which of its targets answered (traffic split).
     endpoint_id: int | None = None
     target: dict[str, Any] | None = None
+    # An item of a batch job: the job's id (its batch task's) and the item's place in the job's inputs.
+    job_id: int | None = None
+    job_index: int | None = None
+    # An item of a cancelled job that ended without running (counted as cancelled, not failed).
+    skipped: bool | None = None
 
     def to_wire(self) -> dict[str, Any]:
         created, updated = iso_z(self.create_date), iso_z(self.update_date)

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from tensorgate import http, responses
+from tensorgate.job_models import JobBody
 from tensorgate.schemas import (
     JSON_FIELDS,
     CreateEndpoint,
@@ -31,6 +32,7 @@ from tensorgate.schemas import (
 )
 from tensorgate.services.endpoints import PredictRequest
 from tensorgate.services.inference import InferenceRequest
+from tensorgate.services.jobs import JobRequest
 from tensorgate.services.networks import MAX_RECORD_BYTES
 from tensorgate.services.tasks import MAX_TASK_IDS
 
@@ -738,6 +740,52 @@ OPERATIONS: tuple[Operation, ...] = (
         },
     ),
     Operation(
+        "POST",
+        "/v0.7/jobs",
+        "CreateJob",
+        "jobs",
+        "Create a batch inference job",
+        description=(
+            "Every item (one image) runs through `network_id` on a queue of its own, which the workers serve after "
+            "online inference. `inputs` is either `urls` (http(s) URLs, fetched under the worker's rules) or "
+            "`prefix` (an s3:// prefix inside your upload prefix: every object under it, in key order). The job "
+            "answers its progress; once every item ended, `results_url` downloads the results as JSON Lines."
+        ),
+        body={"application/json": JobRequest},
+        body_example={
+            "name": "shelf photos",
+            "network_id": 1,
+            "inputs": {"prefix": "s3://tensorgate-models/uploads/dev/shelves/"},
+        },
+        success=Success(201, "The job, running.", JobBody),
+        errors={
+            400: None,
+            409: "The network is not ready.",
+            415: None,
+        },
+    ),
+    Operation(
+        "GET",
+        "/v0.7/jobs/{job_id}",
+        "GetJob",
+        "jobs",
+        "Get a job: its progress, errors and results",
+        parameters=(_path_id("job_id", "job"),),
+        success=Success(200, "The job.", JobBody),
+        errors={404: None},
+    ),
+    Operation(
+        "POST",
+        "/v0.7/jobs/{job_id}/cancel",
+        "CancelJob",
+        "jobs",
+        "Cancel a job",
+        description="Items that had not started end as cancelled; items running finish. The results list them all.",
+        parameters=(_path_id("job_id", "job"),),
+        success=Success(200, "The job, `cancelled`.", JobBody),
+        errors={404: None, 409: "The job already ended."},
+    ),
+    Operation(
         "GET",
         "/v0.7/openapi.json",
         "GetOpenApiDocument",
@@ -938,6 +986,7 @@ def _document() -> dict[str, Any]:
             {"name": "recognition versions", "description": "A spec bound to a network and how to read its tensors."},
             {"name": "recognition inference", "description": "Labelled predictions through a spec or a version."},
             {"name": "endpoints", "description": "Named deployments with a synchronous predict."},
+            {"name": "jobs", "description": "Batch inference over many images, with progress and results."},
             {"name": "datasets", "description": "Labelled images, their versions and splits."},
             {"name": "documentation", "description": "This document; no key needed."},
         ],

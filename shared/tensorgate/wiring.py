@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from tensorgate.services.datasets import DatasetService
     from tensorgate.services.endpoints import EndpointService
     from tensorgate.services.inference import InferenceService
+    from tensorgate.services.jobs import JobService
     from tensorgate.services.networks import NetworkService
     from tensorgate.services.recognition import RecognitionService
     from tensorgate.services.tasks import TaskService
@@ -114,6 +115,24 @@ def endpoint_service() -> EndpointService:
 
 
 @cache
+def job_service() -> JobService:
+    from tensorgate.adapters.dynamodb import DynamoNetworkRepository
+    from tensorgate.adapters.dynamodb_jobs import DynamoJobRepository
+    from tensorgate.adapters.s3 import S3BlobStore
+    from tensorgate.adapters.sqs import SqsQueue
+    from tensorgate.services.jobs import JobPolicy, JobService
+
+    settings = get_settings()
+    return JobService(
+        jobs=DynamoJobRepository(settings.tasks_table, settings.counters_table),
+        networks=DynamoNetworkRepository(settings.networks_table),
+        files=S3BlobStore(settings.model_bucket),
+        queue=SqsQueue(settings.batch_queue_url),
+        policy=JobPolicy(bucket=settings.model_bucket, task_ttl_days=settings.task_ttl_days),
+    )
+
+
+@cache
 def auth_service() -> AuthService:
     from tensorgate.adapters.dynamodb import DynamoApiKeyRepository
     from tensorgate.services.auth import AuthService
@@ -207,5 +226,6 @@ def reset() -> None:
         recognition_service,
         endpoint_service,
         dataset_service,
+        job_service,
     ):
         builder.cache_clear()

@@ -106,3 +106,11 @@ class S3BlobStore:
             ExpiresIn=expires_in,
         )
         return {"url": post["url"], "fields": post["fields"]}
+
+    def presigned_get(self, key: str, expires_in: int) -> str:
+        """A GET of this one object for a short while: how a caller downloads what it cannot list."""
+        return str(
+            self._s3.generate_presigned_url(
+                "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
+            )
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -24,6 +25,27 @@ class SqsQueue:
                 f"The work queue could not take the request right now ({error_code(error)}); retry shortly."
             ) from None
         return str(response["MessageId"])
+
+    def send_many(self, bodies: Sequence[dict[str, Any]]) -> None:
+        """Send by tens (SendMessageBatch); entries SQS refused are sent again, then reported."""
+        for start in range(0, len(bodies), 10):
+            entries = [
+                {"Id": str(index), "MessageBody": json.dumps(body)}
+                for index, body in enumerate(bodies[start : start + 10])
+            ]
+            for _ in range(3):
+                try:
+                    response = self._sqs.send_message_batch(QueueUrl=self.url, Entries=entries)
+                except ClientError as error:
+                    raise StorageUnavailable(
+                        f"The work queue could not take the job right now ({error_code(error)}); retry shortly."
+                    ) from None
+                refused = {failure["Id"] for failure in response.get("Failed", [])}
+                entries = [entry for entry in entries if entry["Id"] in refused]
+                if not entries:
+                    break
+            if entries:
+                raise StorageUnavailable("The work queue refused part of the job; retry shortly.")
 
     def receive(
         self, max_messages: int = 10, wait_seconds: int = 20, visibility_seconds: int | None = None

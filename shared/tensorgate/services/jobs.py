@@ -1,0 +1,327 @@
+"""Batch inference jobs: create one over many inputs, follow its progress, cancel it, settle it once it ended."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tensorgate import layout
+from tensorgate.errors import JobNotFound, JobNotRunning, ValidationFailed
+from tensorgate.job_models import MAX_JOB_ERRORS, Job, JobProgress, JobStatus, job_wire
+from tensorgate.messages import InferenceInput, InferenceMessage, StoredSource, UrlSource
+from tensorgate.models import Task, TaskKind, TaskStatus, utc_now
+from tensorgate.ports import NetworkRepository
+from tensorgate.schemas import validate
+from tensorgate.services.inference import MAX_URL_LENGTH, _check_output_tensors, _require_ready
+
+CANCELLED_ITEM = "The job was cancelled before this item ran."
+
+
+class JobRepository(Protocol):
+    def reserve_ids(self, counter: str, count: int) -> int: ...
+    def put_items(self, items: Sequence[Task]) -> None: ...
+    def delete_items(self, task_ids: Sequence[int]) -> None: ...
+    def put_job(self, task: Task, job: Job) -> None: ...
+    def get_job(self, job_id: int) -> tuple[Task, Job, JobProgress] | None: ...
+    def progress_many(self, job_ids: Iterable[int]) -> dict[int, JobProgress]: ...
+    def count_item(self, job_id: int, item_id: int, counter: str) -> bool: ...
+    def cancel(self, job_id: int) -> bool: ...
+    def settle(
+        self, task: Task, expected: JobStatus, status: JobStatus, results_key: str, errors: list[dict[str, Any]]
+    ) -> bool: ...
+    def get_items(self, task_ids: Iterable[int]) -> list[Task]: ...
+
+
+class JobFiles(Protocol):
+    def put(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None: ...
+    def get(self, key: str) -> bytes: ...
+    def list_keys(self, prefix: str) -> list[str]: ...
+    def delete_prefix(self, prefix: str) -> int: ...
+    def presigned_get(self, key: str, expires_in: int) -> str: ...
+
+
+class TaskEnder(Protocol):
+    def finish(self, task: Task) -> bool: ...
+
+
+class BatchQueue(Protocol):
+    def send_many(self, bodies: Sequence[dict[str, Any]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class JobPolicy:
+    bucket: str
+    max_items: int = 10_000
+    task_ttl_days: int = 30
+    results_url_seconds: int = 3600
+
+
+class JobInputs(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    urls: list[str] | None = Field(default=None, min_length=1, description="http(s) URLs of images, one item each.")
+    prefix: str | None = Field(
+        default=None, description="An s3:// prefix inside your upload prefix: every object under it is an item."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> JobInputs:
+        if (self.urls is None) == (self.prefix is None):
+            raise ValueError("give exactly one of urls and prefix")
+        return self
+
+
+class JobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    network_id: int = Field(ge=1, description="The ready network every item runs through.")
+    output_tensors: list[str] | None = Field(default=None, max_length=64)
+    gpu_required: bool = False
+    inputs: JobInputs
+
+
+class JobSettler:
+    """Ends a job once every item is counted: its results as JSON Lines in input order, its batch task, once."""
+
+    def __init__(self, jobs: JobRepository, files: JobFiles, clock: Callable[[], datetime] = utc_now) -> None:
+        self._jobs = jobs
+        self._files = files
+        self._clock = clock
+
+    def settle(self, job_ids: Iterable[int]) -> list[int]:
+        """Settle those of `job_ids` whose items all ended; returns the ids settled here."""
+        settled = []
+        for job_id, progress in self._jobs.progress_many(job_ids).items():
+            if progress.results_key is not None or progress.status not in (JobStatus.RUNNING, JobStatus.CANCELLED):
+                continue
+            found = self._jobs.get_job(job_id)
+            if found is None:
+                continue
+            task, job, progress = found
+            if progress.ended() < job.total:
+                continue
+            if self._settle(task, job, progress):
+                settled.append(job_id)
+        return settled
+
+    def _settle(self, task: Task, job: Job, progress: JobProgress) -> bool:
+        items = {
+            item.job_index: item
+            for item in self._jobs.get_items(range(job.first_item_id, job.first_item_id + job.total))
+        }
+        inputs = json.loads(self._files.get(layout.job_inputs_key(job.account_id, job.job_id)))
+        lines: list[str] = []
+        errors: list[dict[str, Any]] = []
+        for index, source in enumerate(inputs):
+            item = items.get(index)
+            line: dict[str, Any] = {"index": index, "input": source}
+            if item is None:
+                line |= {"status": "error", "error": "The item's task is gone."}
+            elif item.status is TaskStatus.SUCCESS:
+                line |= {"status": "success", "data": item.data}
+            else:
+                line |= {"status": "error", "error": item.error}
+                if len(errors) < MAX_JOB_ERRORS:
+                    errors.append({"index": index, "input": source, "error": item.error})
+            lines.append(json.dumps(line, separators=(",", ":")))
+        key = layout.job_results_key(job.account_id, job.job_id)
+        # Written before the job records it: a worker that dies here leaves the job to the next delivery.
+        self._files.put(key, ("\n".join(lines) + "\n").encode() if lines else b"", "application/x-ndjson")
+        if progress.status is JobStatus.CANCELLED:
+            status, error = JobStatus.CANCELLED, f"Cancelled: {progress.done} of {job.total} items ran."
+        elif job.total and progress.done == 0:
+            status, error = JobStatus.ERROR, f"Every one of the job's {job.total} items failed; see its errors."
+        else:
+            status, error = JobStatus.SUCCESS, None
+        summary = {"job_id": job.job_id, "total": job.total, "done": progress.done, "failed": progress.failed}
+        ended = task.model_copy(
+            update={
+                "status": TaskStatus.ERROR if error else TaskStatus.SUCCESS,
+                "error": error,
+                "data": summary | {"cancelled": progress.cancelled},
+                "update_date": self._clock(),
+            }
+        )
+        return self._jobs.settle(ended, progress.status, status, key, errors)
+
+
+def item_counter(item: Task) -> str:
+    """The job counter an ended item moves."""
+    if item.status is TaskStatus.SUCCESS:
+        return "done"
+    return "cancelled" if item.skipped else "failed"
+
+
+class JobService:
+    def __init__(
+        self,
+        jobs: JobRepository,
+        networks: NetworkRepository,
+        files: JobFiles,
+        queue: BatchQueue,
+        policy: JobPolicy,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._jobs = jobs
+        self._networks = networks
+        self._files = files
+        self._queue = queue
+        self._policy = policy
+        self._clock = clock
+        self.settler = JobSettler(jobs, files, clock)
+
+    def create(self, account_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Everything is checked, then the items, the job and the messages are written, in that order."""
+        request: JobRequest = validate(JobRequest, fields, "job")
+        network = self._networks.get(account_id, request.network_id)
+        if network is None:
+            raise ValidationFailed(
+                f"No network with id {request.network_id} exists in this account.",
+                [{"field": "network_id", "message": "is not a network of this account"}],
+            )
+        _require_ready(network)
+        _check_output_tensors(network, request.output_tensors)
+        sources, described = self._sources(account_id, request.inputs)
+
+        first = self._jobs.reserve_ids("task", len(sources) + 1)
+        job_id, now = first, self._clock()
+        expires = int((now + timedelta(days=self._policy.task_ttl_days)).timestamp())
+        job = Job(
+            account_id=account_id,
+            job_id=job_id,
+            name=request.name,
+            description=request.description,
+            network_id=request.network_id,
+            output_tensors=request.output_tensors,
+            gpu_required=request.gpu_required,
+            inputs=described,
+            total=len(sources),
+            first_item_id=first + 1,
+            create_date=now,
+        )
+        common: dict[str, Any] = {
+            "account_id": account_id,
+            "create_date": now,
+            "update_date": now,
+            "expires_at": expires,
+        }
+        items = [
+            Task(
+                task_id=job.first_item_id + index,
+                kind=TaskKind.INFERENCE,
+                network_id=request.network_id,
+                job_id=job_id,
+                job_index=index,
+                **common,
+            )
+            for index in range(len(sources))
+        ]
+        inputs_key = layout.job_inputs_key(account_id, job_id)
+        try:
+            self._files.put(
+                inputs_key, json.dumps([self._describe(source) for source in sources]).encode(), "application/json"
+            )
+            self._jobs.put_items(items)
+            self._jobs.put_job(Task(task_id=job_id, kind=TaskKind.BATCH, network_id=request.network_id, **common), job)
+            self._queue.send_many(
+                [
+                    InferenceMessage(
+                        task_id=item.task_id,
+                        account_id=account_id,
+                        network_id=request.network_id,
+                        inputs=[InferenceInput(source=source)],
+                        output_tensors=request.output_tensors,
+                        submitted_at=now,
+                        job_id=job_id,
+                    ).model_dump(mode="json")
+                    for item, source in zip(items, sources, strict=True)
+                ]
+            )
+        except BaseException:
+            # Messages already sent find their tasks gone: the worker ends them without writing anything.
+            self._jobs.delete_items([job_id, *(item.task_id for item in items)])
+            self._files.delete_prefix(inputs_key)
+            raise
+        return self.get(account_id, job_id)
+
+    def get(self, account_id: str, job_id: int) -> dict[str, Any]:
+        found = self._jobs.get_job(job_id)
+        if found is None or found[1].account_id != account_id:
+            raise JobNotFound(job_id)
+        _, job, progress = found
+        url = progress.results_key and self._files.presigned_get(progress.results_key, self._policy.results_url_seconds)
+        return job_wire(job, progress, url or None)
+
+    def cancel(self, account_id: str, job_id: int) -> dict[str, Any]:
+        """Items not started yet end as cancelled when the worker meets them; the ones running finish."""
+        self.get(account_id, job_id)  # another account's job answers as a missing one
+        if not self._jobs.cancel(job_id):
+            status = self.get(account_id, job_id)["status"]
+            raise JobNotRunning(f"Job {job_id} is {status}: only a running job can be cancelled.")
+        self.settler.settle([job_id])  # every item may have ended already
+        return self.get(account_id, job_id)
+
+    def fail_item(self, task_id: int, error: str, tasks: TaskEnder) -> bool:
+        """End a job's item that never completed (its message kept failing); False when it had ended."""
+        items = self._jobs.get_items([task_id])
+        if not items or items[0].job_id is None:
+            return False
+        item = items[0]
+        ended_here = False
+        if item.status is TaskStatus.PENDING:
+            item = item.model_copy(update={"status": TaskStatus.ERROR, "error": error, "update_date": self._clock()})
+            ended_here = tasks.finish(item)
+            if not ended_here:  # ended meanwhile by a worker: count what it wrote
+                item = self._jobs.get_items([task_id])[0]
+        assert item.job_id is not None
+        self._jobs.count_item(item.job_id, item.task_id, item_counter(item))
+        self.settler.settle([item.job_id])
+        return ended_here
+
+    def _describe(self, source: UrlSource | StoredSource) -> str:
+        return source.url if isinstance(source, UrlSource) else f"s3://{self._policy.bucket}/{source.key}"
+
+    def _sources(self, account_id: str, inputs: JobInputs) -> tuple[list[UrlSource | StoredSource], dict[str, Any]]:
+        if inputs.urls is not None:
+            sources: list[UrlSource | StoredSource] = []
+            for index, url in enumerate(inputs.urls):
+                text = url.strip()
+                if text.split(":", 1)[0].lower() not in ("http", "https") or len(text) > MAX_URL_LENGTH:
+                    raise ValidationFailed(
+                        f"inputs.urls[{index}] must be an http(s) URL of at most {MAX_URL_LENGTH} characters.",
+                        [{"field": f"inputs.urls[{index}]", "message": "is not an http(s) URL"}],
+                    )
+                sources.append(UrlSource(url=text))
+            described: dict[str, Any] = {"kind": "urls", "count": len(sources)}
+        else:
+            assert inputs.prefix is not None
+            own = layout.upload_prefix(account_id)
+            bucket, _, prefix = inputs.prefix.strip().removeprefix("s3://").partition("/")
+            if (
+                not inputs.prefix.strip().startswith("s3://")
+                or bucket != self._policy.bucket
+                or not prefix.startswith(own)
+                or ".." in prefix
+            ):
+                raise ValidationFailed(
+                    f"inputs.prefix must be an s3:// prefix under your upload prefix, s3://{self._policy.bucket}/{own}.",
+                    [{"field": "inputs.prefix", "message": "is outside your upload prefix"}],
+                )
+            keys = sorted(key for key in self._files.list_keys(prefix) if not key.endswith("/"))
+            sources = [StoredSource(key=key) for key in keys]
+            described = {"kind": "prefix", "prefix": f"s3://{bucket}/{prefix}", "count": len(sources)}
+        if not sources:
+            raise ValidationFailed("The job's inputs name no item: give at least one URL, or a prefix holding objects.")
+        if len(sources) > self._policy.max_items:
+            raise ValidationFailed(
+                f"The job's inputs name {len(sources)} items, over the {self._policy.max_items} one job takes; "
+                "split them into several jobs."
+            )
+        return sources, described
