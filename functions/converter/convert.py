@@ -403,6 +403,11 @@ def _refuse_unsupported_ops(model: onnx.ModelProto, opset: int, model_format: Mo
     ]
     if model_format is ModelFormat.ONNX:
         message = f"The ONNX model uses operators that ONNX opset {opset} does not define: {'; '.join(described)}."
+    elif model_format in PYTORCH_FORMATS:
+        message = (
+            f"torch exported operators that ONNX opset {opset} does not define: {'; '.join(described)}. "
+            "Replace the custom or third-party operators they come from with torch operations before saving."
+        )
     else:
         hints = _later_opsets(list(unsupported), opset)
         where = "in the layers named" if any(layers.values()) else ""

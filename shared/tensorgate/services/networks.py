@@ -204,8 +204,8 @@ class NetworkService:
         if files and not any(name.lower().endswith(MODEL_FILE_SUFFIXES) for name in names):
             raise MissingModelFile(
                 "No model file was sent: include saved_model.pb (or .pbtxt) with its variables, a .keras, .h5, "
-                ".tflite, .onnx or frozen .pb file, a Caffe deploy.prototxt with its .caffemodel, or a SavedModel "
-                "archive (.zip, .tar.gz)."
+                ".tflite, .onnx or frozen .pb file, a Caffe deploy.prototxt with its .caffemodel, a PyTorch "
+                "TorchScript .pt or torch.export .pt2 file, or a SavedModel archive (.zip, .tar.gz)."
             )
         if request.preprocessing is not None and files:
             for mean_file in request.preprocessing.mean_files():
