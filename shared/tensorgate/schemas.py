@@ -220,6 +220,7 @@ ENDPOINT_MUTABLE_FIELDS = (
 )
 ENDPOINT_READ_ONLY_FIELDS = ("id", "author", "status", "update_date", "create_date")
 TargetId = Annotated[int, Field(ge=0, le=LARGEST_ID)]
+Replicas = Annotated[int, Field(ge=0, le=MAX_REPLICAS)]
 
 
 class EndpointTarget(BaseModel):
@@ -280,7 +281,7 @@ class UpdateEndpoint(BaseModel):
     recognition_version_id: TargetId | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
     recognition_spec_id: TargetId | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
     canary: Canary | None = None
-    replicas: int | SkipJsonSchema[None] = Field(default=None, ge=0, le=MAX_REPLICAS, json_schema_extra=_no_default)
+    replicas: Replicas | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
     gpu_required: bool | SkipJsonSchema[None] = Field(default=None, json_schema_extra=_no_default)
 
     @field_validator(

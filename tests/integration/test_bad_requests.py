@@ -70,6 +70,8 @@ class BadRequest:
     given_network: bool = False
     # Create one recognition spec (id 1, two labels) first, for the cases that address it.
     given_spec: bool = False
+    # Create network 1 and an endpoint on it (id 1, named "pets") first, for the cases that address it.
+    given_endpoint: bool = False
     environment: dict[str, str] = field(default_factory=dict)
 
 
@@ -102,6 +104,31 @@ def get(path: str, status: int, mentions: str = "", **more: Any) -> BadRequest:
 
 
 SPEC_LABELS = [{"id": 0, "name": "cat"}, {"id": 1, "name": "dog"}]
+
+
+def endpoint_create(mentions: str, given_endpoint: bool = False, **fields: Any) -> BadRequest:
+    body = {"name": "pets", "network_id": 1} | fields
+    return BadRequest(
+        400,
+        path="/v0.7/endpoints/",
+        body=json.dumps(body).encode(),
+        content_type=JSON,
+        mentions=mentions,
+        given_endpoint=given_endpoint,
+        given_network=not given_endpoint,
+    )
+
+
+def endpoint_call(method: str, path: str, body: dict[str, Any], mentions: str, status: int = 400) -> BadRequest:
+    return BadRequest(
+        status,
+        method=method,
+        path=path,
+        body=json.dumps(body).encode(),
+        content_type=JSON,
+        mentions=mentions,
+        given_endpoint=True,
+    )
 
 
 def spec_create(mentions: str, **fields: Any) -> BadRequest:
@@ -467,6 +494,31 @@ CASES: dict[str, BadRequest] = {
         content_type=JSON,
         mentions="integer",
     ),
+    # -- endpoints, search and lookup ------------------------------------------------------------
+    "endpoint_name_taken": endpoint_create("'pets'", given_endpoint=True),
+    "endpoint_two_targets": endpoint_create("exactly one", name="other", recognition_spec_id=1),
+    "endpoint_unknown_network": endpoint_create("network_id", name="other", network_id=424242),
+    "endpoint_replicas_over_maximum": endpoint_create("replicas", name="other", replicas=1000),
+    "endpoint_canary_weight_one": endpoint_create("weight", name="other", canary={"network_id": 1, "weight": 1}),
+    "endpoint_patch_author_read_only": endpoint_call("PATCH", "/v0.7/endpoints/1", {"author": "me"}, "author"),
+    "endpoint_patch_two_targets": endpoint_call(
+        "PATCH", "/v0.7/endpoints/1", {"network_id": 1, "recognition_version_id": 1}, "targets"
+    ),
+    "endpoint_patch_null_replicas": endpoint_call("PATCH", "/v0.7/endpoints/1", {"replicas": None}, "replicas"),
+    "endpoint_predict_nothing_to_predict": endpoint_call("POST", "/v0.7/endpoints/1/predict", {}, "features"),
+    "endpoint_predict_numbers_for_an_image": endpoint_call(
+        "POST", "/v0.7/endpoints/1/predict", {"features": [[0.5, 0.25]]}, "features[0]"
+    ),
+    "endpoint_predict_wait_not_seconds": endpoint_call(
+        "POST", "/v0.7/endpoints/1/predict?wait=later", {"features": ["aGVsbG8="]}, "wait"
+    ),
+    "endpoint_predict_network_pending": endpoint_call(
+        "POST", "/v0.7/endpoints/1/predict", {"features": ["aGVsbG8="]}, "pending", status=409
+    ),
+    "endpoint_lookup_without_name": get("/v0.7/endpoints/lookup", 400, mentions="name"),
+    "endpoint_list_forged_cursor": get("/v0.7/endpoints/?cursor=eyJhZnRlciI6IC0xfQ", 400, mentions="cursor"),
+    "network_search_too_long": get("/v0.7/networks/?search=" + "x" * 201, 400, mentions="search"),
+    "network_lookup_without_name": get("/v0.7/networks/lookup?name=", 400, mentions="name"),
     # -- routes --------------------------------------------------------------------------------
     "method_not_allowed_on_public_network": BadRequest(
         405, method="DELETE", path="/v0.7/networks/public/some-slug/", mentions="DELETE"
@@ -530,6 +582,10 @@ def test_bad_request_answers_4xx_with_one_sentence_and_writes_nothing(
         given_a_network(api)
     if case.given_spec:
         given_a_spec(api)
+    if case.given_endpoint:
+        given_a_network(api)
+        response = api.post("/v0.7/endpoints", headers={"X-API-KEY": DEV_KEY}, json={"name": "pets", "network_id": 1})
+        assert response.status_code == 201 and response.json["id"] == 1, response.text
     before = everything_stored(aws)
     headers = {} if case.api_key is None else {"X-API-KEY": case.api_key}
     if case.content_type is not None:
