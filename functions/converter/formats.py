@@ -116,8 +116,8 @@ def locate_model(
             "No model file was found among the uploaded files "
             f"({listing(names)}). Upload saved_model.pb (with variables.index and "
             "variables.data-*), a SavedModel archive (.zip/.tar.gz), a Keras .keras or .h5 file, "
-            "a frozen graph .pb with node_name_mapping, a .tflite or an .onnx file, or a PyTorch "
-            "TorchScript .pt or torch.export .pt2 file.",
+            "a frozen graph .pb with node_name_mapping, a .tflite or an .onnx file, a PyTorch "
+            "TorchScript .pt or torch.export .pt2 file, or a Caffe deploy.prototxt with its .caffemodel.",
             {"files": names},
         )
     if len(kept) > 1:
