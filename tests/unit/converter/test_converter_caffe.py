@@ -242,3 +242,23 @@ def test_convert_network_caffe_files_in_an_archive_convert_with_their_mean(tmp_p
     assert result.source["files"] == ["model.zip:deploy.prototxt", "model.zip:snapshot.caffemodel"]
     assert result.preprocessing["inputs"][0]["image"]["target_size"] == "99x99"
     assert (output / "files" / "mean.binaryproto").exists()
+
+
+def test_convert_network_caffe_test_expected_output_from_another_caffe_reader_is_met(upload, output):
+    # Neuropod-style test data: the expected scores computed by OpenCV's Caffe reader from the same files.
+    import cv2
+
+    caffe_zoo.alexnet_shaped().write(upload)
+    x = np.random.default_rng(2).normal(0, 1, (3, 3, 67, 67)).astype(np.float32)
+    reader = cv2.dnn.readNetFromCaffe(str(upload / "deploy.prototxt"), str(upload / "snapshot.caffemodel"))
+    reader.setInput(x)
+    np.savez(upload / "test_input.npz", data=x)
+    np.savez(upload / "test_expected_output.npz", fc8=reader.forward("fc8"))
+
+    result = convert_network(
+        upload, output, framework="caffe", postprocessings=[{"tensors_output": {"tensors": ["fc8"]}}]
+    )
+
+    assert result.expected_output["passed"], result.expected_output
+    assert [item["name"] for item in result.expected_output["outputs"]] == ["fc8"]
+    assert {case["inputs"] for case in result.parity["cases"]} == {"generated", "test_input"}
