@@ -237,6 +237,25 @@ REQUESTS: dict[str, dict[str, Any]] = {
         "query": {"dataset": "pets", "version": "v1", "name": "holdout"},
     },
     "datasets_api/12_delete.json": {"method": "DELETE", "path": "/v0.7/datasets/1/"},
+    "jobs_api/01_create_network_pending.json": {
+        "method": "POST",
+        "path": "/v0.7/jobs/",
+        "content_type": "application/json",
+        "body": json.dumps(
+            {"name": "shelves", "network_id": 1, "inputs": {"urls": ["https://example.com/shelf-1.jpg"]}}
+        ).encode(),
+    },
+    "jobs_api/02_create_unknown_network.json": {
+        "method": "POST",
+        "path": "/v0.7/jobs/",
+        "content_type": "application/json",
+        "body": json.dumps(
+            {"name": "shelves", "network_id": 99, "inputs": {"urls": ["https://example.com/shelf-1.jpg"]}}
+        ).encode(),
+    },
+    "jobs_api/03_get_unknown.json": {"method": "GET", "path": "/v0.7/jobs/99/"},
+    "jobs_api/04_cancel_unknown.json": {"method": "POST", "path": "/v0.7/jobs/99/cancel"},
+    "jobs_api/05_unknown_key.json": {"method": "GET", "path": "/v0.7/jobs/1/", "api_key": UNKNOWN_KEY},
 }
 
 

@@ -52,6 +52,11 @@ EXPECTED_STATUS: dict[str, int] = {
     "endpoints_api/10_delete.json": 204,
     "datasets_api/01_create.json": 201,
     "datasets_api/02_create_name_taken.json": 400,
+    "jobs_api/01_create_network_pending.json": 409,
+    "jobs_api/02_create_unknown_network.json": 400,
+    "jobs_api/03_get_unknown.json": 404,
+    "jobs_api/04_cancel_unknown.json": 404,
+    "jobs_api/05_unknown_key.json": 401,
     "datasets_api/03_list_search.json": 200,
     "datasets_api/04_lookup.json": 200,
     "datasets_api/05_get.json": 200,
@@ -69,6 +74,7 @@ GIVEN: dict[str, list[str]] = {
     "tasks_api": ["networks_api/01_create_multipart.json", "networks_api/02_create_json.json"],
     "recognition_api": ["networks_api/01_create_multipart.json"],
     "endpoints_api": ["networks_api/01_create_multipart.json"],
+    "jobs_api": ["networks_api/01_create_multipart.json"],
 }
 
 
