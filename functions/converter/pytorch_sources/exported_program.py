@@ -7,6 +7,7 @@ since a fixed batch cannot be made dynamic afterwards.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -71,6 +72,8 @@ def convert(
     names = name_map(input_names, output_names)
     check_requests(names, requests)
     used_opset = max(opset, MIN_DYNAMO_OPSET)
+    # The exporter warns on every conversion that torchvision (whose operators it knows) is not installed.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
