@@ -21,6 +21,7 @@ MAX_PARTS = 10
 MAX_TRANSFORMATIONS = 10
 FIRST_VERSION = "v1"
 VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+NAME_PATTERN = f"^{VERSION_NAME.pattern}$"
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=10_000)]
@@ -219,11 +220,11 @@ class Transformation(BaseModel):
 class CreateDatasetVersion(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
-    name: Annotated[str, Field(pattern=VERSION_NAME.pattern)] = Field(
+    name: Annotated[str, Field(pattern=NAME_PATTERN)] = Field(
         description="The new version's name, unique in the dataset (letters, digits, '.', '_', '-')."
     )
     description: Description = ""
-    source: Annotated[str, Field(pattern=VERSION_NAME.pattern)] = Field(
+    source: Annotated[str, Field(pattern=NAME_PATTERN)] = Field(
         default=FIRST_VERSION, description="The version transformed."
     )
     transformations: list[Transformation] = Field(
@@ -234,17 +235,15 @@ class CreateDatasetVersion(BaseModel):
 class SplitPart(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
-    name: Annotated[str, Field(pattern=VERSION_NAME.pattern)]
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
     percentage: float = Field(gt=0, le=100)
 
 
 class CreateDatasetSplit(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
-    name: Annotated[str, Field(pattern=VERSION_NAME.pattern)] = Field(
-        description="Unique among the splits of the version."
-    )
-    version: Annotated[str, Field(pattern=VERSION_NAME.pattern)] = FIRST_VERSION
+    name: Annotated[str, Field(pattern=NAME_PATTERN)] = Field(description="Unique among the splits of the version.")
+    version: Annotated[str, Field(pattern=NAME_PATTERN)] = FIRST_VERSION
     description: Description = ""
     parts: list[SplitPart] = Field(
         min_length=1, max_length=MAX_PARTS, description="Named parts whose percentages sum to 100."
