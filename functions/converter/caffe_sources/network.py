@@ -119,13 +119,32 @@ def _read_weights(path: Path, label: str) -> dict[str, list[np.ndarray]]:
     return weights
 
 
+# NVCaffe's raw_data_type values and how their bytes read.
+_RAW_DTYPES = {0: "<f8", 1: "<f4", 2: "<f2"}
+
+
+def _raw_values(blob: Any, where: str) -> np.ndarray:
+    """NVCaffe's `raw_data`: the blob's bytes in the storage type `raw_data_type` names (FLOAT16 weights)."""
+    dtype = _RAW_DTYPES.get(int(blob.raw_data_type))
+    if dtype is None or len(blob.raw_data) % np.dtype(dtype).itemsize:
+        raise ConversionFailed(
+            Reason.CORRUPT_FILE,
+            f"{where} stores its values as raw data of type {int(blob.raw_data_type)}; DOUBLE, FLOAT and FLOAT16 "
+            "are read.",
+        )
+    return np.frombuffer(blob.raw_data, dtype=dtype).astype(np.float32)
+
+
 def blob_array(blob: Any, where: str) -> np.ndarray:
     """A BlobProto's values with its shape (the `shape` field, or the legacy num/channels/height/width)."""
     if blob.HasField("shape"):
         shape: Shape = tuple(int(dim) for dim in blob.shape.dim)
     else:
         shape = tuple(int(value) for value in (blob.num, blob.channels, blob.height, blob.width))
-    values = np.asarray(blob.double_data if len(blob.double_data) else blob.data, dtype=np.float32)
+    if blob.HasField("raw_data"):
+        values = _raw_values(blob, where)
+    else:
+        values = np.asarray(blob.double_data if len(blob.double_data) else blob.data, dtype=np.float32)
     if values.size != math.prod(shape):
         raise ConversionFailed(
             Reason.CORRUPT_FILE, f"{where} holds {values.size} values for a blob of shape {list(shape)}."

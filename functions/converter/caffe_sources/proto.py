@@ -26,6 +26,7 @@ _SCALARS = {
     "uint32": _FIELD.TYPE_UINT32,
     "bool": _FIELD.TYPE_BOOL,
     "string": _FIELD.TYPE_STRING,
+    "bytes": _FIELD.TYPE_BYTES,
 }
 
 # message -> enums declared inside it: name -> [(value name, number)]
@@ -37,7 +38,11 @@ _ENUMS: dict[str, dict[str, list[tuple[str, int]]]] = {
     "LRNParameter": {"NormRegion": [("ACROSS_CHANNELS", 0), ("WITHIN_CHANNEL", 1)]},
     "EltwiseParameter": {"EltwiseOp": [("PROD", 0), ("SUM", 1), ("MAX", 2)]},
 }
-_TOP_ENUMS = {"Phase": [("TRAIN", 0), ("TEST", 1)]}
+_TOP_ENUMS = {
+    "Phase": [("TRAIN", 0), ("TEST", 1)],
+    # NVCaffe's storage types, for blobs it saves as raw bytes (FLOAT16 weights).
+    "Type": [("DOUBLE", 0), ("FLOAT", 1), ("FLOAT16", 2), ("INT", 3), ("UINT", 4)],
+}
 
 # message -> [(field name, number, type, repeated, default)]; a type that is not a scalar names a
 # message, or an enum as "Message.Enum" / a top-level enum.
@@ -47,6 +52,8 @@ _MESSAGES: dict[str, list[tuple[str, int, str, bool, str | None]]] = {
         ("shape", 7, "BlobShape", False, None),
         ("data", 5, "float", True, None),
         ("double_data", 8, "double", True, None),
+        ("raw_data_type", 10, "Type", False, None),  # NVCaffe
+        ("raw_data", 12, "bytes", False, None),  # NVCaffe
         ("num", 1, "int64", False, None),
         ("channels", 2, "int64", False, None),
         ("height", 3, "int64", False, None),

@@ -2,8 +2,8 @@
 
 The layer carries no protobuf runtime, and a BlobProto is small: this walks its wire format for
 the fields Caffe writes (caffe.proto: num 1, channels 2, height 3, width 4 as varints; data 5 as
-floats, double_data 8 as doubles, packed or not; shape 7 holding BlobShape.dim 1) and skips the
-rest (diff 6, double_diff 9).
+floats, double_data 8 as doubles, packed or not; shape 7 holding BlobShape.dim 1; NVCaffe's raw_data
+12 in the storage type its raw_data_type 10 names) and skips the rest (diff 6, double_diff 9).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import numpy as np
 
 from .errors import InvalidMeanFile
 
+# NVCaffe's raw_data_type values (DOUBLE, FLOAT, FLOAT16) and how their bytes read.
+_RAW_DTYPES = {0: "<f8", 1: "<f4", 2: "<f2"}
 _NOT_READABLE = "mean_file is not a readable Caffe .binaryproto (a BlobProto as compute_image_mean writes it)."
 
 
@@ -23,6 +25,8 @@ def read_blob_proto(data: bytes) -> np.ndarray:
     dims: list[int] | None = None
     floats: list[np.ndarray] = []
     doubles: list[np.ndarray] = []
+    raw: bytes | None = None
+    raw_type = 1
     for number, wire_type, value in _fields(data):
         if number in legacy and wire_type == 0:
             legacy[number] = int(value)  # type: ignore[call-overload]
@@ -32,8 +36,19 @@ def read_blob_proto(data: bytes) -> np.ndarray:
             floats.append(_numbers(value, wire_type, "<f4", 5))
         elif number == 8:
             doubles.append(_numbers(value, wire_type, "<f8", 1))
+        elif number == 10 and wire_type == 0:
+            raw_type = int(value)  # type: ignore[call-overload]
+        elif number == 12 and wire_type == 2:
+            raw = bytes(value)  # type: ignore[arg-type]
     shape = tuple(dims) if dims is not None else tuple(legacy[number] for number in (1, 2, 3, 4))
-    values = np.concatenate(doubles or floats) if (doubles or floats) else np.empty(0, np.float32)
+    if raw is not None:
+        if raw_type not in _RAW_DTYPES:
+            raise InvalidMeanFile(
+                f"mean_file stores raw values of type {raw_type}; DOUBLE, FLOAT and FLOAT16 are read."
+            )
+        values = _numbers(raw, 2, _RAW_DTYPES[raw_type], 2)
+    else:
+        values = np.concatenate(doubles or floats) if (doubles or floats) else np.empty(0, np.float32)
     if not shape or values.size != math.prod(shape) or values.size == 0:
         raise InvalidMeanFile(
             f"mean_file holds {values.size} values for a blob of shape {list(shape)}; " + _NOT_READABLE

@@ -40,19 +40,24 @@ def _bytes_field(number: int, payload: bytes) -> bytes:
     return _key(number, 2) + _varint(len(payload)) + payload
 
 
-def blob_proto(array: np.ndarray, legacy_4d: bool = False) -> bytes:
-    """A BlobProto: `shape` (7) with packed dims, packed float `data` (5); or the legacy num/channels/height/width."""
+def blob_proto(array: np.ndarray, legacy_4d: bool = False, float16: bool = False) -> bytes:
+    """A BlobProto: `shape` (7) with packed dims, packed float `data` (5); or the legacy num/channels/height/width.
+    `float16`: as NVCaffe stores half-precision weights, `raw_data_type` (10) FLOAT16 = 2 and the bytes in
+    `raw_data` (12)."""
     array = np.asarray(array, dtype=np.float32)
     if legacy_4d:
         dims = (1,) * (4 - array.ndim) + array.shape
         head = b"".join(_key(number, 0) + _varint(dim) for number, dim in zip((1, 2, 3, 4), dims, strict=True))
     else:
         head = _bytes_field(7, _bytes_field(1, b"".join(_varint(dim) for dim in array.shape)))
+    if float16:
+        return head + _key(10, 0) + _varint(2) + _bytes_field(12, array.astype("<f2").tobytes())
     return head + _bytes_field(5, struct.pack(f"<{array.size}f", *array.ravel()))
 
 
-def caffemodel(layers: list[tuple[str, str, list[np.ndarray]]], v1: bool = False) -> bytes:
-    """A NetParameter holding each layer's name, type and blobs (`layers` (2) in Caffe's V1 format)."""
+def caffemodel(layers: list[tuple[str, str, list[np.ndarray]]], v1: bool = False, float16: bool = False) -> bytes:
+    """A NetParameter holding each layer's name, type and blobs (`layers` (2) in Caffe's V1 format; NVCaffe's
+    half-precision `raw_data` with `float16`)."""
     out = bytearray(_bytes_field(1, b"zoo"))
     for name, kind, blobs in layers:
         if v1:
@@ -62,7 +67,7 @@ def caffemodel(layers: list[tuple[str, str, list[np.ndarray]]], v1: bool = False
             out += _bytes_field(2, body)
         else:
             body = _bytes_field(1, name.encode()) + _bytes_field(2, kind.encode())
-            body += b"".join(_bytes_field(7, blob_proto(blob)) for blob in blobs)
+            body += b"".join(_bytes_field(7, blob_proto(blob, float16=float16)) for blob in blobs)
             out += _bytes_field(100, body)
     return bytes(out)
 

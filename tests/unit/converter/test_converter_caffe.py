@@ -165,6 +165,24 @@ def test_convert_network_caffe_v1_weights_are_read_by_layer_name(upload, output)
     assert convert_network(upload, output, framework="caffe").parity["passed"]
 
 
+def test_convert_network_caffe_nvcaffe_half_precision_weights_convert_as_opencv_reads_them(upload, output):
+    # NVCaffe saves FLOAT16 weights as raw_data; OpenCV's Caffe reader reads them too.
+    import cv2
+
+    net = caffe_zoo.googlenet_shaped(size=96)
+    net.write(upload)
+    (upload / "snapshot.caffemodel").write_bytes(caffe_zoo.caffemodel(net.weights, float16=True))
+    x = np.random.default_rng(4).normal(0, 1, (1, 3, 96, 96)).astype(np.float32)
+    reader = cv2.dnn.readNetFromCaffe(str(upload / "deploy.prototxt"), str(upload / "snapshot.caffemodel"))
+    reader.setInput(x)
+    np.savez(upload / "test_input.npz", data=x)
+    np.savez(upload / "test_expected_output.npz", **{"loss3/classifier": reader.forward("loss3/classifier")})
+
+    result = convert_network(upload, output, framework="nv-caffe-0.x-mod")
+
+    assert result.parity["passed"] and result.expected_output["passed"], result.expected_output
+
+
 def test_convert_network_caffe_weights_of_another_network_are_refused_naming_the_layer(upload, output):
     caffe_zoo.alexnet_shaped().write(upload)
     (upload / "snapshot.caffemodel").write_bytes(caffe_zoo.caffemodel(caffe_zoo.alexnet_shaped(size=99).weights))

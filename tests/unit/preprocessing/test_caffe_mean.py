@@ -37,6 +37,14 @@ def test_load_mean_caffe_per_channel_mean_with_a_shape_field_broadcasts() -> Non
     assert load_mean(blob_proto(values), spec).ravel().tolist() == [104.0, 117.0, 123.0]
 
 
+def test_load_mean_nvcaffe_half_precision_mean_is_read() -> None:
+    spec = image_spec(dimension_order="NCHW", target_size="224x224", mean_file="mean.binaryproto")
+
+    mean = load_mean(blob_proto(MEAN[None], float16=True), spec)
+
+    np.testing.assert_allclose(mean, MEAN[:, 16:240, 16:240], rtol=1e-3)
+
+
 @pytest.mark.parametrize(
     ("data", "fragment"),
     [(b"\x93NUMPY not a blob", "binaryproto"), (blob_proto(np.ones((1, 3, 4, 4)))[:-7], "binaryproto")],
