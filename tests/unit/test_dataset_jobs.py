@@ -1,0 +1,170 @@
+"""The dataset worker's jobs on in-memory fakes: one extraction whatever the duplicates, each task ended once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tensorgate.dataset_models import Dataset, DatasetSplit, DatasetStatus, DatasetVersion
+from tensorgate.errors import ConcurrentUpdate, DuplicateName
+from tensorgate.models import TaskStatus
+from tensorgate.services.dataset_jobs import DatasetJobInProgress, DatasetJobService, ExtractionRejected, ItemSink
+from tensorgate.services.datasets import DatasetService
+
+from tests.fakes import CountingIdAllocator, InMemoryBlobStore, InMemoryMessageQueue, InMemoryTaskRepository
+
+
+class Records:
+    """The dataset repository's behaviour: versioned replaces, name guards."""
+
+    def __init__(self) -> None:
+        self.datasets: dict[tuple[str, int], Dataset] = {}
+        self.versions: dict[tuple[str, int, str], DatasetVersion] = {}
+        self.splits: dict[tuple[str, int], DatasetSplit] = {}
+
+    def put_new(self, dataset: Dataset, first: DatasetVersion, taken: DuplicateName) -> None:
+        if self.get_by_name(dataset.account_id, dataset.name) is not None:
+            raise taken
+        self.datasets[(dataset.account_id, dataset.dataset_id)] = dataset
+        self.versions[(first.account_id, first.dataset_id, first.name)] = first
+
+    def get(self, account_id: str, dataset_id: int) -> Dataset | None:
+        return self.datasets.get((account_id, dataset_id))
+
+    def get_by_name(self, account_id: str, name: str) -> Dataset | None:
+        return next((d for d in self.datasets.values() if d.account_id == account_id and d.name == name), None)
+
+    def list_datasets(self, account_id: str) -> list[Dataset]:
+        return [d for d in self.datasets.values() if d.account_id == account_id]
+
+    def _replace(self, table: dict[Any, Any], key: Any, record: Any, expected: int) -> None:
+        if key not in table or table[key].version != expected:
+            raise ConcurrentUpdate("changed meanwhile")
+        table[key] = record
+
+    def replace(self, dataset: Dataset, expected_version: int) -> None:
+        self._replace(self.datasets, (dataset.account_id, dataset.dataset_id), dataset, expected_version)
+
+    def delete(self, dataset: Dataset) -> None:
+        del self.datasets[(dataset.account_id, dataset.dataset_id)]
+
+    def put_version(self, version: DatasetVersion, taken: DuplicateName) -> None:
+        self.versions[(version.account_id, version.dataset_id, version.name)] = version
+
+    def get_version(self, account_id: str, dataset_id: int, name: str) -> DatasetVersion | None:
+        return self.versions.get((account_id, dataset_id, name))
+
+    def list_versions(self, account_id: str, dataset_id: int) -> list[DatasetVersion]:
+        return [v for v in self.versions.values() if (v.account_id, v.dataset_id) == (account_id, dataset_id)]
+
+    def replace_version(self, version: DatasetVersion, expected_version: int) -> None:
+        key = (version.account_id, version.dataset_id, version.name)
+        self._replace(self.versions, key, version, expected_version)
+
+    def put_split(self, split: DatasetSplit, taken: DuplicateName) -> None:
+        self.splits[(split.account_id, split.split_id)] = split
+
+    def get_split(self, account_id: str, split_id: int) -> DatasetSplit | None:
+        return self.splits.get((account_id, split_id))
+
+    def get_split_by_name(self, account_id: str, dataset_id: int, version: str, name: str) -> DatasetSplit | None:
+        return None
+
+    def list_splits(self, account_id: str, dataset_id: int) -> list[DatasetSplit]:
+        return [s for s in self.splits.values() if s.dataset_id == dataset_id]
+
+    def replace_split(self, split: DatasetSplit, expected_version: int) -> None:
+        self._replace(self.splits, (split.account_id, split.split_id), split, expected_version)
+
+
+class Files(InMemoryBlobStore):
+    def download(self, key: str, path: str) -> None:
+        Path(path).write_bytes(self.objects[key])
+
+    def upload(self, path: str, key: str) -> None:
+        self.put(key, Path(path).read_bytes())
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def two_items(
+    archive: Path, workdir: Path, labels: Path | None, dataset: Dataset, sink: ItemSink, progress: Any
+) -> dict[str, Any]:
+    for n in range(2):
+        sink.add({"name": f"{n}.jpg", "labels": ["cat"], "width": 4, "height": 3}, b"image %d" % n)
+    sink.error("bad.jpg", "'bad.jpg': The image file is truncated or corrupt and cannot be decoded.")
+    return {"layout": "folders", "classes": {"cat": 0}, "label_counts": {"cat": 2}}
+
+
+def world(extractor: Callable[..., dict[str, Any]] = two_items) -> tuple[DatasetService, DatasetJobService, Any, Clock]:
+    records, tasks, files, clock = Records(), InMemoryTaskRepository(), Files(), Clock()
+    api = DatasetService(records, tasks, CountingIdAllocator(), files, InMemoryMessageQueue(), clock=clock)
+    jobs = DatasetJobService(records, tasks, files, extractor=extractor, clock=clock)
+    return api, jobs, (records, tasks, files), clock
+
+
+def test_an_extraction_runs_once_and_ends_its_task_once_under_duplicate_messages() -> None:
+    api, jobs, (records, tasks, files), _ = world()
+    created = api.create("acct", "me", {"name": "pets"})
+    assert jobs.handle_upload(created.dataset.archive_key) == "ignored: waiting for the archive or the label file"
+    files.put(created.dataset.archive_key, b"zip")
+    assert jobs.handle_upload(created.dataset.archive_key).startswith("success: 2 items, 1 item errors")
+    ended = tasks.get(created.dataset.task_id)
+    assert ended is not None and ended.status is TaskStatus.SUCCESS and ended.data["items"] == 2
+    assert jobs.handle_upload(created.dataset.archive_key).startswith("ignored: the extraction already ended")
+    assert tasks.get(created.dataset.task_id) == ended
+    dataset = records.get("acct", created.dataset.dataset_id)
+    assert dataset.status is DatasetStatus.READY and dataset.extraction["errors"][0]["item"] == "bad.jpg"
+    assert records.get_version("acct", dataset.dataset_id, "v1").items == 2
+
+
+def test_a_duplicate_during_a_live_claim_comes_back_later_and_a_dead_workers_claim_is_taken_over() -> None:
+    api, jobs, (records, tasks, files), clock = world()
+    created = api.create("acct", "me", {"name": "pets"})
+    files.put(created.dataset.archive_key, b"zip")
+    claimed = created.dataset.model_copy(update={"claimed_at": clock.now, "version": created.dataset.version + 1})
+    records.replace(claimed, created.dataset.version)
+    with pytest.raises(DatasetJobInProgress):
+        jobs.handle_upload(created.dataset.archive_key)
+    clock.now += timedelta(minutes=25)  # past the claim's expiry: its worker died
+    assert jobs.handle_upload(created.dataset.archive_key).startswith("success")
+
+
+def test_a_rejected_archive_ends_the_dataset_and_its_task_in_error_with_the_sentence() -> None:
+    def nothing(*_: Any) -> dict[str, Any]:
+        raise ExtractionRejected("The archive holds no images to extract.")
+
+    api, jobs, (records, tasks, files), _ = world(nothing)
+    created = api.create("acct", "me", {"name": "pets"})
+    files.put(created.dataset.archive_key, b"zip")
+    assert jobs.handle_upload(created.dataset.archive_key) == "error: The archive holds no images to extract."
+    task = tasks.get(created.dataset.task_id)
+    assert (
+        task is not None and task.status is TaskStatus.ERROR and task.error == "The archive holds no images to extract."
+    )
+    assert records.get("acct", created.dataset.dataset_id).status is DatasetStatus.ERROR
+
+
+def test_a_crash_releases_the_claim_and_the_last_delivery_gives_up_with_a_sentence() -> None:
+    def crash(*_: Any) -> dict[str, Any]:
+        raise OSError("disk full")
+
+    api, jobs, (records, tasks, files), _ = world(crash)
+    created = api.create("acct", "me", {"name": "pets"})
+    files.put(created.dataset.archive_key, b"zip")
+    with pytest.raises(OSError):
+        jobs.handle_upload(created.dataset.archive_key)
+    assert records.get("acct", created.dataset.dataset_id).claimed_at is None  # the next delivery retries at once
+    assert jobs.give_up(created.dataset.archive_key, None, "The dataset job failed 3 times (OSError); retry it.")
+    task = tasks.get(created.dataset.task_id)
+    assert task is not None and task.status is TaskStatus.ERROR and "failed 3 times" in (task.error or "")
+    assert not jobs.give_up(created.dataset.archive_key, None, "again")  # already ended: nothing changes
