@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-HEAVY_MODULES = ("numpy", "PIL", "tensorflow", "onnxruntime")
+HEAVY_MODULES = ("numpy", "PIL", "tensorflow", "onnxruntime", "torch")
 PROBE = """
 import gc, importlib, json, sys
 heavy = {heavy!r}

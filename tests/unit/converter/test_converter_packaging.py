@@ -56,9 +56,10 @@ def test_dockerfile_uses_the_lambda_python_312_base_and_the_template_handler():
 def test_declarations_and_the_common_types_import_without_tensorflow():
     code = (
         "import sys\n"
-        "import functions.converter.declarations, functions.converter.convert\n"
+        "import functions.converter.declarations, functions.converter.convert, functions.converter.pytorch_sources\n"
         "from functions.converter.tensorflow_sources.common import Conversion, Reference, Requested, Requests\n"
-        "print(sorted(name for name in ('tensorflow', 'keras', 'tf_keras', 'tf2onnx') if name in sys.modules))\n"
+        "heavy = ('tensorflow', 'keras', 'tf_keras', 'tf2onnx', 'torch', 'onnxscript')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))\n"
     )
     completed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
 
