@@ -158,8 +158,8 @@ _MESSAGES: dict[str, list[tuple[str, int, str, bool, str | None]]] = {
         ("stride_h", 7, "uint32", False, None),
         ("stride_w", 8, "uint32", False, None),
         ("global_pooling", 12, "bool", False, "false"),
-        # BVLC Caffe's rounding switch; some forks (NVCaffe among them) spell it `ceil_mode`. Text files
-        # are read by name, so the fork's spelling has a number of its own here.
+        # BVLC Caffe's rounding switch; some forks spell it `ceil_mode` (a bool). Text files are read
+        # by name, so that spelling has a number of its own here.
         ("round_mode", 13, "PoolingParameter.RoundMode", False, "CEIL"),
         ("ceil_mode", 1013, "bool", False, "true"),
     ],
