@@ -119,6 +119,18 @@ def endpoint_create(mentions: str, given_endpoint: bool = False, **fields: Any) 
     )
 
 
+def job_create(mentions: str, inputs: dict[str, Any], status: int = 400, **fields: Any) -> BadRequest:
+    body = {"name": "shelves", "network_id": 1, "inputs": inputs} | fields
+    return BadRequest(
+        status,
+        path="/v0.7/jobs/",
+        body=json.dumps(body).encode(),
+        content_type=JSON,
+        mentions=mentions,
+        given_network=True,
+    )
+
+
 def endpoint_call(method: str, path: str, body: dict[str, Any], mentions: str, status: int = 400) -> BadRequest:
     return BadRequest(
         status,
@@ -519,6 +531,21 @@ CASES: dict[str, BadRequest] = {
     "endpoint_list_forged_cursor": get("/v0.7/endpoints/?cursor=eyJhZnRlciI6IC0xfQ", 400, mentions="cursor"),
     "network_search_too_long": get("/v0.7/networks/?search=" + "x" * 201, 400, mentions="search"),
     "network_lookup_without_name": get("/v0.7/networks/lookup?name=", 400, mentions="name"),
+    # -- batch jobs ----------------------------------------------------------------------------
+    "job_urls_and_prefix": job_create("exactly one", {"urls": ["https://example.com/a.jpg"], "prefix": "s3://x/"}),
+    "job_no_inputs": job_create("exactly one", {}),
+    "job_url_not_http": job_create("http(s)", {"urls": ["file:///etc/passwd"]}),
+    "job_prefix_of_another_account": job_create("upload prefix", {"prefix": "s3://tensorgate-models/uploads/other/"}),
+    "job_prefix_without_objects": job_create(
+        "no item", {"prefix": "s3://tensorgate-local-models-123456789012-us-east-1/uploads/dev/nothing/"}
+    ),
+    "job_unknown_network": job_create("network", {"urls": ["https://example.com/a.jpg"]}, network_id=424242),
+    "job_recognition_target_unknown_field": job_create(
+        "recognition_version_id", {"urls": ["https://example.com/a.jpg"]}, recognition_version_id=1
+    ),
+    "job_network_pending": job_create("pending", {"urls": ["https://example.com/a.jpg"]}, status=409),
+    "job_cancel_unknown": BadRequest(404, path="/v0.7/jobs/42/cancel", mentions="42"),
+    "job_get_non_integer_id": get("/v0.7/jobs/latest/", 404, mentions="integer"),
     # -- routes --------------------------------------------------------------------------------
     "method_not_allowed_on_public_network": BadRequest(
         405, method="DELETE", path="/v0.7/networks/public/some-slug/", mentions="DELETE"

@@ -180,6 +180,7 @@ class JobService:
     def create(self, account_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Everything is checked, then the items, the job and the messages are written, in that order."""
         request: JobRequest = validate(JobRequest, fields, "job")
+        sources, described = self._sources(account_id, request.inputs)
         network = self._networks.get(account_id, request.network_id)
         if network is None:
             raise ValidationFailed(
@@ -188,7 +189,6 @@ class JobService:
             )
         _require_ready(network)
         _check_output_tensors(network, request.output_tensors)
-        sources, described = self._sources(account_id, request.inputs)
 
         first = self._jobs.reserve_ids("task", len(sources) + 1)
         job_id, now = first, self._clock()
