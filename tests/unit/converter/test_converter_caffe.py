@@ -82,8 +82,9 @@ def test_convert_network_caffe_architecture_converts_with_parity(architecture, u
 
 def _pooling_net(method: str, size: int, kernel: int, stride: int, pad: int) -> caffe_zoo.CaffeNet:
     net = caffe_zoo.CaffeNet("pool")
-    if method == "MAX_FLOOR":  # round_mode FLOOR: no window for the last, partial stride
-        param = f"pooling_param {{ pool: MAX kernel_size: {kernel} stride: {stride} pad: {pad} round_mode: FLOOR }}"
+    if method.startswith("MAX_"):  # floor rounding, in BVLC's and in some forks' spelling: no partial window
+        rounding = {"MAX_FLOOR": "round_mode: FLOOR", "MAX_CEIL_MODE_FALSE": "ceil_mode: false"}[method]
+        param = f"pooling_param {{ pool: MAX kernel_size: {kernel} stride: {stride} pad: {pad} {rounding} }}"
         net.layer("pooled", "Pooling", [net.input("data", (1, 1, size, size))], "pooled", param)
         return net
     net.pool("pooled", net.input("data", (1, 1, size, size)), method, kernel, stride, pad)
@@ -100,6 +101,7 @@ def _pooling_net(method: str, size: int, kernel: int, stride: int, pad: int) -> 
         ("AVE", 6, 0, [[7, 9, 10.5], [19, 21, 22.5], [28, 30, 31.5]]),
         ("MAX", 6, 0, [[14, 16, 17], [26, 28, 29], [32, 34, 35]]),
         ("MAX_FLOOR", 6, 0, [[14, 16], [26, 28]]),
+        ("MAX_CEIL_MODE_FALSE", 6, 0, [[14, 16], [26, 28]]),
     ],
 )
 def test_convert_network_caffe_pooling_follows_caffes_windows(method, size, pad, expected, upload, output):
