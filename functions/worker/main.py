@@ -438,10 +438,15 @@ class Worker:
             self._in_flight.remove([delivery])
             return
         message = delivery.message
-        if message.job_id is not None and self.jobs is not None and self.jobs.cancelled(message.job_id):
-            # A cancelled job's items that had not started end without running.
-            self._completions.submit([delivery], [Outcome(message.task_id, error=CANCELLED_ITEM, skipped=True)])
-            return
+        jobs, job_id = self.jobs, message.job_id
+        if job_id is not None and jobs is not None:
+            cancelled = self._attempt(delivery, lambda: jobs.cancelled(job_id))
+            if cancelled is None:  # the job's state could not be read: released for a retry
+                return
+            if cancelled:
+                # A cancelled job's items that had not started end without running.
+                self._completions.submit([delivery], [Outcome(message.task_id, error=CANCELLED_ITEM, skipped=True)])
+                return
         fetched = self._attempt(delivery, lambda: self.pipeline.fetch(message))
         if fetched is not None:
             self._preprocessing.submit(self._preprocess, delivery, fetched)

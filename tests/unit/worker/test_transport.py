@@ -255,3 +255,51 @@ def test_results_duplicate_outcomes_of_one_task_read_it_once_and_write_once() ->
         [Outcome(1, data={"tensors": [1]}), Outcome(1, data={"tensors": [2]})]
     )
     assert ended == {1} and tasks.asked == [[1]] and tasks.tasks[1].data == {"tensors": [1]}
+
+
+@dataclass
+class CountingQueue:
+    """A queue that always has messages, counting the receives it answered; or none when `empty`."""
+
+    name: str
+    empty: bool = False
+    receives: int = 0
+    extended: list[tuple[list[str], int]] = field(default_factory=list)
+
+    def receive(self, max_messages: int, wait_seconds: int, visibility_seconds: int) -> list[dict[str, Any]]:
+        self.receives += 1
+        if self.empty:
+            return []
+        return [
+            {"MessageId": f"{self.name}-{self.receives}-{n}", "ReceiptHandle": f"{self.name}-r{n}", "Body": "{}"}
+            for n in range(max_messages)
+        ]
+
+    def extend(self, handles: list[str], seconds: int) -> None:
+        self.extended.append((handles, seconds))
+
+
+def test_worker_takes_batch_items_only_after_an_empty_online_receive_and_at_most_batch_in_flight() -> None:
+    settings = WorkerSettings(shared=None, batch_in_flight=8, max_in_flight=64)  # type: ignore[arg-type]
+    online, batch = CountingQueue("online"), CountingQueue("batch")
+    worker = Worker(settings, online, pipeline=None, results=None, batch_queue=batch)  # type: ignore[arg-type]
+    handed: list[Delivery] = []
+
+    def hand(_fetch: Any, delivery: Delivery) -> None:
+        handed.append(delivery)
+
+    # Online work came back: the batch queue is not read
+    assert worker.receive_once(hand) == 10
+    assert worker.receive_batch_once(hand) == 0 and batch.receives == 0
+    # The online queue came back empty, but online messages are still held: still not read
+    online.empty = True
+    assert worker.receive_once(hand) == 0
+    assert worker.receive_batch_once(hand) == 0 and batch.receives == 0
+    # Once no online message is held, at most `batch_in_flight` items are taken, whatever is queued
+    worker._in_flight.remove([d for d in handed if not d.batch])
+    assert worker.receive_batch_once(hand) == 8
+    assert worker.receive_batch_once(hand) == 0 and batch.receives == 1
+    assert [d.batch for d in handed[-8:]] == [True] * 8
+    # A released item goes back to the queue it came from
+    worker._release([handed[-1]])
+    assert batch.extended == [([handed[-1].receipt_handle], settings.retry_delay_seconds)] and online.extended == []
