@@ -325,12 +325,16 @@ def _param_of(layer: Any) -> Any:
 # ---- per-type parameters and shapes -------------------------------------------------------------
 
 
+# Types that read exactly one bottom blob (Concat and Eltwise take several, Scale one or two).
+_ONE_BOTTOM = {
+    "Sigmoid", "TanH", "Dropout", "ReLU", "PReLU", "LRN", "Softmax", "Flatten", "Reshape", "BatchNorm",
+    "Convolution", "Deconvolution", "Pooling", "InnerProduct",
+}  # fmt: skip
+
+
 def _resolve(layer: Layer, where: str, caffemodel_label: str) -> None:
-    counts = {"Sigmoid": 1, "TanH": 1, "Dropout": 1, "ReLU": 1, "PReLU": 1, "LRN": 1, "Softmax": 1, "Flatten": 1}
-    counts |= {"Reshape": 1, "BatchNorm": 1, "Convolution": 1, "Deconvolution": 1, "Pooling": 1, "InnerProduct": 1}
-    expected_bottoms = counts.get(layer.type)
-    if expected_bottoms is not None and len(layer.bottoms) != expected_bottoms:
-        raise _invalid(where, f"takes {expected_bottoms} bottom blob, not {len(layer.bottoms)}")
+    if layer.type in _ONE_BOTTOM and len(layer.bottoms) != 1:
+        raise _invalid(where, f"takes 1 bottom blob, not {len(layer.bottoms)}")
     if layer.type == "Scale" and len(layer.bottoms) not in (1, 2):
         raise _invalid(where, f"takes 1 or 2 bottom blobs, not {len(layer.bottoms)}")
     if not layer.bottoms:
