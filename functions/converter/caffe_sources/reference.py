@@ -25,9 +25,7 @@ class CaffeReference(Reference):
         self.net = net
 
     def run(self, feeds: Mapping[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
-        values = {name: np.asarray(array, dtype=np.float32) for name, array in feeds.items()}
-        for layer in self.net.layers:
-            values[layer.tops[0]] = _FORWARD[layer.type](layer, [values[name] for name in layer.bottoms])
+        values = forward(self.net, feeds)
         return {name: values[name] for name in outputs}
 
 
@@ -87,7 +85,16 @@ def _convolution(layer: Layer, bottoms: list[np.ndarray]) -> np.ndarray:
     return result.reshape(n, outputs, *size)
 
 
-def _deconvolution(x, weight, bias, kernel, stride, pad, dilation, group):  # type: ignore[no-untyped-def]
+def _deconvolution(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    pad: tuple[int, int],
+    dilation: tuple[int, int],
+    group: int,
+) -> np.ndarray:
     """Caffe's Deconvolution: the convolution's backward pass (col2im of Wᵀ·x), then the padding cropped."""
     n, channels, height, width = x.shape
     per_group_in, per_group_out = channels // group, weight.shape[1]
