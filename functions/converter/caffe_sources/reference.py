@@ -65,12 +65,13 @@ def _convolution(layer: Layer, bottoms: list[np.ndarray]) -> np.ndarray:
     n, channels, height, width = x.shape
     if layer.type == "Deconvolution":
         return _deconvolution(x, weight, bias, kernel, stride, pad, dilation, group)
-    size = tuple(
+    rows, cols = (
         (dim + 2 * p - (d * (k - 1) + 1)) // s + 1
         for dim, p, d, k, s in zip((height, width), pad, dilation, kernel, stride, strict=True)
     )
+    size = (rows, cols)
     padded = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
-    columns = _windows(padded, kernel, stride, dilation, size)  # type: ignore[arg-type]
+    columns = _windows(padded, kernel, stride, dilation, size)
     outputs = weight.shape[0]
     per_group_in, per_group_out = channels // group, outputs // group
     result = np.empty((n, outputs, size[0] * size[1]), dtype=np.float32)

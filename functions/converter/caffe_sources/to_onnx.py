@@ -8,7 +8,7 @@ window clipped to the padded input, as Caffe's `PoolingLayer` does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -301,7 +301,7 @@ def _reshape(graph: _Graph, layer: Layer) -> None:
     )
 
 
-def _unary(op: str):  # type: ignore[no-untyped-def]
+def _unary(op: str) -> Callable[[_Graph, Layer], None]:
     def translate(graph: _Graph, layer: Layer) -> None:
         graph.node(op, [layer.bottoms[0]], layer.tops[0], layer.name)
 
