@@ -180,3 +180,37 @@ def test_split_refusals_answer_400_with_a_sentence(api: Client, aws: dict[str, A
         response = api.post(base, headers=HEADERS, json=body)
         assert response.status_code == 400 and words in response.json["error"], response.json
     assert json.loads(api.get(base, headers=HEADERS).data)["count"] == 0
+
+
+def test_another_accounts_dataset_answers_404_on_every_route_and_delete_leaves_no_object(
+    api: Client, aws: dict[str, Any]
+) -> None:
+    dataset = create(api, aws, zip_archive(folder_per_class({"cat": 2, "dog": 2})))
+    base = f"/v0.7/datasets/{dataset['id']}"
+    parts = [{"name": "a", "percentage": 50}, {"name": "b", "percentage": 50}]
+    split = api.post(f"{base}/splits", headers=HEADERS, json={"name": "s", "parts": parts}).json
+    run_dataset_worker(aws)
+    other = {"X-API-KEY": OTHER_KEY}
+    for method, path, body in (
+        ("GET", base, None),
+        ("DELETE", base, None),
+        ("POST", f"{base}/retry", {}),
+        ("GET", f"{base}/errors", None),
+        ("GET", f"{base}/versions", None),
+        ("POST", f"{base}/versions", {"name": "g", "transformations": [{"grayscale": True}]}),
+        ("GET", f"{base}/versions/v1", None),
+        ("GET", f"{base}/versions/v1/items", None),
+        ("GET", f"{base}/splits", None),
+        ("POST", f"{base}/splits", {"name": "t", "parts": parts}),
+        ("GET", f"{base}/splits/{split['id']}", None),
+        ("GET", f"{base}/splits/{split['id']}/items?part=a", None),
+        ("GET", "/v0.7/datasets/lookup?name=pets", None),
+        ("GET", "/v0.7/datasets/splits/lookup?dataset=pets&version=v1&name=s", None),
+    ):
+        response = api.open(path, method=method, headers=other, json=body)
+        assert response.status_code == 404, (method, path, response.json)
+    assert api.delete(base, headers=HEADERS).status_code == 204
+    bucket = aws["template"].physical_name("ModelBucket")
+    listed = aws["session"].client("s3").list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert [item["Key"] for item in listed if f"/{dataset['id']}/" in item["Key"]] == []
+    assert api.get(f"{base}/splits/{split['id']}", headers=HEADERS).status_code == 404

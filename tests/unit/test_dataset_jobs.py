@@ -168,3 +168,20 @@ def test_a_crash_releases_the_claim_and_the_last_delivery_gives_up_with_a_senten
     task = tasks.get(created.dataset.task_id)
     assert task is not None and task.status is TaskStatus.ERROR and "failed 3 times" in (task.error or "")
     assert not jobs.give_up(created.dataset.archive_key, None, "again")  # already ended: nothing changes
+
+
+def test_progress_is_written_on_the_pending_task_at_most_every_two_seconds() -> None:
+    seen: list[Any] = []
+
+    def slow(archive: Path, workdir: Path, labels: Path | None, dataset: Dataset, sink: ItemSink, progress: Any) -> Any:
+        for done in range(0, 10, 2):
+            progress(done, 10)
+            seen.append(tasks.get(dataset.task_id).data)  # type: ignore[union-attr]
+            clock.now += timedelta(seconds=1.5)
+        return two_items(archive, workdir, labels, dataset, sink, progress)
+
+    api, jobs, (records, tasks, files), clock = world(slow)
+    created = api.create("acct", "me", {"name": "pets"})
+    files.put(created.dataset.archive_key, b"zip")
+    jobs.handle_upload(created.dataset.archive_key)
+    assert [data["progress"]["done"] for data in seen] == [0, 0, 4, 4, 8]
