@@ -124,8 +124,9 @@ def list_dataset_item_errors(dataset_id: str) -> Response:
 @tracer.capture_method
 def list_dataset_versions(dataset_id: str) -> Response:
     account_id = authenticate(app)
-    offset, limit = http.pagination(app.current_event)
-    page = wiring.dataset_service().versions(account_id, http.integer_id(dataset_id, DATASET), offset, limit)
+    page = wiring.dataset_service().versions(
+        account_id, http.integer_id(dataset_id, DATASET), http.list_query(app.current_event)
+    )
     return http.json_response(200, http.page_envelope(app.current_event, page))
 
 
@@ -166,8 +167,9 @@ def list_dataset_version_items(dataset_id: str, version: str) -> Response:
 @tracer.capture_method
 def list_dataset_splits(dataset_id: str) -> Response:
     account_id = authenticate(app)
-    offset, limit = http.pagination(app.current_event)
-    page = wiring.dataset_service().splits(account_id, http.integer_id(dataset_id, DATASET), offset, limit)
+    page = wiring.dataset_service().splits(
+        account_id, http.integer_id(dataset_id, DATASET), http.list_query(app.current_event)
+    )
     return http.json_response(200, http.page_envelope(app.current_event, page))
 
 

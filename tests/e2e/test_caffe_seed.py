@@ -83,6 +83,8 @@ def test_seed_caffe_request_deploys_and_serves_googlenet_as_the_numpy_reference(
     # Then the network is created, converted with parity, and ready
     created = json.loads(completed.stdout)
     assert created["framework"] == "nv-caffe-0.x-mod" and created["name"] == "my new network", created
+    assert created["metadata"] == {"author": "me", "project": "Go to mars"}
+    assert created["preprocessing"]["inputs"][0]["image"]["mean_file"] == "mean_file_1.binaryproto"
     task = _wait(stack, f"/tasks/{created['task_id']}/", lambda body: body["status"] != "pending")
     assert task["status"] == "success", task
     deployed = _wait(stack, f"/networks/{created['id']}/", lambda body: body["status"] != "pending")

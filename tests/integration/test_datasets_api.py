@@ -149,6 +149,9 @@ def test_transformation_version_and_seeded_split_through_the_worker(api: Client,
     assert sorted(item["labels"][0] for item in test_items) == ["cat", "cat", "dog", "dog"]  # stratified
     repeat = api.get(f"{base}/splits/{again.json['id']}/items?part=test", headers=HEADERS).json["results"]
     assert [item["name"] for item in repeat] == [item["name"] for item in test_items]  # the same seed, the same items
+    searched = api.get(f"{base}/splits?search=AGAIN", headers=HEADERS).json
+    assert [found["name"] for found in searched["results"]] == ["holdout-again"]
+    assert api.get(f"{base}/versions?name=sma", headers=HEADERS).json["results"][0]["name"] == "small"
     looked = api.get("/v0.7/datasets/splits/lookup?dataset=pets&version=small&name=holdout", headers=HEADERS)
     assert looked.status_code == 200 and looked.json["id"] == split.json["id"]
 

@@ -261,15 +261,12 @@ class DatasetService:
 
     # -- versions -------------------------------------------------------------------------------------------
 
-    def versions(self, account_id: str, dataset_id: int, offset: int, limit: int) -> Page:
+    def versions(self, account_id: str, dataset_id: int, query: ListQuery) -> Page:
+        """SBrain's `search_versions`: a part of the name, description or author, any case; v1 first."""
         self.get(account_id, dataset_id)
         versions = sorted(self._datasets.list_versions(account_id, dataset_id), key=lambda version: version.number)
-        return Page(
-            count=len(versions),
-            offset=offset,
-            limit=limit,
-            results=[version_wire(v) for v in versions[offset : offset + limit]],
-        )
+        matches = [version for version in versions if _matches(version, query)]
+        return _page(matches, query, lambda version: version.number, version_wire)
 
     def version(self, account_id: str, dataset_id: int, name: str) -> DatasetVersion:
         self.get(account_id, dataset_id)
@@ -376,15 +373,12 @@ class DatasetService:
         )
         return split
 
-    def splits(self, account_id: str, dataset_id: int, offset: int, limit: int) -> Page:
+    def splits(self, account_id: str, dataset_id: int, query: ListQuery) -> Page:
+        """SBrain's `search_splits`: a part of the name, description or author, any case; oldest first."""
         self.get(account_id, dataset_id)
         splits = sorted(self._datasets.list_splits(account_id, dataset_id), key=lambda split: split.split_id)
-        return Page(
-            count=len(splits),
-            offset=offset,
-            limit=limit,
-            results=[split_wire(split) for split in splits[offset : offset + limit]],
-        )
+        matches = [split for split in splits if _matches(split, query)]
+        return _page(matches, query, lambda split: split.split_id, split_wire)
 
     def split(self, account_id: str, dataset_id: int, split_id: int) -> DatasetSplit:
         split = self._datasets.get_split(account_id, split_id)
@@ -416,13 +410,13 @@ class DatasetService:
         return Page(count=split.counts[part], offset=offset, limit=limit, results=[item_wire(line) for line in lines])
 
 
-def _matches(dataset: Dataset, query: ListQuery) -> bool:
-    text = "\n".join((dataset.name, dataset.description, dataset.author)).casefold()
+def _matches(record: Dataset | DatasetVersion | DatasetSplit, query: ListQuery) -> bool:
+    text = "\n".join((record.name, record.description, record.author)).casefold()
     return (
         (not query.search or query.search.casefold() in text)
-        and (not query.name or query.name.casefold() in dataset.name.casefold())
-        and (not query.author or query.author.casefold() in dataset.author.casefold())
-        and (not query.status or query.status == dataset.status.value)
+        and (not query.name or query.name.casefold() in record.name.casefold())
+        and (not query.author or query.author.casefold() in record.author.casefold())
+        and (not query.status or query.status == record.status.value)
     )
 
 
