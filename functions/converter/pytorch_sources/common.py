@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from functions.converter.errors import ConversionFailed, Reason, listing
+from functions.converter.errors import ConversionFailed, Reason, error_summary, listing
 from functions.converter.parity import DEFAULT_BATCH_SIZE, DEFAULT_DYNAMIC_SIZE
 from functions.converter.signature import NameMap, unknown_tensor
 from functions.converter.tensorflow_sources.common import Reference, Requests
@@ -187,17 +187,37 @@ def spec_by_name(requests: Requests, known: Sequence[str], label: str, what: str
 class TorchReference(Reference):
     """Runs the original model with torch: feeds by input name, outputs by their flattened names."""
 
-    def __init__(self, module: Callable[..., Any], input_names: Sequence[str], label: str, description: str) -> None:
+    def __init__(
+        self,
+        module: Callable[..., Any],
+        input_names: Sequence[str],
+        label: str,
+        description: str,
+        accepted: Sequence[str] = (),
+    ) -> None:
         self.module = module
         self.input_names = list(input_names)
         self.label = label
         self.description = description
+        self.accepted = list(accepted)  # the sizes the model was exported for, said when it refuses others
 
     def run(self, feeds: Mapping[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
         import torch
 
         arguments = [torch.from_numpy(np.ascontiguousarray(feeds[name])) for name in self.input_names]
-        with torch.inference_mode():
-            result = self.module(*arguments)
+        try:
+            with torch.inference_mode():
+                result = self.module(*arguments)
+        except Exception as error:
+            if not self.accepted:
+                raise
+            shapes = {name: list(argument.shape) for name, argument in zip(self.input_names, arguments, strict=True)}
+            raise ConversionFailed(
+                Reason.RUNTIME_ERROR,
+                f"{self.label} fails on inputs shaped {shapes}: {error_summary(error)}; it was exported for "
+                f"{', '.join(self.accepted)}: set conversion_options.test_batch_size within that range or "
+                "upload test_input.npz.",
+                {"input_shapes": shapes, "accepted": self.accepted},
+            ) from None
         produced = dict(named_outputs(result, self.label))
         return {name: produced[name].detach().cpu().numpy() for name in outputs}

@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 
 from functions.converter.errors import ConversionFailed, Reason, error_summary
+from functions.converter.parity import DEFAULT_BATCH_SIZE, DEFAULT_DYNAMIC_SIZE
 from functions.converter.pytorch_sources.common import (
     TorchReference,
     check_requests,
@@ -54,6 +55,7 @@ def convert(
     shapes = {}
     for name, value in placeholders.items():
         shape = shapes[name] = _program_shape(name, value, entries.get(name), label)
+        _sizes_within_ranges(program, value, shape, symbols)
         examples.append(example_input(name, dtype_name(_numpy_dtype(value)), shape, test_inputs, symbols, rng))
     module = program.module()
     try:
@@ -65,7 +67,8 @@ def convert(
         shapes = {name: list(example.shape) for name, example in zip(input_names, examples, strict=True)}
         raise ConversionFailed(
             Reason.RUNTIME_ERROR,
-            f"{label} fails on inputs shaped {shapes}: {error_summary(error)}",
+            f"{label} fails on inputs shaped {shapes}: {error_summary(error)}; upload test_input.npz with "
+            "inputs it accepts.",
             {"input_shapes": shapes},
         ) from None
     output_names = [name for name, _ in outputs]
@@ -100,7 +103,11 @@ def convert(
     if used_opset != opset:
         notes.append(f"torch's dynamo exporter writes opset {MIN_DYNAMO_OPSET} or later: opset {used_opset} was used.")
     reference = TorchReference(
-        module, input_names, label, f"torch {torch.__version__} running the torch.export program"
+        module,
+        input_names,
+        label,
+        f"torch {torch.__version__} running the torch.export program",
+        _accepted_ranges(program, placeholders),
     )
     return Conversion(
         model=model,
@@ -121,6 +128,34 @@ def _user_inputs(program: Any) -> dict[str, Any]:
         if node.op == "placeholder" and node.name in wanted and isinstance(node.meta.get("val"), torch.Tensor):
             found[node.name] = node.meta["val"]
     return {name: found[name] for name in wanted if name in found}
+
+
+def _sizes_within_ranges(program: Any, value: Any, shape: list[Any], symbols: dict[str, int]) -> None:
+    """Example sizes for free dimensions inside the ranges the program was exported with (Dim min/max)."""
+    import torch
+
+    for axis, (dim, symbol) in enumerate(zip(value.shape, shape, strict=True)):
+        bounds = program.range_constraints.get(dim.node.expr) if isinstance(dim, torch.SymInt) else None
+        if bounds is None or not isinstance(symbol, str) or symbol in symbols:
+            continue
+        size = max(DEFAULT_BATCH_SIZE if axis == 0 else DEFAULT_DYNAMIC_SIZE, int(bounds.lower))
+        if bounds.upper.is_finite:
+            size = min(size, int(bounds.upper))
+        symbols[symbol] = size
+
+
+def _accepted_ranges(program: Any, placeholders: dict[str, Any]) -> list[str]:
+    """`x dimension 0 in 10..100` for each free dimension the program bounds (Dim min/max)."""
+    import torch
+
+    ranges = []
+    for name, value in placeholders.items():
+        for axis, dim in enumerate(value.shape):
+            bounds = program.range_constraints.get(dim.node.expr) if isinstance(dim, torch.SymInt) else None
+            if bounds is not None:
+                upper = str(int(bounds.upper)) if bounds.upper.is_finite else ""
+                ranges.append(f"{name} dimension {axis} in {int(bounds.lower)}..{upper}")
+    return ranges
 
 
 def _name_free_dimensions(model: onnx.ModelProto, placeholders: dict[str, Any], shapes: dict[str, list[Any]]) -> None:
