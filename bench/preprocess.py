@@ -370,6 +370,15 @@ def main() -> None:
                 f"{_best(rates) / tf_rate:>4.2f}x",
                 flush=True,
             )
+            print(
+                f"{'':>16} candidates: "
+                + " | ".join(
+                    f"{name} {rates[name]:.1f} ({rates[name] / ours:.2f}x; d {deviations[name][0]:.2f}/"
+                    f"{deviations[name][1]:.1f})"
+                    for name in deviations
+                ),
+                flush=True,
+            )
     if child is not None:
         child.stdin.close()  # type: ignore[union-attr]
         child.wait()
