@@ -112,7 +112,7 @@ class Template:
         raise KeyError(f"{logical_id}.{attribute} has no local value")
 
     def resolve(self, value: Any) -> Any:
-        """Resolve Ref, Fn::GetAtt, Fn::Sub and Fn::Join the way CloudFormation would, locally."""
+        """Resolve Ref, Fn::GetAtt, Fn::Sub, Fn::Join and Fn::If the way CloudFormation would, locally."""
         if isinstance(value, list):
             return [self.resolve(item) for item in value]
         if not isinstance(value, dict):
@@ -129,7 +129,33 @@ class Template:
             if key == "Fn::Join":
                 separator, items = argument
                 return separator.join(str(item) for item in self.resolve(items))
+            if key == "Fn::If":
+                # Only the branch the condition picks is resolved: the other may name resources the
+                # condition leaves out (the workers', locally).
+                condition, when_true, when_false = argument
+                return self.resolve(when_true if self.condition(condition) else when_false)
         return {key: self.resolve(item) for key, item in value.items()}
+
+    def condition(self, name: str) -> bool:
+        """A condition of the template's Conditions section, from the parameters (the workers' are false locally)."""
+        return bool(self._evaluate(self.document.get("Conditions", {})[name]))
+
+    def _evaluate(self, value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1:
+            ((key, argument),) = value.items()
+            if key == "Fn::And":
+                return all(self._evaluate(item) for item in argument)
+            if key == "Fn::Or":
+                return any(self._evaluate(item) for item in argument)
+            if key == "Fn::Not":
+                return not self._evaluate(argument[0])
+            if key == "Fn::Equals":
+                return self._evaluate(argument[0]) == self._evaluate(argument[1])
+            if key == "Condition":
+                return self.condition(argument)
+            if key == "Ref" and argument in self.parameters:
+                return self.parameters[argument]
+        return self.resolve(value)
 
     def _sub(self, argument: Any) -> str:
         text, variables = (argument, {}) if isinstance(argument, str) else (argument[0], argument[1])
@@ -152,7 +178,7 @@ class Template:
         functions = {}
         for name, spec in self.of_type("AWS::Serverless::Function").items():
             properties = spec["Properties"]
-            env = dict(shared_env) | properties.get("Environment", {}).get("Variables", {})
+            env = dict(shared_env) | dict(properties.get("Environment", {}).get("Variables", {}))
             if properties.get("PackageType") == "Image":
                 # The image's command names the handler by its import path from the repository root.
                 dotted = properties["ImageConfig"]["Command"][0]

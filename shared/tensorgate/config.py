@@ -39,6 +39,8 @@ class Settings:
     # minimum capacity endpoints' replicas hold up; empty (locally): the settings are stored and shown only.
     cpu_worker_service: str = ""
     gpu_worker_service: str = ""
+    # Predictions of endpoints without gpu_required, for the CPU worker service; empty: the inference queue.
+    cpu_inference_queue_url: str = ""
     # Batch jobs' items: a queue of their own, which the workers serve after the inference queue.
     batch_queue_url: str = ""
     # The dataset worker's queue: extractions the API restarts, transformations and splits.
@@ -66,6 +68,7 @@ class Settings:
             predict_budget_seconds=_predict_budget(env.get("PREDICT_BUDGET_SECONDS", "")),
             cpu_worker_service=env.get("CPU_WORKER_SERVICE", ""),
             gpu_worker_service=env.get("GPU_WORKER_SERVICE", ""),
+            cpu_inference_queue_url=env.get("CPU_INFERENCE_QUEUE_URL", ""),
             dataset_queue_url=env.get("DATASET_QUEUE_URL", ""),
         )
 

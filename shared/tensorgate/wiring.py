@@ -102,6 +102,11 @@ def endpoint_service() -> EndpointService:
             counters_table=settings.counters_table,
             services={"cpu": settings.cpu_worker_service, "gpu": settings.gpu_worker_service},
         )
+    cpu_queue = None
+    if settings.cpu_inference_queue_url:  # deployed: CPU endpoints' predictions go to the CPU workers
+        from tensorgate.adapters.sqs import SqsQueue
+
+        cpu_queue = SqsQueue(settings.cpu_inference_queue_url)
     return EndpointService(
         endpoints=DynamoEndpointRepository(settings.networks_table),
         networks=DynamoNetworkRepository(settings.networks_table),
@@ -110,6 +115,7 @@ def endpoint_service() -> EndpointService:
         tasks=task_service(),
         ids=DynamoIdAllocator(settings.counters_table),
         capacity=capacity,
+        cpu_queue=cpu_queue,
         policy=PredictPolicy(budget_seconds=settings.predict_budget_seconds),
     )
 

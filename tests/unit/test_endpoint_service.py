@@ -51,6 +51,7 @@ class Harness:
         self.tasks = InMemoryTaskRepository()
         self.queue = InMemoryMessageQueue()
         self.capacity = InMemoryWorkerCapacity()
+        self.cpu_queue = InMemoryMessageQueue()
         self.clock = Clock()
         ids = CountingIdAllocator()
         for network_id in (1, 2):
@@ -81,6 +82,7 @@ class Harness:
             TaskService(self.tasks),
             ids,
             capacity=self.capacity,
+            cpu_queue=self.cpu_queue,
             policy=PredictPolicy(budget_seconds=10.0),
             clock=lambda: NOW,
             monotonic=self.clock.monotonic,
@@ -93,7 +95,7 @@ class Harness:
         def work(now: float) -> None:
             if now < seconds:
                 return
-            for message, _ in self.queue.messages:
+            for message, _ in self.queue.messages + self.cpu_queue.messages:
                 task = self.tasks.get(message["task_id"])
                 assert task is not None
                 self.tasks.finish(task.model_copy(update={"status": TaskStatus.SUCCESS, "data": {"tensors": []}}))
@@ -147,7 +149,7 @@ def test_canary_takes_exactly_its_weight_of_predictions_and_each_task_records_it
         {"network_id": 1, "canary": False},
         {"network_id": 2, "canary": True},
     ]
-    assert [message["network_id"] for message, _ in harness.queue.messages[:4]] == [1, 1, 1, 2]
+    assert [message["network_id"] for message, _ in harness.cpu_queue.messages[:4]] == [1, 1, 1, 2]
 
 
 def test_patch_promoting_the_canary_clears_the_split() -> None:
@@ -180,7 +182,7 @@ def test_shut_down_endpoint_refuses_predictions_and_queues_nothing() -> None:
     harness.service.shutdown("acme", endpoint.endpoint_id)
     with pytest.raises(EndpointShutdown, match="shut down"):
         harness.service.predict("acme", endpoint.endpoint_id, {"features": [IMAGE]}, None)
-    assert harness.queue.messages == []
+    assert harness.cpu_queue.messages == []
 
 
 def test_predict_with_a_bad_second_feature_queues_nothing() -> None:
@@ -188,4 +190,13 @@ def test_predict_with_a_bad_second_feature_queues_nothing() -> None:
     endpoint = harness.service.create("acme", "ana", {"name": "pets", "network_id": 1})
     with pytest.raises(ValidationFailed, match="base64"):
         harness.service.predict("acme", endpoint.endpoint_id, {"features": [IMAGE, "%%%"]}, None)
-    assert harness.queue.messages == [] and harness.tasks.records == {}
+    assert harness.cpu_queue.messages == [] and harness.tasks.records == {}
+
+
+def test_predictions_go_to_the_cpu_workers_queue_unless_the_endpoint_requires_a_gpu() -> None:
+    harness = Harness()
+    cpu = harness.service.create("acme", "ana", {"name": "cpu", "network_id": 1})
+    gpu = harness.service.create("acme", "ana", {"name": "gpu", "network_id": 1, "gpu_required": True})
+    harness.service.predict("acme", cpu.endpoint_id, {"features": [IMAGE, IMAGE]}, 0)
+    harness.service.predict("acme", gpu.endpoint_id, {"features": [IMAGE]}, 0)
+    assert len(harness.cpu_queue.messages) == 2 and len(harness.queue.messages) == 1

@@ -29,7 +29,7 @@ from tensorgate.forms import decode_json_fields
 from tensorgate.listing import ListQuery, to_page
 from tensorgate.messages import RecognitionPlan
 from tensorgate.models import Endpoint, EndpointStatus, Page, Task, TaskStatus, utc_now
-from tensorgate.ports import EndpointRepository, IdAllocator, NetworkRepository, WorkerCapacity
+from tensorgate.ports import EndpointRepository, IdAllocator, MessageQueue, NetworkRepository, WorkerCapacity
 from tensorgate.schemas import (
     ENDPOINT_MUTABLE_FIELDS,
     ENDPOINT_READ_ONLY_FIELDS,
@@ -112,6 +112,7 @@ class EndpointService:
         tasks: TaskService,
         ids: IdAllocator,
         capacity: WorkerCapacity | None = None,
+        cpu_queue: MessageQueue | None = None,
         policy: PredictPolicy | None = None,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
@@ -124,6 +125,8 @@ class EndpointService:
         self._tasks = tasks
         self._ids = ids
         self._capacity = capacity
+        # Endpoints without gpu_required predict on the CPU workers' queue when there is one.
+        self._cpu_queue = cpu_queue
         self._policy = policy or PredictPolicy()
         self._clock = clock
         self._monotonic = monotonic
@@ -295,8 +298,10 @@ class EndpointService:
                     f"Endpoint {endpoint.name!r} cannot predict: {gone.message.rstrip('.')}; PATCH the endpoint to "
                     "another target."
                 ) from None
+        queue = None if endpoint.gpu_required else self._cpu_queue
         tasks = [
-            self._inference.send(item, endpoint_id=endpoint.endpoint_id, target=target) for item, target in prepared
+            self._inference.send(item, endpoint_id=endpoint.endpoint_id, target=target, queue=queue)
+            for item, target in prepared
         ]
         budget = self._policy.budget_seconds if wait_seconds is None else min(wait_seconds, self._policy.budget_seconds)
         return Prediction(endpoint.endpoint_id, self._wait(account_id, tasks, budget))

@@ -155,10 +155,15 @@ class InferenceService:
         return PreparedInference(account_id, network_id, request, detection, sources, recognition)
 
     def send(
-        self, prepared: PreparedInference, endpoint_id: int | None = None, target: dict[str, Any] | None = None
+        self,
+        prepared: PreparedInference,
+        endpoint_id: int | None = None,
+        target: dict[str, Any] | None = None,
+        queue: MessageQueue | None = None,
     ) -> Task:
-        """Store a checked request's large inputs, open its task and queue it; `endpoint_id` and `target` record
-        the endpoint a prediction went through and which of its targets answers it."""
+        """Store a checked request's large inputs, open its task and queue it (on `queue`, else the inference
+        queue); `endpoint_id` and `target` record the endpoint a prediction went through and which of its
+        targets answers it."""
         account_id, network_id, request = prepared.account_id, prepared.network_id, prepared.request
         sources, detection, recognition = prepared.sources, prepared.detection, prepared.recognition
         task_id = self._ids.next_id("task")
@@ -212,7 +217,7 @@ class InferenceService:
                 recognition=recognition,
                 submitted_at=now,
             )
-            self._queue.send(message.model_dump(mode="json"), group=f"{account_id}/{network_id}")
+            (queue or self._queue).send(message.model_dump(mode="json"), group=f"{account_id}/{network_id}")
         except BaseException:
             self._tasks.delete(task_id)
             for key in stored:
