@@ -107,8 +107,9 @@ def stop_stack(stack: RunningStack) -> None:
 
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[RunningStack]:
-    """The API alone (`--no-workers`): networks stay `pending`, which is all the wire tests need."""
-    stack = start_stack(with_workers=False)
+    """The API alone (`--no-workers`): networks stay `pending`, which is all the wire tests need. No worker
+    answers an endpoint's predictions, so they wait a short budget before their 202."""
+    stack = start_stack(with_workers=False, environment={"PREDICT_BUDGET_SECONDS": "0.2"})
     yield stack
     stop_stack(stack)
 

@@ -13,7 +13,8 @@ READY_NETWORK_ID = 900_000_001
 PENDING_NETWORK_ID = 900_000_002
 # The counter starts at 1: no network ever has this id.
 NO_NETWORK_ID = 0
-# The environment variable naming the spec and version the run relies on: `{"spec_id": N, "version_id": M}`.
+# The environment variable naming the spec, version and endpoint the run relies on:
+# `{"spec_id": N, "version_id": M, "endpoint_id": E}`.
 KEPT_RECOGNITION = "TENSORGATE_FUZZ_KEPT_RECOGNITION"
 
 
@@ -25,7 +26,9 @@ def before_call(context: schemathesis.HookContext, case: schemathesis.Case, kwar
     if case.method.upper() == "DELETE" and str((case.path_parameters or {}).get("network_id")) in kept:
         case.path_parameters["network_id"] = NO_NETWORK_ID
     # The same for the recognition spec and version the run relies on (the counters start at 1: 0 is no one's).
+    # And the endpoint (a shutdown would end its predictions just as a delete would).
     kept_recognition = json.loads(os.environ.get(KEPT_RECOGNITION) or "{}")
+    ending = case.method.upper() == "DELETE" or case.path.endswith("/shutdown")
     for name, kept_id in kept_recognition.items():
-        if case.method.upper() == "DELETE" and str((case.path_parameters or {}).get(name)) == str(kept_id):
+        if ending and str((case.path_parameters or {}).get(name)) == str(kept_id):
             case.path_parameters[name] = 0

@@ -99,7 +99,7 @@ def prepare_account(stack: RunningStack) -> str:
 
 def prepare_recognition(stack: RunningStack, api_key: str) -> dict[str, int]:
     """A spec whose current version reads the ready network, so recognition inference reaches its validation;
-    and the spec's public copy."""
+    the spec's public copy; and an endpoint on the spec, so predictions reach theirs."""
     headers = {"X-API-KEY": api_key}
     labels = [{"id": index, "name": name} for index, name in enumerate(POSTPROCESSINGS[0]["tensors_output"]["labels"])]
     spec = requests.post(
@@ -118,12 +118,19 @@ def prepare_recognition(stack: RunningStack, api_key: str) -> dict[str, int]:
     )
     assert version.status_code == 201, version.text
     admin(stack, "publish-spec", FUZZ_ACCOUNT, str(spec.json()["id"]), PUBLIC_SPEC_SLUG)
-    return {"spec_id": spec.json()["id"], "version_id": version.json()["id"]}
+    endpoint = requests.post(
+        f"{stack.url}/endpoints",
+        headers=headers,
+        json={"name": "fuzzed endpoint", "recognition_spec_id": spec.json()["id"]},
+        timeout=30,
+    )
+    assert endpoint.status_code == 201, endpoint.text
+    return {"spec_id": spec.json()["id"], "version_id": version.json()["id"], "endpoint_id": endpoint.json()["id"]}
 
 
 def schemathesis_config(recognition: dict[str, int]) -> str:
     """Known ids mixed into what is generated: inference on the ready and the pending network, the public slug,
-    the spec and its version."""
+    the spec, its version and the endpoint on it."""
     return f"""
 hooks = "tests.e2e.fuzz_hooks"
 
@@ -181,6 +188,21 @@ parameters = {{ "path.version_id" = {{ dictionary = "versions", probability = 0.
 [[operations]]
 include-operation-id = "GetPublicRecognitionSpec"
 parameters = {{ "path.slug" = {{ dictionary = "spec_slugs", probability = 0.5 }} }}
+
+[dictionaries.endpoints]
+values = [{recognition["endpoint_id"]}]
+
+[[operations]]
+include-operation-id = "PredictEndpoint"
+parameters = {{ "path.endpoint_id" = {{ dictionary = "endpoints", probability = 0.9 }} }}
+
+[[operations]]
+include-operation-id = "GetEndpoint"
+parameters = {{ "path.endpoint_id" = {{ dictionary = "endpoints", probability = 0.5 }} }}
+
+[[operations]]
+include-operation-id = "UpdateEndpoint"
+parameters = {{ "path.endpoint_id" = {{ dictionary = "endpoints", probability = 0.5 }} }}
 """
 
 
