@@ -1,0 +1,133 @@
+"""Endpoint predict through `make dev`: latency answered in the same response, one client and 8 clients.
+
+The local stack is started as `make dev` starts it, the README's demo classifier is created and converted
+over HTTP, and an endpoint is created on it. Each client sends predictions one after another (one photo
+as SBrain's `{"features": [...]}`), each waiting for its answer; every answer must be a 200 holding the
+result (a 202 is counted as deferred, an error as failed). Latency is the whole HTTP round trip.
+Baseline in the same run: the same photo queued with `POST /networks/{id}/inference` and its task polled
+every 10 ms until it ended, the way a client without endpoints got its result.
+
+Goals (issue 12): p50 <= 150 ms with one client, p99 <= 400 ms with 8 clients.
+
+    python bench/predict.py [--requests 100] [--clients 8] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+from local_stack import Stack, deploy_demo, percentile, photo, start
+
+
+def predict_once(session: requests.Session, stack: Stack, endpoint_id: int, body: dict[str, Any]) -> tuple[float, int]:
+    started = time.perf_counter()
+    reply = session.post(
+        f"{stack.url}/endpoints/{endpoint_id}/predict", headers={"X-API-KEY": stack.api_key}, json=body, timeout=60
+    )
+    elapsed = time.perf_counter() - started
+    if reply.status_code == 200 and reply.json()["predictions"][0]["status"] != "success":
+        return elapsed, 500
+    return elapsed, reply.status_code
+
+
+def poll_once(session: requests.Session, stack: Stack, network_id: int, image: bytes) -> tuple[float, int]:
+    headers = {"X-API-KEY": stack.api_key}
+    body = {"inputs": [{"image": {"source": base64.b64encode(image).decode()}}]}
+    started = time.perf_counter()
+    reply = session.post(f"{stack.url}/networks/{network_id}/inference", headers=headers, json=body, timeout=60)
+    if reply.status_code != 200:
+        return time.perf_counter() - started, reply.status_code
+    task_id = reply.json()["task_id"]
+    while True:
+        task = session.get(f"{stack.url}/tasks/{task_id}/", headers=headers, timeout=60).json()
+        if task["status"] != "pending":
+            return time.perf_counter() - started, 200 if task["status"] == "success" else 500
+        time.sleep(0.01)
+
+
+def run(clients: int, count: int, call: Any) -> dict[str, Any]:
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def client(_: int) -> None:
+        session = requests.Session()
+        for _ in range(count // clients):
+            elapsed, status = call(session)
+            with lock:
+                latencies.append(elapsed)
+                statuses[status] = statuses.get(status, 0) + 1
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        list(pool.map(client, range(clients)))
+    seconds = time.perf_counter() - started
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "per_second": len(latencies) / seconds,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "statuses": statuses,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=100, help="predictions per row")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    stack = start()
+    try:
+        network = deploy_demo(stack)
+        endpoint = requests.post(
+            f"{stack.url}/endpoints/",
+            headers={"X-API-KEY": stack.api_key},
+            json={"name": "bench", "network_id": network["id"]},
+            timeout=60,
+        ).json()
+        image = photo(1)
+        body = {"features": [base64.b64encode(image).decode()]}
+        # Warm every handler and the worker's session before measuring.
+        run(2, 10, lambda session: predict_once(session, stack, endpoint["id"], body))
+        rows = {
+            "predict, 1 client": run(1, args.requests, lambda s: predict_once(s, stack, endpoint["id"], body)),
+            f"predict, {args.clients} clients": run(
+                args.clients, args.requests, lambda s: predict_once(s, stack, endpoint["id"], body)
+            ),
+            "before: queue + poll, 1 client": run(
+                1, args.requests, lambda s: poll_once(s, stack, network["id"], image)
+            ),
+            f"before: queue + poll, {args.clients} clients": run(
+                args.clients, args.requests, lambda s: poll_once(s, stack, network["id"], image)
+            ),
+        }
+    finally:
+        stack.stop()
+    print("\n| run | requests | req/s | p50 | p99 | answers |")
+    print("|---|---|---|---|---|---|")
+    for name, row in rows.items():
+        print(
+            f"| {name} | {row['requests']} | {row['per_second']:.1f} | {row['p50_ms']:.0f} ms | "
+            f"{row['p99_ms']:.0f} ms | {row['statuses']} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    failed = sum(count for row in rows.values() for status, count in row["statuses"].items() if status != 200)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
