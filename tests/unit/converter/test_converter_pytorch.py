@@ -192,3 +192,25 @@ def test_convert_network_pytorch_program_bounded_batch_names_its_range_and_conve
     assert caught.value.reason is Reason.RUNTIME_ERROR
     assert "exported for x dimension 0 in 10..100: set conversion_options.test_batch_size" in caught.value.message
     assert result.parity["passed"] and result.signature.inputs[0].shape == ("batch", 6)
+
+
+@pytest.mark.parametrize("save", ["script", "trace"])
+def test_convert_network_pytorch_integer_and_bool_inputs_of_symbolic_length_convert_with_parity(save, upload, output):
+    model = torch_zoo.TokenClassifier().eval()
+    tokens, mask = torch.tensor([[3, 7, 1, 0], [5, 2, 0, 0]]), torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]]).bool()
+    saved = torch.jit.script(model) if save == "script" else torch.jit.trace(model, (tokens, mask))
+    torch.jit.save(saved, str(upload / "model.pt"))
+    spec = [
+        {"name": "tokens", "dtype": "int64", "shape": ["batch", "length"]},
+        {"name": "mask", "dtype": "bool", "shape": ["batch", "length"]},
+    ]
+
+    result = convert_network(upload, output, framework="pytorch", input_spec=spec)
+
+    assert result.parity["passed"], result.parity
+    assert [tensor.shape for tensor in result.signature.inputs] == [("batch", "length"), ("batch", "length")]
+    session = ort.InferenceSession(str(output / "model.onnx"), providers=["CPUExecutionProvider"])
+    longer = torch.randint(0, 20, (3, 7)), torch.rand(3, 7) < 0.7
+    (logits,) = session.run(None, {"tokens": longer[0].numpy(), "mask": longer[1].numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(logits, model(*longer).numpy(), rtol=1e-5, atol=1e-6)

@@ -194,6 +194,19 @@ class BoxesAndScores(nn.Module):
         return torch.sigmoid(self.boxes(x)), torch.softmax(self.scores(x), dim=-1)
 
 
+class TokenClassifier(nn.Module):
+    """Token ids and a padding mask of any length in (int64 and bool), class logits out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(20, 4)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        embedded = self.embedding(tokens) * mask.unsqueeze(-1).float()
+        return self.fc(embedded.sum(1) / mask.float().sum(1, keepdim=True).clamp(min=1.0))
+
+
 @dataclass(frozen=True)
 class Architecture:
     name: str
