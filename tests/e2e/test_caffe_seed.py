@@ -1,8 +1,10 @@
 """The v0.7 seed's own create example, a Caffe GoogLeNet, sent with curl through `make dev`'s stack.
 
-The request is the seed's cURL command as written, but for the host, the key and the folder the
-files were saved in; the files are a GoogLeNet-shaped network built by tests/unit/converter/caffe_zoo.py
+The request is the seed's cURL command as written, but for the host and the key. Its three files are
+where the seed's download step puts them (/tmp/deploy.prototxt, /tmp/snapshot.caffemodel,
+/tmp/imagenet_mean.binaryproto): a GoogLeNet-shaped network built by tests/unit/converter/caffe_zoo.py
 (prototxt + caffemodel from numpy weights) and an ImageNet-sized 3×256×256 mean in Caffe's format.
+They are written whole and then renamed, with the same bytes every time, so runs at once agree.
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ def _mean() -> np.ndarray:
     )
 
 
+def _write_whole(path: Path, data: bytes) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
 def _wait(stack: RunningStack, path: str, done, seconds: float = 300) -> dict:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -64,11 +72,14 @@ def test_seed_caffe_request_deploys_and_serves_googlenet_as_the_numpy_reference(
     local_stack_with_workers: RunningStack, tmp_path: Path
 ) -> None:
     stack = local_stack_with_workers
-    # Given the seed's three files, saved where its download step puts them (here, a folder of our own)
+    # Given the seed's three files, saved where its download step puts them
     net = caffe_zoo.googlenet_shaped()
     net.write(tmp_path)
-    (tmp_path / "imagenet_mean.binaryproto").write_bytes(caffe_zoo.mean_binaryproto(_mean()))
-    command = SEED_REQUEST.replace("https://api.deepomatic.com/v0.7", stack.url).replace("/tmp/", f"{tmp_path}/")
+    seed_files = Path("/tmp")
+    for name in ("deploy.prototxt", "snapshot.caffemodel"):
+        _write_whole(seed_files / name, (tmp_path / name).read_bytes())
+    _write_whole(seed_files / "imagenet_mean.binaryproto", caffe_zoo.mean_binaryproto(_mean()))
+    command = SEED_REQUEST.replace("https://api.deepomatic.com/v0.7", stack.url)
 
     # When the seed's curl command is run as written
     completed = subprocess.run(
