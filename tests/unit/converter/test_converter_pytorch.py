@@ -3,6 +3,8 @@ converted with a dynamic batch and checked against torch; the refusals a PyTorch
 
 from __future__ import annotations
 
+import zipfile
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -214,3 +216,21 @@ def test_convert_network_pytorch_integer_and_bool_inputs_of_symbolic_length_conv
     (logits,) = session.run(None, {"tokens": longer[0].numpy(), "mask": longer[1].numpy()})
     with torch.no_grad():
         np.testing.assert_allclose(logits, model(*longer).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_convert_network_pytorch_file_inside_the_presigned_archive_converts(upload, output, tmp_path):
+    # Files over the multipart limit arrive as one model.zip (the client zips them, TorchScript itself a zip)
+    architecture = torch_zoo.ARCHITECTURES["TwoInputs"]
+    scripted = torch_zoo.save_torchscript(architecture.model(), tmp_path / "model.pt")
+    np.savez(
+        tmp_path / "test_input.npz",
+        **{name: value.numpy() for name, value in zip(["image", "features"], architecture.examples(3), strict=True)},
+    )
+    with zipfile.ZipFile(upload / "model.zip", "w") as archive:
+        archive.write(scripted, "model.pt")
+        archive.write(tmp_path / "test_input.npz", "test_input.npz")
+
+    result = convert_network(upload, output, framework="pytorch", input_spec=list(architecture.input_spec))
+
+    assert result.source["files"] == ["model.zip:model.pt"] and result.parity["passed"]
+    assert [case["input_shapes"]["image"][0] for case in result.parity["cases"]] == [2, 3]
