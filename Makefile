@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install dev test test-fast fuzz lint format bench zoo clean
+.PHONY: install dev test test-fast test-pillow-simd fuzz lint format bench zoo clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,18 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not e2e"
+
+# The preprocessing tests on Pillow-SIMD, the Pillow build the worker image installs. This compiles it
+# (a C compiler and the libjpeg, zlib, libtiff and libwebp headers); the venv borrows .venv's other packages.
+SIMD_VENV := .venv-pillow-simd
+PILLOW_SIMD := 12.1.1.post0
+test-pillow-simd: $(STAMP)
+	@test -x $(SIMD_VENV)/bin/python || $(PYTHON) -m venv $(SIMD_VENV)
+	$(BIN)/python -c "import sysconfig; print(sysconfig.get_path('purelib'))" \
+		> "$$($(SIMD_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_path('purelib'))")/tensorgate-venv.pth"
+	$(SIMD_VENV)/bin/python -c "import importlib.metadata as m; m.version('pillow-simd')" 2>/dev/null \
+		|| CC="cc -mavx2" $(SIMD_VENV)/bin/pip install --quiet --no-deps --no-cache-dir pillow-simd==$(PILLOW_SIMD)
+	PYTHONPATH=layers/preprocessing:shared:local:client $(SIMD_VENV)/bin/python -m pytest tests/unit/preprocessing -q
 
 # Schemathesis against the local stack, 500 examples per operation (`make test` runs 20); FUZZ_SEED replays a run.
 fuzz: $(STAMP)
@@ -55,4 +67,4 @@ zoo: $(STAMP)
 	$(BIN)/python bench/zoo.py $(ZOO_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .aws-sam
+	rm -rf $(VENV) $(SIMD_VENV) .pytest_cache .ruff_cache .mypy_cache .aws-sam
