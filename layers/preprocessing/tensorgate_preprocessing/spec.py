@@ -124,9 +124,7 @@ class ImageSpec(_Strict):
                 raise ValueError(f"resize_type {self.resize_type.value} takes target_size 'WxH', not a single number")
         if self.mean_file is not None:
             if not self.mean_file.endswith((".npy", ".binaryproto")):
-                raise ValueError(
-                    "mean_file must name a .npy file (or Caffe's .binaryproto) uploaded with the network"
-                )
+                raise ValueError("mean_file must name a .npy file (or Caffe's .binaryproto) uploaded with the network")
             if self.data_type is DataType.UINT8:
                 raise ValueError("mean_file cannot be used with data_type UINT8: UINT8 inputs are raw pixels")
         return self
