@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from tensorgate_preprocessing.errors import InvalidModelOutput
 from tensorgate_preprocessing.geometry import ImageTransform
@@ -266,6 +266,12 @@ def test_anchored_output_sigmoid_scores_and_a_shape_mismatch_is_a_sentence() -> 
         recognize(outputs, [PETS[:2]], [anchored([0.5, 0.5], background_class=True)], SQUASHED)
 
 
+def clear_of_the_nms_threshold(boxes: list[list[float]], nms: float) -> bool:
+    """No two boxes overlap by the NMS threshold itself: decoded boxes carry rounding errors, and on such a tie
+    whether NMS keeps the box depends on the last bit."""
+    return all(abs(iou(a, b) - nms) > 1e-9 for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+
+
 def encode(box: list[float], anchor: list[float], variances: list[float]) -> list[float]:
     """Plain Python SSD encoding of a corner box against a (cx, cy, w, h) anchor: the decoder's inverse."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
@@ -291,6 +297,7 @@ def test_anchored_output_matches_the_plain_reference_and_maps_back_within_a_pixe
 ) -> None:
     grid = data.draw(st.lists(box, min_size=rows, max_size=rows))
     boxes = [[value / 20 for value in b] for b in grid]
+    assume(clear_of_the_nms_threshold(boxes, nms))
     anchor_grid = data.draw(st.lists(box, min_size=rows, max_size=rows))
     anchors = [[(a[0] + a[2]) / 40, (a[1] + a[3]) / 40, (a[2] - a[0]) / 20, (a[3] - a[1]) / 20] for a in anchor_grid]
     deltas = [encode(b, a, variances) for b, a in zip(boxes, anchors, strict=True)]
@@ -355,6 +362,7 @@ def test_yolo_v8_matches_the_plain_reference_and_maps_back_within_a_pixel(
     scores = [[flat[r * classes + c] / 10_000 for c in range(classes)] for r in range(rows)]
     thresholds = data.draw(st.lists(st.sampled_from([0.0, 0.25, 0.5]), min_size=classes, max_size=classes))
     labels = [{"id": c, "name": f"c{c}"} for c in range(classes)]
+    assume(clear_of_the_nms_threshold(boxes, nms))
     # Centre and size in the 100×100 input's pixels, attributes down the columns as v8 exports them.
     head = [
         [(b[0] + b[2]) * 50, (b[1] + b[3]) * 50, (b[2] - b[0]) * 100, (b[3] - b[1]) * 100, *s]
