@@ -275,6 +275,12 @@ def subjects(stack: Stack) -> list[Subject]:
             lambda: api(requests["recognition_api/01_create_spec.json"]),
             201,
         ),
+        Subject(
+            "functions.endpoints_api.app",
+            "GET /v0.7/endpoints",
+            lambda: api({"method": "GET", "path": "/v0.7/endpoints/"}),
+            200,
+        ),
         Subject("functions.dead_letter_handler.app", "inference dead letter", stack.dead_letter_event, 200),
     ]
 
