@@ -23,10 +23,10 @@ class DynamoEndpointRepository:
     endpoint, written in the same transaction as the record: two creates with one name cannot both win, and
     a lookup by name is one read."""
 
-    def __init__(self, table: str, dynamodb: Any | None = None) -> None:
+    def __init__(self, table: str, dynamodb: Any | None = None, counters_table: str | None = None) -> None:
         self._table = table
         self._db = dynamodb or client("dynamodb")
-        self._lister = PartitionLister(self._table, self._db, "endpoints")
+        self._lister = PartitionLister(self._table, self._db, "endpoints", counters_table)
 
     def _record(self, endpoint: Endpoint) -> dict[str, Any]:
         return _to_item(
