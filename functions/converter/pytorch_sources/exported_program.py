@@ -7,8 +7,12 @@ since a fixed batch cannot be made dynamic afterwards.
 
 from __future__ import annotations
 
+import io
+import json
 import logging
+import re
 import warnings
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +35,14 @@ from functions.converter.tensorflow_sources.common import Conversion, Requests
 
 # The dynamo exporter writes opset 18 and later (its onnxscript functions start there).
 MIN_DYNAMO_OPSET = 18
+# What torch.export.save writes (under the archive's root folder). torch.export.load unpickles some
+# members with torch.load(weights_only=False) (pickled payloads, and sample inputs after a failed
+# weights_only attempt) and falls back to an older layout on errors, so anything else is refused.
+_PROGRAM_MEMBERS = re.compile(
+    r"^(archive_format|archive_version|byteorder|\.data/version|\.data/serialization_id|models/[^/]+\.json"
+    r"|data/weights/[^/]+|data/constants/[^/]+|data/sample_inputs/[^/]+\.pt|extra/[^/]+)$"
+)
+_PAYLOAD_CONFIG = re.compile(r"^data/(weights|constants)/[^/]+_config\.json$")
 
 
 def convert(
@@ -38,6 +50,7 @@ def convert(
 ) -> Conversion:
     import torch
 
+    _check_members(path, label)
     try:
         program = torch.export.load(str(path))
     except Exception as error:  # noqa: BLE001 - torch raises several types on damaged files
@@ -116,6 +129,50 @@ def convert(
         source={"pytorch": "torch.export", "exporter": "torch.onnx.export dynamo exporter (dynamo=True)"},
         notes=notes,
     )
+
+
+def _check_members(path: Path, label: str) -> None:
+    """Refuse a program torch.export.load would unpickle beyond tensors: pickled payloads, sample inputs
+    or constants that torch's weights_only loader rejects, opaque objects, members of other layouts."""
+    import torch
+
+    def refuse(member: str, why: str) -> ConversionFailed:
+        return ConversionFailed(
+            Reason.UNSAFE_MODEL,
+            f"{label} holds {member!r}, {why}, which Tensorgate does not unpickle; save the program again with "
+            "torch.export.save from a model whose weights and inputs are plain tensors.",
+            {"file": label, "member": member},
+        )
+
+    with zipfile.ZipFile(path) as archive:
+        roots = sorted({name.split("/", 1)[0] for name in archive.namelist() if "/" in name})
+        if len(roots) > 1:
+            raise refuse(roots[1], "a second archive folder beside " + repr(roots[0]))
+        members = {name.split("/", 1)[1]: name for name in archive.namelist() if "/" in name and not name.endswith("/")}
+        pickled = [name for name in members if name.startswith("data/sample_inputs/")]
+        for inner in [name for name in archive.namelist() if "/" not in name] + list(members):
+            if inner in members and _PROGRAM_MEMBERS.match(inner):
+                continue
+            raise refuse(inner, "a file torch.export.save does not write")
+        for inner in [name for name in members if _PAYLOAD_CONFIG.match(name)]:
+            try:
+                payloads = json.loads(archive.read(members[inner]))["config"]
+                entries = [(str(entry["path_name"]), bool(entry.get("use_pickle"))) for entry in payloads.values()]
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise refuse(inner, "a payload list torch cannot have written") from None
+            directory = inner.rsplit("/", 1)[0]
+            for name, use_pickle in entries:
+                if not name.startswith(("weight_", "tensor_")):
+                    raise refuse(f"{directory}/{name}", "an object other than a tensor")
+                if use_pickle:
+                    pickled.append(f"{directory}/{name}")
+        for inner in pickled:
+            if inner not in members:
+                raise refuse(inner, "a payload its list names but the archive lacks")
+            try:
+                torch.load(io.BytesIO(archive.read(members[inner])), weights_only=True)
+            except Exception:  # noqa: BLE001 - whatever weights_only refuses is what is not loaded
+                raise refuse(inner, "a pickle holding more than tensors") from None
 
 
 def _user_inputs(program: Any) -> dict[str, Any]:

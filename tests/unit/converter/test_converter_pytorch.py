@@ -3,6 +3,8 @@ converted with a dynamic batch and checked against torch; the refusals a PyTorch
 
 from __future__ import annotations
 
+import io
+import os
 import zipfile
 
 import numpy as np
@@ -234,3 +236,27 @@ def test_convert_network_pytorch_file_inside_the_presigned_archive_converts(uplo
 
     assert result.source["files"] == ["model.zip:model.pt"] and result.parity["passed"]
     assert [case["input_shapes"]["image"][0] for case in result.parity["cases"]] == [2, 3]
+
+
+class _RunsCodeWhenUnpickled:
+    def __reduce__(self):  # what a hostile file does: name a callable for the unpickler to call
+        return (os.getcwd, ())
+
+
+def test_convert_network_pytorch_program_with_a_general_pickle_inside_is_refused_unopened(upload, output, tmp_path):
+    program = torch.export.export(torch_zoo.BoxesAndScores().eval(), (torch.zeros(2, 6),))
+    torch.export.save(program, tmp_path / "saved.pt2")
+    hostile = io.BytesIO()
+    torch.save(((_RunsCodeWhenUnpickled(),), {}), hostile)
+    with zipfile.ZipFile(tmp_path / "saved.pt2") as saved, zipfile.ZipFile(upload / "model.pt2", "w") as rewritten:
+        for name in saved.namelist():
+            inner = name.split("/", 1)[1]
+            rewritten.writestr(
+                name, hostile.getvalue() if inner.startswith("data/sample_inputs/") else saved.read(name)
+            )
+
+    with pytest.raises(ConversionFailed) as caught:
+        convert_network(upload, output, framework="pytorch")
+
+    assert caught.value.reason is Reason.UNSAFE_MODEL
+    assert "'data/sample_inputs/model.pt', a pickle holding more than tensors" in caught.value.message
