@@ -242,8 +242,10 @@ class EndpointService:
             except ConcurrentUpdate:
                 self._pause(random.uniform(0, 0.005 * 2**attempt))
                 continue
-            self._hold(endpoint, -1)
-            self._hold(updated, +1)
+            held = ("replicas", "gpu_required", "status")
+            if any(getattr(endpoint, name) != getattr(updated, name) for name in held):
+                self._hold(endpoint, -1)
+                self._hold(updated, +1)
             return updated
         raise ConcurrentUpdate(f"Endpoint {endpoint_id} is being changed by another request; try again.")
 
