@@ -62,9 +62,19 @@ def transform(data: bytes, steps: list[dict[str, Any]], boxes: list[list[float]]
     return transform_image(data, steps, boxes)
 
 
+def evaluate(truth: list[int], scores: list[list[float]], labels: list[str]) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The evaluator port: the metrics library (numpy) and the confusion matrix drawn by matplotlib."""
+    from tensorgate_preprocessing.metrics import classification_metrics
+
+    from functions.dataset_worker.plots import confusion_matrix_png
+
+    metrics = classification_metrics(truth, scores, labels)
+    return metrics, {"confusion_matrix": confusion_matrix_png(metrics["confusion_matrix"], labels)}
+
+
 @cache
 def service() -> DatasetJobService:
-    return wiring.dataset_job_service(extract, transform)
+    return wiring.dataset_job_service(extract, transform, evaluate)
 
 
 def _handle(body: str) -> list[str]:

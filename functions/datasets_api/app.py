@@ -209,6 +209,33 @@ def list_dataset_split_items(dataset_id: str, split_id: str) -> Response:
     return http.json_response(200, http.page_envelope(app.current_event, page, {"part": [part]}))
 
 
+@app.post("/v0.7/datasets/<dataset_id>/splits/<split_id>/evaluations")
+@tracer.capture_method
+def create_dataset_evaluation(dataset_id: str, split_id: str) -> Response:
+    account_id, author = authenticate_author(app)
+    fields = http.read_json(app.current_event, NO_FILES)
+    service = wiring.dataset_service()
+    evaluation = service.create_evaluation(
+        account_id, author, http.integer_id(dataset_id, DATASET), http.integer_id(split_id, SPLIT), fields
+    )
+    metrics.add_metric(name="DatasetEvaluationsCreated", unit="Count", value=1)
+    body = service.evaluation_metrics(account_id, evaluation.dataset_id, evaluation.split_id, evaluation.evaluation_id)
+    return http.json_response(201, body)
+
+
+@app.get("/v0.7/datasets/<dataset_id>/splits/<split_id>/evaluations/<evaluation_id>/metrics")
+@tracer.capture_method
+def get_dataset_evaluation_metrics(dataset_id: str, split_id: str, evaluation_id: str) -> Response:
+    account_id = authenticate(app)
+    body = wiring.dataset_service().evaluation_metrics(
+        account_id,
+        http.integer_id(dataset_id, DATASET),
+        http.integer_id(split_id, SPLIT),
+        http.integer_id(evaluation_id, "evaluation"),
+    )
+    return http.json_response(200, body)
+
+
 def _required_part() -> str:
     part = app.current_event.get_query_string_value("part")
     if not part:

@@ -6,6 +6,9 @@ datasets/{account}/{dataset}/versions/{version}/items/{chunk}.jsonl   the versio
 datasets/{account}/{dataset}/versions/{version}/images/{chunk}.bin    the images of that chunk, end to end
 datasets/{account}/{dataset}/versions/{version}/errors.jsonl          the extraction's item errors (v1)
 datasets/{account}/{dataset}/splits/{split}/{part}/{chunk}.jsonl     the manifest lines of a split's part
+datasets/{account}/{dataset}/evaluations/{evaluation}/{name}         an evaluation's metrics.json and PNG plots
+uploads/{account}/dataset-evaluations/{evaluation}/{n}               the part's images, one object each, as the
+                                                                      batch job's prefix input (removed once scored)
 
 Uploads live under their own prefix so that the worker's own writes under `datasets/` never notify the
 dataset queue (S3 notifications filter by prefix and suffix only).
@@ -70,3 +73,12 @@ def errors_key(account_id: str, dataset_id: int, version: str) -> str:
 
 def split_part_prefix(account_id: str, dataset_id: int, split_id: int, part: str) -> str:
     return f"{dataset_prefix(account_id, dataset_id)}splits/{split_id}/{part}/"
+
+
+def evaluation_prefix(account_id: str, dataset_id: int, evaluation_id: int) -> str:
+    return f"{dataset_prefix(account_id, dataset_id)}evaluations/{evaluation_id}/"
+
+
+def evaluation_inputs_prefix(account_id: str, evaluation_id: int) -> str:
+    """Under the account's upload prefix, where a batch job takes its inputs from; no suffix S3 notifies."""
+    return f"uploads/{safe_account(account_id)}/dataset-evaluations/{evaluation_id}/"

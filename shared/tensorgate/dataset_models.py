@@ -115,6 +115,29 @@ class DatasetSplit(_Record):
     claimed_at: datetime | None = None
 
 
+class DatasetEvaluation(_Record):
+    """A network run over one part of a split through a batch job, and the metrics its answers earn."""
+
+    account_id: str
+    evaluation_id: int
+    dataset_id: int
+    split_id: int
+    part: str
+    network_id: int
+    output_tensor: str | None = None
+    author: str
+    task_id: int
+    job_id: int | None = None
+    status: DatasetStatus = DatasetStatus.PENDING
+    metrics: dict[str, Any] | None = None
+    plots: list[str] = Field(default_factory=list)
+    error: str | None = None
+    create_date: datetime
+    update_date: datetime
+    version: int = 1
+    claimed_at: datetime | None = None
+
+
 # -- requests ---------------------------------------------------------------------------------------------
 
 
@@ -265,6 +288,20 @@ class CreateDatasetSplit(BaseModel):
         if abs(total - 100) > 1e-6:
             raise ValueError(f"part percentages must sum to 100, not {total:g}")
         return self
+
+
+class CreateDatasetEvaluation(BaseModel):
+    """Run a ready classification network over one part of a ready split (a batch job), then score its answers."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    network_id: int = Field(ge=1, le=10**18 - 1, description="A ready network of this account.")
+    part: Annotated[str, Field(pattern=NAME_PATTERN)] = Field(default="test", description="The split's part scored.")
+    output_tensor: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The output holding one score per class, index k for class id k; the network's first by default.",
+    )
 
 
 # -- answers ----------------------------------------------------------------------------------------------
@@ -464,3 +501,42 @@ def item_wire(line: dict[str, Any]) -> dict[str, Any]:
     if line.get("objects") is not None:
         body["objects"] = line["objects"]
     return body
+
+
+class EvaluationBody(_Body):
+    id: int
+    dataset_id: int
+    split_id: int
+    part: str
+    network_id: int
+    output_tensor: str | None
+    status: DatasetStatus = Field(description="`ready` once the job ended and its answers were scored.")
+    task_id: int = Field(description="The evaluation's task (kind `evaluation`).")
+    job_id: int | None = Field(description="The batch job that ran the network over the part's images.")
+    metrics: dict[str, Any] | None = Field(
+        description="accuracy, top_5, macro and per_class precision/recall/f1, confusion_matrix (rows true, columns "
+        "predicted), labels, items scored, failed items."
+    )
+    plots: dict[str, str] = Field(description="PNG images by name (`confusion_matrix`): presigned GET URLs, an hour.")
+    error: str | None
+    create_date: str
+    update_date: str
+
+
+def evaluation_wire(evaluation: DatasetEvaluation, plot_urls: dict[str, str]) -> dict[str, Any]:
+    return EvaluationBody(
+        id=evaluation.evaluation_id,
+        dataset_id=evaluation.dataset_id,
+        split_id=evaluation.split_id,
+        part=evaluation.part,
+        network_id=evaluation.network_id,
+        output_tensor=evaluation.output_tensor,
+        status=evaluation.status,
+        task_id=evaluation.task_id,
+        job_id=evaluation.job_id,
+        metrics=evaluation.metrics,
+        plots=plot_urls,
+        error=evaluation.error,
+        create_date=iso_z(evaluation.create_date),
+        update_date=iso_z(evaluation.update_date),
+    ).model_dump(mode="json")

@@ -40,6 +40,7 @@ class TaskKind(StrEnum):
     DATASET = "dataset"
     TRANSFORMATION = "transformation"
     SPLIT = "split"
+    EVALUATION = "evaluation"
 
 
 class EndpointStatus(StrEnum):

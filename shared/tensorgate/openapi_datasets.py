@@ -7,6 +7,7 @@ from typing import Any
 from tensorgate.dataset_models import (
     VERSION_NAME,
     CreateDataset,
+    CreateDatasetEvaluation,
     CreateDatasetSplit,
     CreateDatasetVersion,
     DatasetBody,
@@ -17,6 +18,7 @@ from tensorgate.dataset_models import (
     DatasetSplitPage,
     DatasetVersionBody,
     DatasetVersionPage,
+    EvaluationBody,
     RetryDataset,
 )
 from tensorgate.openapi import LIST_FILTERS, LOOKUP_NAME, PAGINATION, Operation, Success, _path_id
@@ -24,6 +26,7 @@ from tensorgate.openapi import LIST_FILTERS, LOOKUP_NAME, PAGINATION, Operation,
 TAG = "datasets"
 DATASET_ID = _path_id("dataset_id", "dataset")
 SPLIT_ID = _path_id("split_id", "split")
+EVALUATION_ID = _path_id("evaluation_id", "evaluation")
 VERSION = {
     "name": "version",
     "in": "path",
@@ -264,5 +267,39 @@ DATASET_OPERATIONS: tuple[Operation, ...] = (
         parameters=(DATASET_ID, SPLIT_ID, _query("part", "The part's name, e.g. train."), *PAGINATION),
         success=Success(200, "One page of the part's items, in index order.", DatasetItemPage),
         errors={400: "`part` is missing or names no part.", 404: "No such dataset or split.", 409: "Not ready."},
+    ),
+    Operation(
+        "POST",
+        "/v0.7/datasets/{dataset_id}/splits/{split_id}/evaluations",
+        "CreateDatasetEvaluation",
+        TAG,
+        "Evaluate a ready classification network on one part of a split",
+        description=(
+            "The part's images become a batch job's inputs (`/v0.7/jobs/{job_id}`); once the job ended, its answers "
+            "are scored against the labels: accuracy, top-5, per-class precision/recall/F1 and the confusion matrix, "
+            "also drawn as a PNG. Score index k of `output_tensor` is class id k. The evaluation's task has kind "
+            "`evaluation`."
+        ),
+        parameters=(DATASET_ID, SPLIT_ID),
+        body={"application/json": CreateDatasetEvaluation},
+        body_example={"network_id": 1, "part": "test"},
+        success=Success(201, "The evaluation, `pending`.", EvaluationBody),
+        errors={
+            400: "Invalid fields, a detection dataset, a part without items, or no such network or output.",
+            404: "No such dataset or split.",
+            409: "The split or the network is not ready.",
+            413: None,
+            415: None,
+        },
+    ),
+    Operation(
+        "GET",
+        "/v0.7/datasets/{dataset_id}/splits/{split_id}/evaluations/{evaluation_id}/metrics",
+        "GetDatasetEvaluationMetrics",
+        TAG,
+        "An evaluation's metrics and plots (SBrain's get_result_metrics)",
+        parameters=(DATASET_ID, SPLIT_ID, EVALUATION_ID),
+        success=Success(200, "The evaluation: `metrics` once `ready`, `plots` as PNG download URLs.", EvaluationBody),
+        errors={404: "No such dataset, split or evaluation."},
     ),
 )

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from tensorgate.adapters.dynamodb import DynamoTaskRepository
     from tensorgate.services.auth import AuthService
     from tensorgate.services.conversions import ConversionService, Converter
-    from tensorgate.services.dataset_jobs import DatasetJobService, Extractor, Transformer
+    from tensorgate.services.dataset_jobs import DatasetJobService, Evaluator, Extractor, Transformer
     from tensorgate.services.datasets import DatasetService
     from tensorgate.services.endpoints import EndpointService
     from tensorgate.services.inference import InferenceService
@@ -173,7 +173,7 @@ def conversion_service(converter: Converter | None = None) -> ConversionService:
 
 @cache
 def dataset_service() -> DatasetService:
-    from tensorgate.adapters.dynamodb import DynamoIdAllocator, DynamoTaskRepository
+    from tensorgate.adapters.dynamodb import DynamoIdAllocator, DynamoNetworkRepository, DynamoTaskRepository
     from tensorgate.adapters.dynamodb_datasets import DynamoDatasetRepository
     from tensorgate.adapters.s3 import S3BlobStore
     from tensorgate.adapters.sqs import SqsQueue
@@ -186,6 +186,7 @@ def dataset_service() -> DatasetService:
         ids=DynamoIdAllocator(settings.counters_table),
         files=S3BlobStore(settings.model_bucket),
         queue=SqsQueue(settings.dataset_queue_url),
+        networks=DynamoNetworkRepository(settings.networks_table),
         policy=DatasetPolicy(
             max_archive_bytes=settings.max_archive_bytes,
             presigned_upload_seconds=settings.presigned_upload_seconds,
@@ -195,11 +196,12 @@ def dataset_service() -> DatasetService:
 
 
 def dataset_job_service(
-    extractor: Extractor | None = None, transformer: Transformer | None = None
+    extractor: Extractor | None = None, transformer: Transformer | None = None, evaluator: Evaluator | None = None
 ) -> DatasetJobService:
     from tensorgate.adapters.dynamodb import DynamoTaskRepository
     from tensorgate.adapters.dynamodb_datasets import DynamoDatasetRepository
     from tensorgate.adapters.s3 import S3BlobStore
+    from tensorgate.adapters.sqs import SqsQueue
     from tensorgate.services.dataset_jobs import DatasetJobService
 
     settings = get_settings()
@@ -209,6 +211,10 @@ def dataset_job_service(
         files=S3BlobStore(settings.model_bucket),
         extractor=extractor,
         transformer=transformer,
+        evaluator=evaluator,
+        jobs=job_service(),
+        queue=SqsQueue(settings.dataset_queue_url),
+        bucket=settings.model_bucket,
     )
 
 

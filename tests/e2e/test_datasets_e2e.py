@@ -90,3 +90,101 @@ def test_datasets_from_each_layout_a_transformation_version_and_a_reproducible_s
         timeout=30,
     )
     assert found.status_code == 200 and found.json()["id"] == splits[1]["id"]
+
+
+def test_evaluation_of_a_network_whose_predictions_are_known_equals_hand_computed_metrics(
+    local_stack_with_workers: RunningStack,
+) -> None:
+    """A network answering each image's channel means (so it predicts the image's colour) over 30 solid images of
+    which 3 are labelled wrongly: accuracy 27/30, the confusion matrix and every per-class figure known by hand."""
+    import io
+    import json
+
+    import numpy as np
+    from PIL import Image
+    from tensorgate_preprocessing.metrics import classification_metrics
+
+    from tests.unit.worker.tiny_models import channel_mean_model, solid_image
+
+    stack = local_stack_with_workers
+    headers = {"X-API-KEY": stack.api_key}
+    preprocessing = {
+        "inputs": [
+            {
+                "tensor_name": "image",
+                "image": {
+                    "dimension_order": "NHWC",
+                    "target_size": "8x8",
+                    "resize_type": "SQUASH",
+                    "pixel_scaling": 1.0,
+                },
+            }
+        ],
+        "batched_output": True,
+    }
+    network = requests.post(
+        f"{stack.url}/networks/",
+        headers=headers,
+        data={"name": "colour means", "framework": "onnx", "preprocessing": json.dumps(preprocessing)},
+        files={"model.onnx": ("model.onnx", channel_mean_model(8, 8))},
+        timeout=30,
+    ).json()
+    colours = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
+    # (image colour, label): 10 red, 2 green labelled red, 8 green, 1 blue labelled green, 9 blue
+    truth_and_colour = (
+        [("red", "red")] * 10
+        + [("red", "green")] * 2
+        + [("green", "green")] * 8
+        + [("green", "blue")]
+        + [("blue", "blue")] * 9
+    )
+    files = {f"{n:02d}.png": solid_image(colours[colour], (16, 12)) for n, (_, colour) in enumerate(truth_and_colour)}
+    files["labels.csv"] = csv_labels([[f"{n:02d}.png", label] for n, (label, _) in enumerate(truth_and_colour)])
+    classes = {"red": 0, "green": 1, "blue": 2}
+    dataset = create_dataset(stack, zip_archive(files), name="e2e colours", classes=classes)
+    base = f"{stack.url}/datasets/{dataset['id']}"
+    split = requests.post(
+        f"{base}/splits",
+        headers=headers,
+        json={"name": "all", "parts": [{"name": "test", "percentage": 100}]},
+        timeout=30,
+    ).json()
+    [deploy, drawn] = wait_all(stack, [network["task_id"], split["task_id"]], seconds=300)
+    assert deploy["status"] == "success" and drawn["status"] == "success", (deploy, drawn)
+
+    created = requests.post(
+        f"{base}/splits/{split['id']}/evaluations",
+        headers=headers,
+        json={"network_id": network["id"], "part": "test", "output_tensor": "mean"},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    [task] = wait_all(stack, [created.json()["task_id"]], seconds=300)
+    assert task["status"] == "success" and task["kind"] == "evaluation", task
+    evaluation = requests.get(
+        f"{base}/splits/{split['id']}/evaluations/{created.json()['id']}/metrics", headers=headers, timeout=30
+    ).json()
+    metrics = evaluation["metrics"]
+    assert evaluation["status"] == "ready" and metrics["items"] == 30 and metrics["failed"] == 0
+    assert metrics["accuracy"] == pytest.approx(27 / 30) and metrics["top_5"] == 1.0
+    assert metrics["confusion_matrix"] == [[10, 2, 0], [0, 8, 1], [0, 0, 9]]
+    hand = {
+        "red": {"precision": 1.0, "recall": 10 / 12, "support": 12},
+        "green": {"precision": 8 / 10, "recall": 8 / 9, "support": 9},
+        "blue": {"precision": 9 / 10, "recall": 1.0, "support": 9},
+    }
+    for label, expected in hand.items():
+        f1 = 2 * expected["precision"] * expected["recall"] / (expected["precision"] + expected["recall"])
+        assert metrics["per_class"][label] == pytest.approx(expected | {"f1": f1})
+    # The library on the same answers agrees (predictions are the images' colours).
+    truth = [classes[label] for label, _ in truth_and_colour]
+    scores = np.eye(3)[[classes[colour] for _, colour in truth_and_colour]]
+    library = classification_metrics(truth, scores, list(classes))
+    assert {key: metrics[key] for key in library} == library
+
+    png = requests.get(evaluation["plots"]["confusion_matrix"], timeout=30)
+    assert png.status_code == 200
+    with Image.open(io.BytesIO(png.content)) as picture:
+        assert picture.format == "PNG" and picture.size == (500, 400)
+        pixels = np.asarray(picture.convert("L"))
+    assert pixels.std() > 10 and (pixels < 128).mean() > 0.01

@@ -25,22 +25,24 @@ MAX_DETECTIONS = 100
 TOP_K = 5
 
 
-def classification_metrics(truth: Sequence[int], scores: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+def classification_metrics(
+    truth: Sequence[int], scores: np.ndarray | Sequence[Sequence[float]], labels: Sequence[str]
+) -> dict[str, Any]:
     """`truth[i]` the class index of item i, `scores[i]` its K class scores (higher is more likely)."""
-    scores = np.asarray(scores, dtype=np.float64)
+    matrix = np.asarray(scores, dtype=np.float64)
     actual = np.asarray(truth, dtype=np.int64)
     classes = len(labels)
-    if scores.ndim != 2 or scores.shape != (len(actual), classes):
-        raise ValueError(f"scores must be {len(actual)}x{classes} (items x classes), not {scores.shape}")
+    if matrix.ndim != 2 or matrix.shape != (len(actual), classes):
+        raise ValueError(f"scores must be {len(actual)}x{classes} (items x classes), not {matrix.shape}")
     if len(actual) and (actual.min() < 0 or actual.max() >= classes):
         raise ValueError("a true class index is outside the labels")
-    predicted = scores.argmax(axis=1) if len(actual) else actual
+    predicted = matrix.argmax(axis=1) if len(actual) else actual
     confusion = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(confusion, (actual, predicted), 1)
     k = min(TOP_K, classes)
     # The true class is in the top k when fewer than k classes score strictly higher than it.
-    true_scores = scores[np.arange(len(actual)), actual] if len(actual) else np.zeros(0)
-    higher = (scores > true_scores[:, None]).sum(axis=1) if len(actual) else np.zeros(0)
+    true_scores = matrix[np.arange(len(actual)), actual] if len(actual) else np.zeros(0)
+    higher = (matrix > true_scores[:, None]).sum(axis=1) if len(actual) else np.zeros(0)
     true_positives = np.diag(confusion).astype(np.float64)
     predicted_totals = confusion.sum(axis=0).astype(np.float64)
     support = confusion.sum(axis=1).astype(np.float64)

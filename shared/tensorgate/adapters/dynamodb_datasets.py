@@ -9,11 +9,12 @@ from botocore.exceptions import ClientError
 
 from tensorgate.adapters.aws import client, error_code
 from tensorgate.adapters.dynamodb import _from_item, _to_item, _unavailable
-from tensorgate.dataset_models import Dataset, DatasetSplit, DatasetVersion
+from tensorgate.dataset_models import Dataset, DatasetEvaluation, DatasetSplit, DatasetVersion
 from tensorgate.errors import ConcurrentUpdate, DuplicateName
 
 DATASETS = "#datasets"
 SPLITS = "#dataset-splits"
+EVALUATIONS = "#dataset-evaluations"
 
 
 def _versions(account_id: str, dataset_id: int) -> str:
@@ -45,7 +46,7 @@ class DynamoDatasetRepository:
 
     # -- items ----------------------------------------------------------------------------------------------
 
-    def _record(self, partition: str, key: int, record: Dataset | DatasetVersion | DatasetSplit) -> dict[str, Any]:
+    def _record(self, partition: str, key: int, record: Any) -> dict[str, Any]:
         return _to_item(
             {
                 "account_id": partition,
@@ -232,3 +233,21 @@ class DynamoDatasetRepository:
 
     def replace_split(self, split: DatasetSplit, expected_version: int) -> None:
         self._replace(split.account_id + SPLITS, split.split_id, split, expected_version)
+
+    # -- evaluations ----------------------------------------------------------------------------------------
+
+    def put_evaluation(self, evaluation: DatasetEvaluation) -> None:
+        key = evaluation.evaluation_id
+        self._transact(
+            [self._new(self._record(evaluation.account_id + EVALUATIONS, key, evaluation))],
+            DuplicateName(f"Evaluation {key} exists already."),
+            "store the evaluation",
+        )
+
+    def get_evaluation(self, account_id: str, evaluation_id: int) -> DatasetEvaluation | None:
+        item = self._get(account_id + EVALUATIONS, evaluation_id)
+        return None if item is None else DatasetEvaluation.model_validate_json(item["document"])
+
+    def replace_evaluation(self, evaluation: DatasetEvaluation, expected_version: int) -> None:
+        partition = evaluation.account_id + EVALUATIONS
+        self._replace(partition, evaluation.evaluation_id, evaluation, expected_version)

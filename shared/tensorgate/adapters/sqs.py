@@ -26,6 +26,18 @@ class SqsQueue:
             ) from None
         return str(response["MessageId"])
 
+    def send_later(self, body: dict[str, Any], delay_seconds: int) -> str:
+        """A message delivered after `delay_seconds` (SQS takes at most 900): a job checking back on another."""
+        try:
+            response = self._sqs.send_message(
+                QueueUrl=self.url, MessageBody=json.dumps(body), DelaySeconds=max(0, min(900, delay_seconds))
+            )
+        except ClientError as error:
+            raise StorageUnavailable(
+                f"The work queue could not take the request right now ({error_code(error)}); retry shortly."
+            ) from None
+        return str(response["MessageId"])
+
     def send_many(self, bodies: Sequence[dict[str, Any]]) -> None:
         """Send by tens (SendMessageBatch); entries SQS refused are sent again, then reported."""
         for start in range(0, len(bodies), 10):

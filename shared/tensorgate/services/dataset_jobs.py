@@ -18,17 +18,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from tensorgate import dataset_layout
+from tensorgate import dataset_layout, layout
 from tensorgate.dataset_models import (
     CHUNK_ITEMS,
     FIRST_VERSION,
     MAX_RECORD_ERRORS,
     Dataset,
+    DatasetEvaluation,
     DatasetSplit,
     DatasetStatus,
     DatasetVersion,
 )
-from tensorgate.errors import ConcurrentUpdate
+from tensorgate.errors import ConcurrentUpdate, TensorgateError
 from tensorgate.models import Task, TaskStatus, utc_now
 from tensorgate.ports import TaskRepository
 from tensorgate.services.dataset_manifest import ManifestWriter, encode_lines, iter_chunks
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 # A job outlives the worker's 15-minute timeout by 5 minutes at most: an older claim is a dead worker's.
 DEFAULT_CLAIM_SECONDS = 1200
 PROGRESS_SECONDS = 2.0
+# How often an evaluation looks at its batch job again while the job runs.
+EVALUATION_CHECK_SECONDS = 10
 
 
 class ExtractionRejected(Exception):
@@ -89,6 +92,23 @@ class DatasetFiles(Protocol):
     def delete_prefix(self, prefix: str) -> int: ...
 
 
+class Evaluator(Protocol):
+    """Metrics of the scores against the truth, and the plots drawn from them (PNG bytes by name)."""
+
+    def __call__(
+        self, truth: list[int], scores: list[list[float]], labels: list[str]
+    ) -> tuple[dict[str, Any], dict[str, bytes]]: ...
+
+
+class BatchJobs(Protocol):
+    def create(self, account_id: str, fields: dict[str, Any]) -> dict[str, Any]: ...
+    def get(self, account_id: str, job_id: int) -> dict[str, Any]: ...
+
+
+class LaterQueue(Protocol):
+    def send_later(self, body: dict[str, Any], delay_seconds: int) -> str: ...
+
+
 class DatasetRecords(Protocol):
     def get(self, account_id: str, dataset_id: int) -> Dataset | None: ...
     def replace(self, dataset: Dataset, expected_version: int) -> None: ...
@@ -96,6 +116,8 @@ class DatasetRecords(Protocol):
     def replace_version(self, version: DatasetVersion, expected_version: int) -> None: ...
     def get_split(self, account_id: str, split_id: int) -> DatasetSplit | None: ...
     def replace_split(self, split: DatasetSplit, expected_version: int) -> None: ...
+    def get_evaluation(self, account_id: str, evaluation_id: int) -> DatasetEvaluation | None: ...
+    def replace_evaluation(self, evaluation: DatasetEvaluation, expected_version: int) -> None: ...
 
 
 class VersionWriter:
@@ -153,7 +175,15 @@ class DatasetJobService:
         transformer: Transformer | None = None,
         clock: Callable[[], datetime] = utc_now,
         claim_expiry: timedelta = timedelta(seconds=DEFAULT_CLAIM_SECONDS),
+        evaluator: Evaluator | None = None,
+        jobs: BatchJobs | None = None,
+        queue: LaterQueue | None = None,
+        bucket: str = "",
     ) -> None:
+        self._evaluator = evaluator
+        self._jobs = jobs
+        self._queue = queue
+        self._bucket = bucket
         self._datasets = datasets
         self._tasks = tasks
         self._files = files
@@ -179,6 +209,8 @@ class DatasetJobService:
             return self.transform(account_id, dataset_id, str(job.get("version")))
         if kind == "split":
             return self.split(account_id, int(job.get("split_id", -1)))
+        if kind == "evaluate":
+            return self.evaluate(account_id, int(job.get("evaluation_id", -1)))
         return f"ignored: no job kind {kind!r}"
 
     # -- claims ---------------------------------------------------------------------------------------------
@@ -344,6 +376,10 @@ class DatasetJobService:
             name = str(job.get("version"))
             get = lambda: self._datasets.get_version(account_id, dataset_id, name)  # noqa: E731
             replace = self._datasets.replace_version
+        elif job.get("kind") == "evaluate":
+            evaluation_id = int(job.get("evaluation_id", -1))
+            get = lambda: self._datasets.get_evaluation(account_id, evaluation_id)  # noqa: E731
+            replace = self._datasets.replace_evaluation
         elif job.get("kind") == "split":
             split_id = int(job.get("split_id", -1))
             get = lambda: self._datasets.get_split(account_id, split_id)  # noqa: E731
@@ -504,6 +540,147 @@ class DatasetJobService:
                 if part >= 0:
                     writers[part].add(_without(line, excluded))
         return {name: writer.close() for name, writer in zip(names, writers, strict=True)}
+
+    # -- evaluation -----------------------------------------------------------------------------------------
+
+    def evaluate(self, account_id: str, evaluation_id: int) -> str:
+        """First the part's images become a batch job's inputs and the job is created; then, checked every few
+        seconds, the job's answers are scored once it ended."""
+        assert self._evaluator is not None and self._jobs is not None and self._queue is not None
+        evaluation = self._datasets.get_evaluation(account_id, evaluation_id)
+        if evaluation is None:
+            return "ignored: the evaluation was deleted"
+        if evaluation.status is not DatasetStatus.PENDING:
+            return f"ignored: the evaluation already ended ({evaluation.status.value})"
+        get = lambda: self._datasets.get_evaluation(account_id, evaluation_id)  # noqa: E731
+        replace = self._datasets.replace_evaluation
+        again = {"dataset_job": {"kind": "evaluate", "account_id": account_id, "evaluation_id": evaluation_id}}
+        if evaluation.job_id is None:
+            claimed: DatasetEvaluation = self._claim(evaluation, replace)
+            try:
+                total = self._stage_inputs(claimed)
+                prefix = dataset_layout.evaluation_inputs_prefix(account_id, evaluation_id)
+                job = self._jobs.create(
+                    account_id,
+                    {
+                        "name": f"evaluation {evaluation_id}",
+                        "description": f"split {claimed.split_id} part {claimed.part} of dataset {claimed.dataset_id}",
+                        "network_id": claimed.network_id,
+                        "output_tensors": None if claimed.output_tensor is None else [claimed.output_tensor],
+                        "inputs": {"prefix": f"s3://{self._bucket}/{prefix}"},
+                    },
+                )
+            except TensorgateError as refusal:
+                return self._fail_evaluation(claimed, f"The batch job could not start: {refusal.message}")
+            except BaseException:
+                self._update(get, replace, {"claimed_at": None})
+                raise
+            self._update(get, replace, {"job_id": int(job["id"]), "claimed_at": None})
+            self._queue.send_later(again, EVALUATION_CHECK_SECONDS)
+            return f"waiting: job {job['id']} runs {total} items"
+        job = self._jobs.get(account_id, evaluation.job_id)
+        if job["status"] in ("pending", "running"):
+            self._queue.send_later(again, EVALUATION_CHECK_SECONDS)
+            return f"waiting: job {evaluation.job_id} is {job['status']}"
+        claimed = self._claim(evaluation, replace)
+        try:
+            return self._score(claimed, job)
+        except BaseException:
+            self._update(get, replace, {"claimed_at": None})
+            raise
+
+    def _part_prefix(self, evaluation: DatasetEvaluation) -> tuple[DatasetSplit, str]:
+        split = self._datasets.get_split(evaluation.account_id, evaluation.split_id)
+        if split is None:
+            raise ExtractionRejected("The split was deleted.")
+        prefix = dataset_layout.split_part_prefix(split.account_id, split.dataset_id, split.split_id, evaluation.part)
+        return split, prefix
+
+    def _stage_inputs(self, evaluation: DatasetEvaluation) -> int:
+        """Each image of the part as an object of its own, in the part's order (the job takes them in key order)."""
+        split, part_prefix = self._part_prefix(evaluation)
+        version_prefix = dataset_layout.version_prefix(split.account_id, split.dataset_id, split.version_name)
+        inputs = dataset_layout.evaluation_inputs_prefix(evaluation.account_id, evaluation.evaluation_id)
+        total = split.counts[evaluation.part]
+        with tempfile.TemporaryDirectory(prefix="tensorgate-evaluate-") as workdir:
+            shard, loaded, position = Path(workdir, "shard.bin"), -1, 0
+            for _, lines in iter_chunks(self._files, part_prefix, total):
+                for line in lines:
+                    if line["chunk"] != loaded:
+                        self._files.download(dataset_layout.images_chunk_key(version_prefix, line["chunk"]), str(shard))
+                        loaded = line["chunk"]
+                    with shard.open("rb") as images:
+                        images.seek(line["offset"])
+                        data = images.read(line["size"])
+                    self._files.put(f"{inputs}{position:06d}", data)
+                    position += 1
+        return total
+
+    def _score(self, evaluation: DatasetEvaluation, job: dict[str, Any]) -> str:
+        assert self._evaluator is not None and evaluation.job_id is not None
+        account_id = evaluation.account_id
+        split, part_prefix = self._part_prefix(evaluation)
+        version = self._datasets.get_version(account_id, split.dataset_id, split.version_name)
+        classes = version.classes if version is not None else {}
+        size = max(classes.values(), default=-1) + 1
+        names = {identifier: name for name, identifier in classes.items()}
+        labels = [names.get(index, f"#{index}") for index in range(size)]
+        answers = {}
+        if job.get("done"):
+            results = self._files.get(layout.job_results_key(account_id, evaluation.job_id))
+            answers = {line["index"]: line for line in (json.loads(text) for text in results.splitlines() if text)}
+        truth: list[int] = []
+        scores: list[list[float]] = []
+        failed = 0
+        for _, lines in iter_chunks(self._files, part_prefix, split.counts[evaluation.part]):
+            for position, line in enumerate(lines, start=len(truth) + failed):
+                answer = answers.get(position)
+                vector = _scores(answer, evaluation.output_tensor)
+                if vector is None or not line["labels"] or line["labels"][0] not in classes:
+                    failed += 1
+                    continue
+                if len(vector) != size:
+                    message = (
+                        f"The network's output {evaluation.output_tensor!r} has {len(vector)} scores, but the dataset "
+                        f"has {size} class ids; score index k must be class id k."
+                    )
+                    return self._fail_evaluation(evaluation, message)
+                truth.append(classes[line["labels"][0]])
+                scores.append(vector)
+        if not truth:
+            return self._fail_evaluation(evaluation, "No item of the part got an answer from the network; see its job.")
+        metrics, plots = self._evaluator(truth, scores, labels)
+        metrics |= {"failed": failed, "job_id": evaluation.job_id}
+        prefix = dataset_layout.evaluation_prefix(account_id, evaluation.dataset_id, evaluation.evaluation_id)
+        self._files.put(f"{prefix}metrics.json", json.dumps(metrics).encode(), "application/json")
+        for name, png in plots.items():
+            self._files.put(f"{prefix}{name}.png", png, "image/png")
+        get = lambda: self._datasets.get_evaluation(account_id, evaluation.evaluation_id)  # noqa: E731
+        changes = {"status": DatasetStatus.READY, "metrics": metrics, "plots": sorted(plots), "claimed_at": None}
+        if self._update(get, self._datasets.replace_evaluation, changes) is None:
+            return "ignored: the evaluation was deleted meanwhile"
+        self._files.delete_prefix(dataset_layout.evaluation_inputs_prefix(account_id, evaluation.evaluation_id))
+        summary = {key: metrics[key] for key in ("items", "accuracy", "top_5", "failed") if key in metrics}
+        self._end_task(
+            evaluation.task_id, TaskStatus.SUCCESS, None, summary | {"evaluation_id": evaluation.evaluation_id}
+        )
+        return f"success: accuracy {metrics.get('accuracy')}"
+
+    def _fail_evaluation(self, evaluation: DatasetEvaluation, message: str) -> str:
+        get = lambda: self._datasets.get_evaluation(evaluation.account_id, evaluation.evaluation_id)  # noqa: E731
+        changes = {"status": DatasetStatus.ERROR, "error": message, "claimed_at": None}
+        if self._update(get, self._datasets.replace_evaluation, changes) is not None:
+            self._end_task(evaluation.task_id, TaskStatus.ERROR, message, None)
+        return f"error: {message}"
+
+
+def _scores(answer: dict[str, Any] | None, output: str | None) -> list[float] | None:
+    """The class scores of one job result line: the named output tensor's values (its first when unnamed)."""
+    if answer is None or answer.get("status") != "success":
+        return None
+    tensors = (answer.get("data") or {}).get("tensors") or []
+    chosen = next((t for t in tensors if output is None or t.get("name") == output), None)
+    return None if chosen is None else [float(value) for value in chosen["data"]]
 
 
 def _without(line: dict[str, Any], excluded: set[str]) -> dict[str, Any]:

@@ -11,22 +11,25 @@ from tensorgate import dataset_layout
 from tensorgate.dataset_models import (
     FIRST_VERSION,
     CreateDataset,
+    CreateDatasetEvaluation,
     CreateDatasetSplit,
     CreateDatasetVersion,
     Dataset,
+    DatasetEvaluation,
     DatasetSplit,
     DatasetStatus,
     DatasetVersion,
     RetryDataset,
     dataset_wire,
+    evaluation_wire,
     item_wire,
     split_wire,
     version_wire,
 )
 from tensorgate.errors import ConcurrentUpdate, DatasetNotFound, DatasetNotReady, DuplicateName, ValidationFailed
 from tensorgate.listing import ListQuery, ListResult, to_page
-from tensorgate.models import Page, Task, TaskKind, utc_now
-from tensorgate.ports import IdAllocator, MessageQueue, TaskRepository
+from tensorgate.models import NetworkStatus, Page, Task, TaskKind, utc_now
+from tensorgate.ports import IdAllocator, MessageQueue, NetworkRepository, TaskRepository
 from tensorgate.schemas import validate
 from tensorgate.services.dataset_manifest import decode_lines, read_page
 
@@ -45,6 +48,7 @@ class DatasetFiles(Protocol):
     def put(self, key: str, body: bytes, content_type: str = "application/octet-stream") -> None: ...
     def delete_prefix(self, prefix: str) -> int: ...
     def presigned_post(self, key: str, max_bytes: int, expires_in: int) -> dict[str, Any]: ...
+    def presigned_get(self, key: str, expires_in: int) -> str: ...
 
 
 class DatasetRepository(Protocol):
@@ -63,6 +67,8 @@ class DatasetRepository(Protocol):
     def get_split_by_name(self, account_id: str, dataset_id: int, version: str, name: str) -> DatasetSplit | None: ...
     def list_splits(self, account_id: str, dataset_id: int) -> list[DatasetSplit]: ...
     def replace_split(self, split: DatasetSplit, expected_version: int) -> None: ...
+    def put_evaluation(self, evaluation: DatasetEvaluation) -> None: ...
+    def get_evaluation(self, account_id: str, evaluation_id: int) -> DatasetEvaluation | None: ...
 
 
 @dataclass
@@ -88,7 +94,9 @@ class DatasetService:
         queue: MessageQueue,
         policy: DatasetPolicy | None = None,
         clock: Callable[[], datetime] = utc_now,
+        networks: NetworkRepository | None = None,
     ) -> None:
+        self._networks = networks
         self._datasets = datasets
         self._tasks = tasks
         self._ids = ids
@@ -408,6 +416,85 @@ class DatasetService:
         prefix = dataset_layout.split_part_prefix(account_id, dataset_id, split_id, part)
         lines = read_page(self._files, prefix, split.counts[part], offset, limit)
         return Page(count=split.counts[part], offset=offset, limit=limit, results=[item_wire(line) for line in lines])
+
+    # -- evaluations ----------------------------------------------------------------------------------------
+
+    def create_evaluation(
+        self, account_id: str, author: str, dataset_id: int, split_id: int, fields: dict[str, Any]
+    ) -> DatasetEvaluation:
+        request: CreateDatasetEvaluation = validate(CreateDatasetEvaluation, fields, "evaluation")
+        dataset = self.get(account_id, dataset_id)
+        split = self.split(account_id, dataset_id, split_id)
+        if dataset.kind.value != "classification":
+            raise ValidationFailed(
+                "Only classification datasets are evaluated so far; detection metrics are a library call away.",
+                [{"field": "dataset_id", "message": "is a detection dataset"}],
+            )
+        if split.status is not DatasetStatus.READY:
+            raise DatasetNotReady(f"Split {split_id} is {split.status.value}; an evaluation needs it ready.")
+        if request.part not in split.counts or split.counts[request.part] == 0:
+            raise ValidationFailed(
+                f"Split {split_id} has no items in a part named {request.part!r}; its parts are "
+                f"{', '.join(split.counts)}.",
+                [{"field": "part", "message": "names no part with items"}],
+            )
+        network = None if self._networks is None else self._networks.get(account_id, request.network_id)
+        if network is None:
+            raise ValidationFailed(
+                f"No network with id {request.network_id} exists in this account.",
+                [{"field": "network_id", "message": "is not a network of this account"}],
+            )
+        if network.status is not NetworkStatus.READY:
+            raise DatasetNotReady(f"Network {request.network_id} is {network.status.value}; it must be ready.")
+        outputs = [str(output["name"]) for output in network.outputs or []]
+        if request.output_tensor is not None and request.output_tensor not in outputs:
+            raise ValidationFailed(
+                f"output_tensor {request.output_tensor!r} is not an output of network {request.network_id} "
+                f"({', '.join(outputs)}).",
+                [{"field": "output_tensor", "message": "is not an output of the network"}],
+            )
+        now = self._clock()
+        task = self._new_task(account_id, TaskKind.EVALUATION, now)
+        evaluation = DatasetEvaluation(
+            account_id=account_id,
+            evaluation_id=self._ids.next_id("dataset_evaluation"),
+            dataset_id=dataset_id,
+            split_id=split_id,
+            part=request.part,
+            network_id=request.network_id,
+            output_tensor=request.output_tensor or (outputs[0] if outputs else None),
+            author=author,
+            task_id=task.task_id,
+            create_date=now,
+            update_date=now,
+        )
+        self._tasks.put_new(task)
+        try:
+            self._datasets.put_evaluation(evaluation)
+        except BaseException:
+            self._tasks.delete(task.task_id)
+            raise
+        self._queue.send(
+            {
+                "dataset_job": {
+                    "kind": "evaluate",
+                    "account_id": account_id,
+                    "dataset_id": dataset_id,
+                    "evaluation_id": evaluation.evaluation_id,
+                }
+            }
+        )
+        return evaluation
+
+    def evaluation_metrics(self, account_id: str, dataset_id: int, split_id: int, evaluation_id: int) -> dict[str, Any]:
+        """SBrain's `get_result_metrics`: the metrics once scored, and the plots as short-lived download URLs."""
+        self.split(account_id, dataset_id, split_id)
+        evaluation = self._datasets.get_evaluation(account_id, evaluation_id)
+        if evaluation is None or (evaluation.dataset_id, evaluation.split_id) != (dataset_id, split_id):
+            raise DatasetNotFound(f"Split {split_id} of dataset {dataset_id} has no evaluation {evaluation_id}.")
+        prefix = dataset_layout.evaluation_prefix(account_id, dataset_id, evaluation_id)
+        urls = {name: self._files.presigned_get(f"{prefix}{name}.png", 3600) for name in evaluation.plots}
+        return evaluation_wire(evaluation, urls)
 
 
 def _matches(record: Dataset | DatasetVersion | DatasetSplit, query: ListQuery) -> bool:
