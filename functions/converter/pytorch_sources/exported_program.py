@@ -77,12 +77,12 @@ def convert(
     except ConversionFailed:
         raise
     except Exception as error:  # noqa: BLE001 - the program refusing the inputs (guards, shapes)
-        shapes = {name: list(example.shape) for name, example in zip(input_names, examples, strict=True)}
+        tried = {name: list(example.shape) for name, example in zip(input_names, examples, strict=True)}
         raise ConversionFailed(
             Reason.RUNTIME_ERROR,
-            f"{label} fails on inputs shaped {shapes}: {error_summary(error)}; upload test_input.npz with "
+            f"{label} fails on inputs shaped {tried}: {error_summary(error)}; upload test_input.npz with "
             "inputs it accepts.",
-            {"input_shapes": shapes},
+            {"input_shapes": tried},
         ) from None
     output_names = [name for name, _ in outputs]
     names = name_map(input_names, output_names)
