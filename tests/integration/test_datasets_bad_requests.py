@@ -87,6 +87,22 @@ CASES: dict[str, tuple[str, str, Any, int, str]] = {
     "split_lookup_without_version": ("GET", "/v0.7/datasets/splits/lookup?dataset=d&name=s", None, 400, "version"),
     "dataset_id_not_an_integer": ("GET", "/v0.7/datasets/pets", None, 404, "integer"),
     "version_name_not_a_name": ("GET", "/v0.7/datasets/1/versions/v%201", None, 404, "Version"),
+    "evaluation_network_id_zero": (
+        "POST",
+        "/v0.7/datasets/1/splits/1/evaluations",
+        {"network_id": 0},
+        400,
+        "network_id",
+    ),
+    "evaluation_unknown_field": (
+        "POST",
+        "/v0.7/datasets/1/splits/1/evaluations",
+        {"network_id": 1, "threshold": 0.5},
+        400,
+        "threshold",
+    ),
+    "evaluation_of_an_unknown_split": ("POST", "/v0.7/datasets/1/splits/1/evaluations", {"network_id": 1}, 404, "1"),
+    "evaluation_id_not_an_integer": ("GET", "/v0.7/datasets/1/splits/1/evaluations/last/metrics", None, 404, "integer"),
     "dataset_lookup_without_name": ("GET", "/v0.7/datasets/lookup", None, 400, "name"),
     "dataset_list_limit_over_100": ("GET", "/v0.7/datasets?limit=101", None, 400, "limit"),
 }

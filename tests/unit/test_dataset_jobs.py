@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tensorgate.dataset_models import Dataset, DatasetSplit, DatasetStatus, DatasetVersion
+from tensorgate.dataset_models import Dataset, DatasetEvaluation, DatasetSplit, DatasetStatus, DatasetVersion
 from tensorgate.errors import ConcurrentUpdate, DuplicateName
 from tensorgate.models import TaskStatus
 from tensorgate.services.dataset_jobs import DatasetJobInProgress, DatasetJobService, ExtractionRejected, ItemSink
@@ -24,6 +25,7 @@ class Records:
         self.datasets: dict[tuple[str, int], Dataset] = {}
         self.versions: dict[tuple[str, int, str], DatasetVersion] = {}
         self.splits: dict[tuple[str, int], DatasetSplit] = {}
+        self.evaluations: dict[tuple[str, int], DatasetEvaluation] = {}
 
     def put_new(self, dataset: Dataset, first: DatasetVersion, taken: DuplicateName) -> None:
         if self.get_by_name(dataset.account_id, dataset.name) is not None:
@@ -78,6 +80,16 @@ class Records:
 
     def replace_split(self, split: DatasetSplit, expected_version: int) -> None:
         self._replace(self.splits, (split.account_id, split.split_id), split, expected_version)
+
+    def put_evaluation(self, evaluation: DatasetEvaluation) -> None:
+        self.evaluations[(evaluation.account_id, evaluation.evaluation_id)] = evaluation
+
+    def get_evaluation(self, account_id: str, evaluation_id: int) -> DatasetEvaluation | None:
+        return self.evaluations.get((account_id, evaluation_id))
+
+    def replace_evaluation(self, evaluation: DatasetEvaluation, expected_version: int) -> None:
+        key = (evaluation.account_id, evaluation.evaluation_id)
+        self._replace(self.evaluations, key, evaluation, expected_version)
 
 
 class Files(InMemoryBlobStore):
@@ -185,3 +197,101 @@ def test_progress_is_written_on_the_pending_task_at_most_every_two_seconds() -> 
     files.put(created.dataset.archive_key, b"zip")
     jobs.handle_upload(created.dataset.archive_key)
     assert [data["progress"]["done"] for data in seen] == [0, 0, 4, 4, 8]
+
+
+class Jobs:
+    """The batch jobs service as the evaluation sees it: create over a prefix, then its status."""
+
+    def __init__(self, files: Files) -> None:
+        self.files = files
+        self.created: list[dict[str, Any]] = []
+        self.status = "running"
+
+    def create(self, account_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        self.created.append(fields)
+        return {"id": 900, "status": "running"}
+
+    def get(self, account_id: str, job_id: int) -> dict[str, Any]:
+        return {"id": job_id, "status": self.status, "done": 3}
+
+
+class LaterQueue:
+    def __init__(self) -> None:
+        self.sent: list[tuple[dict[str, Any], int]] = []
+
+    def send_later(self, body: dict[str, Any], delay_seconds: int) -> str:
+        self.sent.append((body, delay_seconds))
+        return "m"
+
+
+def test_an_evaluation_stages_the_part_runs_a_job_checks_back_and_scores_its_answers_once() -> None:
+    from tensorgate import dataset_layout, layout
+    from tensorgate_preprocessing.metrics import classification_metrics
+
+    api, _, (records, tasks, files), clock = world()
+    created = api.create("acct", "me", {"name": "pets"})
+    files.put(created.dataset.archive_key, b"zip")
+    jobs_port, queue = Jobs(files), LaterQueue()
+
+    def score(truth: list[int], scores: list[list[float]], labels: list[str]) -> Any:
+        return classification_metrics(truth, scores, labels), {"confusion_matrix": b"png"}
+
+    jobs = DatasetJobService(
+        records,
+        tasks,
+        files,
+        extractor=two_items,
+        clock=clock,
+        evaluator=score,
+        jobs=jobs_port,
+        queue=queue,
+        bucket="b",
+    )
+    jobs.handle_upload(created.dataset.archive_key)
+    split = api.create_split(
+        "acct", "me", created.dataset.dataset_id, {"name": "s", "parts": [{"name": "test", "percentage": 100}]}
+    )
+    jobs.split("acct", split.split_id)
+    now = clock.now
+    evaluation = DatasetEvaluation(
+        account_id="acct",
+        evaluation_id=5,
+        dataset_id=created.dataset.dataset_id,
+        split_id=split.split_id,
+        part="test",
+        network_id=1,
+        output_tensor="prob",
+        author="me",
+        task_id=77,
+        create_date=now,
+        update_date=now,
+    )
+    records.put_evaluation(evaluation)
+    from tensorgate.models import Task, TaskKind
+
+    tasks.put_new(Task(task_id=77, account_id="acct", kind=TaskKind.EVALUATION, create_date=now, update_date=now))
+
+    # First delivery: two images staged under the upload prefix, the job created on it, a check queued.
+    assert jobs.evaluate("acct", 5) == "waiting: job 900 runs 2 items"
+    staged = sorted(key for key in files.objects if key.startswith(dataset_layout.evaluation_inputs_prefix("acct", 5)))
+    assert [files.objects[key] for key in staged] == [b"image 0", b"image 1"]
+    assert jobs_port.created[0]["inputs"] == {"prefix": "s3://b/uploads/acct/dataset-evaluations/5/"}
+    assert queue.sent[-1][1] == 10
+    # While the job runs: checked again later, nothing scored.
+    assert jobs.evaluate("acct", 5) == "waiting: job 900 is running" and len(queue.sent) == 2
+    # Once it ended: item 0 answered cat (the only class), item 1 failed.
+    jobs_port.status = "success"
+    results = [
+        {"index": 0, "status": "success", "data": {"tensors": [{"name": "prob", "shape": [1, 1], "data": [0.9]}]}},
+        {"index": 1, "status": "error", "error": "The image could not be fetched."},
+    ]
+    files.put(layout.job_results_key("acct", 900), b"\n".join(json.dumps(line).encode() for line in results))
+    assert jobs.evaluate("acct", 5).startswith("success")
+    ended = records.get_evaluation("acct", 5)
+    assert ended is not None and ended.metrics is not None
+    assert ended.status is DatasetStatus.READY and ended.metrics["accuracy"] == 1.0 and ended.metrics["failed"] == 1
+    assert ended.plots == ["confusion_matrix"] and not any(
+        key.startswith("uploads/acct/dataset-evaluations/") for key in files.objects
+    )
+    assert tasks.get(77).status is TaskStatus.SUCCESS  # type: ignore[union-attr]
+    assert jobs.evaluate("acct", 5).startswith("ignored: the evaluation already ended")
