@@ -91,7 +91,7 @@ def _path_id(name: str, what: str) -> dict[str, Any]:
     }
 
 
-PAGINATION = (
+PAGINATION: tuple[dict[str, Any], ...] = (
     {
         "name": "offset",
         "in": "query",
@@ -182,7 +182,7 @@ ENDPOINT_LINKS = {
     name: {"operationId": name, "parameters": {"endpoint_id": "$response.body#/id"}}
     for name in ("GetEndpoint", "UpdateEndpoint", "DeleteEndpoint", "ShutdownEndpoint", "PredictEndpoint")
 }
-LIST_FILTERS = (
+LIST_FILTERS: tuple[dict[str, Any], ...] = (
     {
         "name": "cursor",
         "in": "query",
@@ -209,7 +209,7 @@ LIST_FILTERS = (
     },
     {"name": "status", "in": "query", "description": "Exactly this status.", "schema": {"type": "string"}},
 )
-LOOKUP_NAME = {
+LOOKUP_NAME: dict[str, Any] = {
     "name": "name",
     "in": "query",
     "required": True,
