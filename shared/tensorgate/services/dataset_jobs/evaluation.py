@@ -1,0 +1,166 @@
+"""Evaluation: a split's part through a batch job, its answers scored against the labels."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tensorgate import dataset_layout, layout
+from tensorgate.dataset_models import (
+    DatasetEvaluation,
+    DatasetSplit,
+    DatasetStatus,
+)
+from tensorgate.errors import TensorgateError
+from tensorgate.models import TaskStatus
+from tensorgate.services.dataset_jobs.common import (
+    EVALUATION_CHECK_SECONDS,
+    ExtractionRejected,
+    JobBase,
+)
+from tensorgate.services.dataset_manifest import iter_chunks
+
+
+class EvaluationJobs(JobBase):
+    """A split's part through a batch job, then scored; the evaluation and its task end once."""
+
+    def evaluate(self, account_id: str, evaluation_id: int) -> str:
+        """First the part's images become a batch job's inputs and the job is created; then, checked every few
+        seconds, the job's answers are scored once it ended."""
+        assert self._evaluator is not None and self._jobs is not None and self._queue is not None
+        evaluation = self._datasets.get_evaluation(account_id, evaluation_id)
+        if evaluation is None:
+            return "ignored: the evaluation was deleted"
+        if evaluation.status is not DatasetStatus.PENDING:
+            return f"ignored: the evaluation already ended ({evaluation.status.value})"
+        get = lambda: self._datasets.get_evaluation(account_id, evaluation_id)  # noqa: E731
+        replace = self._datasets.replace_evaluation
+        again = {"dataset_job": {"kind": "evaluate", "account_id": account_id, "evaluation_id": evaluation_id}}
+        if evaluation.job_id is None:
+            claimed: DatasetEvaluation = self._claim(evaluation, replace)
+            try:
+                total = self._stage_inputs(claimed)
+                prefix = dataset_layout.evaluation_inputs_prefix(account_id, evaluation_id)
+                job = self._jobs.create(
+                    account_id,
+                    {
+                        "name": f"evaluation {evaluation_id}",
+                        "description": f"split {claimed.split_id} part {claimed.part} of dataset {claimed.dataset_id}",
+                        "network_id": claimed.network_id,
+                        "output_tensors": None if claimed.output_tensor is None else [claimed.output_tensor],
+                        "inputs": {"prefix": f"s3://{self._bucket}/{prefix}"},
+                    },
+                )
+            except TensorgateError as refusal:
+                return self._fail_evaluation(claimed, f"The batch job could not start: {refusal.message}")
+            except BaseException:
+                self._update(get, replace, {"claimed_at": None})
+                raise
+            self._update(get, replace, {"job_id": int(job["id"]), "claimed_at": None})
+            self._queue.send_later(again, EVALUATION_CHECK_SECONDS)
+            return f"waiting: job {job['id']} runs {total} items"
+        job = self._jobs.get(account_id, evaluation.job_id)
+        if job["status"] in ("pending", "running"):
+            self._queue.send_later(again, EVALUATION_CHECK_SECONDS)
+            return f"waiting: job {evaluation.job_id} is {job['status']}"
+        claimed = self._claim(evaluation, replace)
+        try:
+            return self._score(claimed, job)
+        except BaseException:
+            self._update(get, replace, {"claimed_at": None})
+            raise
+
+    def _part_prefix(self, evaluation: DatasetEvaluation) -> tuple[DatasetSplit, str]:
+        split = self._datasets.get_split(evaluation.account_id, evaluation.split_id)
+        if split is None:
+            raise ExtractionRejected("The split was deleted.")
+        prefix = dataset_layout.split_part_prefix(split.account_id, split.dataset_id, split.split_id, evaluation.part)
+        return split, prefix
+
+    def _stage_inputs(self, evaluation: DatasetEvaluation) -> int:
+        """Each image of the part as an object of its own, in the part's order (the job takes them in key order)."""
+        split, part_prefix = self._part_prefix(evaluation)
+        version_prefix = dataset_layout.version_prefix(split.account_id, split.dataset_id, split.version_name)
+        inputs = dataset_layout.evaluation_inputs_prefix(evaluation.account_id, evaluation.evaluation_id)
+        total = split.counts[evaluation.part]
+        with tempfile.TemporaryDirectory(prefix="tensorgate-evaluate-") as workdir:
+            shard, loaded, position = Path(workdir, "shard.bin"), -1, 0
+            for _, lines in iter_chunks(self._files, part_prefix, total):
+                for line in lines:
+                    if line["chunk"] != loaded:
+                        self._files.download(dataset_layout.images_chunk_key(version_prefix, line["chunk"]), str(shard))
+                        loaded = line["chunk"]
+                    with shard.open("rb") as images:
+                        images.seek(line["offset"])
+                        data = images.read(line["size"])
+                    self._files.put(f"{inputs}{position:06d}", data)
+                    position += 1
+        return total
+
+    def _score(self, evaluation: DatasetEvaluation, job: dict[str, Any]) -> str:
+        assert self._evaluator is not None and evaluation.job_id is not None
+        account_id = evaluation.account_id
+        split, part_prefix = self._part_prefix(evaluation)
+        version = self._datasets.get_version(account_id, split.dataset_id, split.version_name)
+        classes = version.classes if version is not None else {}
+        size = max(classes.values(), default=-1) + 1
+        names = {identifier: name for name, identifier in classes.items()}
+        labels = [names.get(index, f"#{index}") for index in range(size)]
+        answers = {}
+        if job.get("done"):
+            results = self._files.get(layout.job_results_key(account_id, evaluation.job_id))
+            answers = {line["index"]: line for line in (json.loads(text) for text in results.splitlines() if text)}
+        truth: list[int] = []
+        scores: list[list[float]] = []
+        failed = 0
+        for _, lines in iter_chunks(self._files, part_prefix, split.counts[evaluation.part]):
+            for position, line in enumerate(lines, start=len(truth) + failed):
+                answer = answers.get(position)
+                vector = _scores(answer, evaluation.output_tensor)
+                if vector is None or not line["labels"] or line["labels"][0] not in classes:
+                    failed += 1
+                    continue
+                if len(vector) != size:
+                    message = (
+                        f"The network's output {evaluation.output_tensor!r} has {len(vector)} scores, but the dataset "
+                        f"has {size} class ids; score index k must be class id k."
+                    )
+                    return self._fail_evaluation(evaluation, message)
+                truth.append(classes[line["labels"][0]])
+                scores.append(vector)
+        if not truth:
+            return self._fail_evaluation(evaluation, "No item of the part got an answer from the network; see its job.")
+        metrics, plots = self._evaluator(truth, scores, labels)
+        metrics |= {"failed": failed, "job_id": evaluation.job_id}
+        prefix = dataset_layout.evaluation_prefix(account_id, evaluation.dataset_id, evaluation.evaluation_id)
+        self._files.put(f"{prefix}metrics.json", json.dumps(metrics).encode(), "application/json")
+        for name, png in plots.items():
+            self._files.put(f"{prefix}{name}.png", png, "image/png")
+        get = lambda: self._datasets.get_evaluation(account_id, evaluation.evaluation_id)  # noqa: E731
+        changes = {"status": DatasetStatus.READY, "metrics": metrics, "plots": sorted(plots), "claimed_at": None}
+        if self._update(get, self._datasets.replace_evaluation, changes) is None:
+            return "ignored: the evaluation was deleted meanwhile"
+        self._files.delete_prefix(dataset_layout.evaluation_inputs_prefix(account_id, evaluation.evaluation_id))
+        summary = {key: metrics[key] for key in ("items", "accuracy", "top_5", "failed") if key in metrics}
+        self._end_task(
+            evaluation.task_id, TaskStatus.SUCCESS, None, summary | {"evaluation_id": evaluation.evaluation_id}
+        )
+        return f"success: accuracy {metrics.get('accuracy')}"
+
+    def _fail_evaluation(self, evaluation: DatasetEvaluation, message: str) -> str:
+        get = lambda: self._datasets.get_evaluation(evaluation.account_id, evaluation.evaluation_id)  # noqa: E731
+        changes = {"status": DatasetStatus.ERROR, "error": message, "claimed_at": None}
+        if self._update(get, self._datasets.replace_evaluation, changes) is not None:
+            self._end_task(evaluation.task_id, TaskStatus.ERROR, message, None)
+        return f"error: {message}"
+
+
+def _scores(answer: dict[str, Any] | None, output: str | None) -> list[float] | None:
+    """The class scores of one job result line: the named output tensor's values (its first when unnamed)."""
+    if answer is None or answer.get("status") != "success":
+        return None
+    tensors = (answer.get("data") or {}).get("tensors") or []
+    chosen = next((t for t in tensors if output is None or t.get("name") == output), None)
+    return None if chosen is None else [float(value) for value in chosen["data"]]
