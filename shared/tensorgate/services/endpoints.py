@@ -45,8 +45,11 @@ from tensorgate.services.tasks import TaskService
 ENDPOINT_COUNTER = "endpoint"
 UPDATE_ATTEMPTS = 8
 MAX_FEATURES = 16
-FIRST_POLL_SECONDS = 0.004
-LAST_POLL_SECONDS = 0.05
+# A demo-sized model's task ends some 50-100 ms after it is queued: the first look comes after 10 ms, the
+# next ones closer than the worker's own latency, and at most every 30 ms while a longer task runs.
+FIRST_POLL_SECONDS = 0.01
+LAST_POLL_SECONDS = 0.03
+POLL_GROWTH = 1.25
 TARGET_NAMES = ("network_id", "recognition_version_id", "recognition_spec_id")
 INFERENCE_OPTIONS = (
     "output_tensors",
@@ -332,6 +335,8 @@ class EndpointService:
         ids = [task.task_id for task in tasks]
         deadline = self._monotonic() + max(0.0, budget)
         interval = FIRST_POLL_SECONDS
+        if budget > 0:  # no worker has answered yet: the first read would only find the tasks pending
+            self._pause(min(interval, budget))
         while True:
             page = self._tasks.list(account_id, ids, 0, len(ids))
             if all(task["status"] != TaskStatus.PENDING.value for task in page.results):
@@ -340,7 +345,7 @@ class EndpointService:
             if remaining <= 0:
                 return page.results
             self._pause(min(interval, remaining))
-            interval = min(interval * 1.5, LAST_POLL_SECONDS)
+            interval = min(interval * POLL_GROWTH, LAST_POLL_SECONDS)
 
 
 def _found(read: Callable[[], object]) -> bool:
