@@ -33,6 +33,7 @@ class Job(BaseModel):
     name: str
     description: str = ""
     network_id: int
+    target: dict[str, int] = Field(default_factory=dict, description="The target as given: one of TARGET_FIELDS.")
     output_tensors: list[str] | None = None
     gpu_required: bool = False
     inputs: dict[str, Any] = Field(description="How the inputs were given: `{kind, ...}` (urls or prefix).")
@@ -74,7 +75,10 @@ class JobBody(BaseModel):
     task_id: int
     name: str
     description: str
-    network_id: int
+    network_id: int = Field(description="The network the items run on (the target's, for a version, spec or endpoint).")
+    recognition_version_id: int | None = Field(description="The target, when a recognition version.")
+    recognition_spec_id: int | None = Field(description="The target, when a recognition spec.")
+    endpoint_id: int | None = Field(description="The target, when an endpoint.")
     output_tensors: list[str] | None
     gpu_required: bool
     inputs: dict[str, Any] = Field(description="How the inputs were given: `{kind: urls|prefix, count, prefix?}`.")
@@ -99,6 +103,9 @@ def job_wire(job: Job, progress: JobProgress, results_url: str | None) -> dict[s
         name=job.name,
         description=job.description,
         network_id=job.network_id,
+        recognition_version_id=job.target.get("recognition_version_id"),
+        recognition_spec_id=job.target.get("recognition_spec_id"),
+        endpoint_id=job.target.get("endpoint_id"),
         output_tensors=job.output_tensors,
         gpu_required=job.gpu_required,
         inputs=job.inputs,

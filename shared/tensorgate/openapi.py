@@ -746,10 +746,12 @@ OPERATIONS: tuple[Operation, ...] = (
         "jobs",
         "Create a batch inference job",
         description=(
-            "Every item (one image) runs through `network_id` on a queue of its own, which the workers serve after "
-            "online inference. `inputs` is either `urls` (http(s) URLs, fetched under the worker's rules) or "
-            "`prefix` (an s3:// prefix inside your upload prefix: every object under it, in key order). The job "
-            "answers its progress; once every item ended, `results_url` downloads the results as JSON Lines."
+            "Every item (one image) runs through the target (exactly one of `network_id`, `recognition_version_id`, "
+            "`recognition_spec_id` through its current version, or `endpoint_id` through its target) on a queue of "
+            "its own, which the workers serve after online inference. `inputs` is either `urls` (http(s) URLs, "
+            "fetched under the worker's rules) or `prefix` (an s3:// prefix inside your upload prefix: every object "
+            "under it, in key order). The job answers its progress; once every item ended, `results_url` downloads "
+            "the results as JSON Lines."
         ),
         body={"application/json": JobRequest},
         body_example={
@@ -760,7 +762,7 @@ OPERATIONS: tuple[Operation, ...] = (
         success=Success(201, "The job, running.", JobBody),
         errors={
             400: None,
-            409: "The network is not ready.",
+            409: "The network is not ready, the spec has no current version, or the endpoint is shut down.",
             415: None,
         },
     ),

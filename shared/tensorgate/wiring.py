@@ -126,7 +126,7 @@ def job_service() -> JobService:
     from tensorgate.adapters.dynamodb_jobs import DynamoJobRepository
     from tensorgate.adapters.s3 import S3BlobStore
     from tensorgate.adapters.sqs import SqsQueue
-    from tensorgate.services.jobs import JobPolicy, JobService
+    from tensorgate.services.jobs import JobPolicy, JobService, JobTargets
 
     settings = get_settings()
     return JobService(
@@ -135,6 +135,7 @@ def job_service() -> JobService:
         files=S3BlobStore(settings.model_bucket),
         queue=SqsQueue(settings.batch_queue_url),
         policy=JobPolicy(bucket=settings.model_bucket, task_ttl_days=settings.task_ttl_days),
+        targets=JobTargets(recognition_service(), endpoint_service()),
     )
 
 

@@ -540,8 +540,11 @@ CASES: dict[str, BadRequest] = {
         "no item", {"prefix": "s3://tensorgate-local-models-123456789012-us-east-1/uploads/dev/nothing/"}
     ),
     "job_unknown_network": job_create("network", {"urls": ["https://example.com/a.jpg"]}, network_id=424242),
-    "job_recognition_target_unknown_field": job_create(
-        "recognition_version_id", {"urls": ["https://example.com/a.jpg"]}, recognition_version_id=1
+    "job_two_targets": job_create(
+        "exactly one target", {"urls": ["https://example.com/a.jpg"]}, recognition_version_id=1
+    ),
+    "job_unknown_recognition_version": job_create(
+        "recognition version", {"urls": ["https://example.com/a.jpg"]}, network_id=None, recognition_version_id=42
     ),
     "job_network_pending": job_create("pending", {"urls": ["https://example.com/a.jpg"]}, status=409),
     "job_cancel_unknown": BadRequest(404, path="/v0.7/jobs/42/cancel", mentions="42"),

@@ -9,10 +9,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from tensorgate.errors import JobNotFound, JobNotRunning, NetworkNotReady, ValidationFailed
+from tensorgate.errors import (
+    EndpointNotFound,
+    EndpointShutdown,
+    JobNotFound,
+    JobNotRunning,
+    NetworkNotReady,
+    RecognitionSpecNotFound,
+    RecognitionVersionNotFound,
+    ValidationFailed,
+)
 from tensorgate.job_models import Job, JobProgress, JobStatus
-from tensorgate.models import Network, NetworkStatus, Task, TaskKind, TaskStatus
-from tensorgate.services.jobs import CANCELLED_ITEM, JobPolicy, JobService
+from tensorgate.messages import RecognitionPlan
+from tensorgate.models import Endpoint, EndpointStatus, Network, NetworkStatus, Task, TaskKind, TaskStatus
+from tensorgate.services.jobs import CANCELLED_ITEM, JobPolicy, JobService, JobTargets
 
 from functions.worker.pipeline import Outcome
 from functions.worker.results import TaskResults
@@ -106,6 +116,47 @@ class Queue:
         self.bodies.extend(bodies)
 
 
+PLAN = RecognitionPlan(
+    spec_id=3,
+    version_id=4,
+    labels=[[{"id": 0, "name": "cat"}, {"id": 1, "name": "dog"}]],
+    post_processings=[{"classification": {"output_tensor": "prob", "thresholds": [0.5, 0.5]}}],
+)
+
+
+class Recognition:
+    """Version 4 of spec 3 runs on network 1; any other id names nothing."""
+
+    def version_plan(self, account_id: str, version_id: int) -> tuple[int, RecognitionPlan]:
+        if version_id != 4:
+            raise RecognitionVersionNotFound(version_id)
+        return 1, PLAN
+
+    def spec_plan(self, account_id: str, spec_id: int) -> tuple[int, RecognitionPlan]:
+        if spec_id != 3:
+            raise RecognitionSpecNotFound(spec_id)
+        return 1, PLAN
+
+
+class Endpoints:
+    """Endpoint 7 (running) targets version 4; endpoint 8 is shut down."""
+
+    def get(self, account_id: str, endpoint_id: int) -> Endpoint:
+        if endpoint_id not in (7, 8):
+            raise EndpointNotFound(endpoint_id)
+        status = EndpointStatus.RUNNING if endpoint_id == 7 else EndpointStatus.SHUTDOWN
+        return Endpoint(
+            account_id=account_id,
+            endpoint_id=endpoint_id,
+            name=f"pets {endpoint_id}",
+            author="me",
+            target={"recognition_version_id": 4},
+            status=status,
+            create_date=NOW,
+            update_date=NOW,
+        )
+
+
 class Harness:
     def __init__(self, status: NetworkStatus = NetworkStatus.READY) -> None:
         self.tasks = InMemoryTaskRepository()
@@ -129,7 +180,13 @@ class Harness:
             )
         )
         self.service = JobService(
-            self.jobs, networks, self.files, self.queue, JobPolicy(bucket=BUCKET, max_items=10), clock=lambda: NOW
+            self.jobs,
+            networks,
+            self.files,
+            self.queue,
+            JobPolicy(bucket=BUCKET, max_items=10),
+            clock=lambda: NOW,
+            targets=JobTargets(Recognition(), Endpoints()),
         )
         self.results = TaskResults(
             self.tasks, self.files, 350_000, clock=lambda: NOW, jobs=self.jobs, settler=self.service.settler
@@ -186,7 +243,10 @@ def test_job_service_create_over_a_prefix_takes_its_objects_in_key_order() -> No
         ({"inputs": {"prefix": f"s3://{BUCKET}/uploads/acme/empty/"}}, "name no item"),
         ({"inputs": {"urls": URLS * 3}}, "over the 10 one job takes"),
         ({"network_id": 7}, "No network with id 7"),
-        ({"recognition_version_id": 3}, "recognition_version_id"),
+        ({"recognition_version_id": 3}, "name exactly one target"),
+        ({"network_id": None, "recognition_version_id": 9}, "No recognition version with id 9"),
+        ({"network_id": None, "recognition_spec_id": 9}, "No recognition spec with id 9"),
+        ({"network_id": None, "endpoint_id": 9}, "endpoint"),
         ({"name": ""}, "name"),
     ],
 )
@@ -198,6 +258,22 @@ def test_job_service_create_bad_request_is_refused_with_a_sentence_and_writes_no
         harness.service.create("acme", {"name": "job", "network_id": 1, "inputs": {"urls": URLS}} | fields)
     assert words in refused.value.message
     assert harness.queue.bodies == [] and harness.tasks.records == {} and harness.files.objects == {}
+
+
+@pytest.mark.parametrize("target", [{"recognition_version_id": 4}, {"recognition_spec_id": 3}, {"endpoint_id": 7}])
+def test_job_through_a_recognition_target_runs_its_network_and_carries_its_plan(target: dict[str, int]) -> None:
+    harness = Harness()
+    job = harness.service.create("acme", {"name": "job", "inputs": {"urls": URLS}} | target)
+    assert job["network_id"] == 1
+    assert {name: job[name] for name in target} == target
+    assert [RecognitionPlan.model_validate(body["recognition"]) for body in harness.queue.bodies] == [PLAN] * 5
+
+
+def test_job_through_a_shut_down_endpoint_is_refused() -> None:
+    harness = Harness()
+    with pytest.raises(EndpointShutdown, match="shut down"):
+        harness.service.create("acme", {"name": "job", "endpoint_id": 8, "inputs": {"urls": URLS}})
+    assert harness.queue.bodies == []
 
 
 def test_job_service_create_on_a_network_not_ready_answers_not_ready() -> None:

@@ -11,14 +11,23 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tensorgate import layout
-from tensorgate.errors import JobNotFound, JobNotRunning, ValidationFailed
+from tensorgate.errors import (
+    EndpointNotFound,
+    EndpointShutdown,
+    JobNotFound,
+    JobNotRunning,
+    RecognitionSpecNotFound,
+    RecognitionVersionNotFound,
+    ValidationFailed,
+)
 from tensorgate.job_models import MAX_JOB_ERRORS, Job, JobProgress, JobStatus, job_wire
-from tensorgate.messages import InferenceInput, InferenceMessage, StoredSource, UrlSource
-from tensorgate.models import Task, TaskKind, TaskStatus, utc_now
+from tensorgate.messages import InferenceInput, InferenceMessage, RecognitionPlan, StoredSource, UrlSource
+from tensorgate.models import Endpoint, EndpointStatus, Task, TaskKind, TaskStatus, utc_now
 from tensorgate.ports import NetworkRepository
 from tensorgate.schemas import validate
 from tensorgate.services.inference import MAX_URL_LENGTH, _check_output_tensors, _require_ready
 
+TARGET_FIELDS = ("network_id", "recognition_version_id", "recognition_spec_id", "endpoint_id")
 CANCELLED_ITEM = "The job was cancelled before this item ran."
 
 
@@ -81,10 +90,63 @@ class JobRequest(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=2000)
-    network_id: int = Field(ge=1, description="The ready network every item runs through.")
+    network_id: int | None = Field(default=None, ge=1, description="Target: a ready network (answers tensors).")
+    recognition_version_id: int | None = Field(default=None, ge=1, description="Target: a recognition version.")
+    recognition_spec_id: int | None = Field(
+        default=None, ge=1, description="Target: a recognition spec, through the version current at the job's creation."
+    )
+    endpoint_id: int | None = Field(default=None, ge=1, description="Target: a running endpoint's target.")
     output_tensors: list[str] | None = Field(default=None, max_length=64)
     gpu_required: bool = False
     inputs: JobInputs
+
+    @model_validator(mode="after")
+    def _one_target(self) -> JobRequest:
+        if len(self.target()) != 1:
+            raise ValueError(f"name exactly one target of {', '.join(TARGET_FIELDS)}")
+        return self
+
+    def target(self) -> dict[str, int]:
+        return {name: value for name in TARGET_FIELDS if (value := getattr(self, name)) is not None}
+
+
+class RecognitionPlans(Protocol):
+    def version_plan(self, account_id: str, version_id: int) -> tuple[int, RecognitionPlan]: ...
+    def spec_plan(self, account_id: str, spec_id: int) -> tuple[int, RecognitionPlan]: ...
+
+
+class EndpointLookup(Protocol):
+    def get(self, account_id: str, endpoint_id: int) -> Endpoint: ...
+
+
+class JobTargets:
+    """What a job's target runs: its network, and for a recognition version or spec how to read the tensors."""
+
+    def __init__(self, recognition: RecognitionPlans | None = None, endpoints: EndpointLookup | None = None) -> None:
+        self._recognition = recognition
+        self._endpoints = endpoints
+
+    def resolve(self, account_id: str, target: dict[str, int]) -> tuple[int, RecognitionPlan | None]:
+        ((name, value),) = target.items()
+        try:
+            if name == "endpoint_id" and self._endpoints is not None:
+                endpoint = self._endpoints.get(account_id, value)
+                if endpoint.status is EndpointStatus.SHUTDOWN:
+                    raise EndpointShutdown(f"Endpoint {endpoint.name!r} is shut down: a job cannot run through it.")
+                return self.resolve(account_id, dict(endpoint.target))
+            if name == "recognition_version_id" and self._recognition is not None:
+                return self._recognition.version_plan(account_id, value)
+            if name == "recognition_spec_id" and self._recognition is not None:
+                return self._recognition.spec_plan(account_id, value)
+        except (EndpointNotFound, RecognitionVersionNotFound, RecognitionSpecNotFound) as missing:
+            raise ValidationFailed(
+                missing.message, [{"field": name, "message": "names nothing in this account"}]
+            ) from None
+        if name != "network_id":
+            raise ValidationFailed(
+                f"A job cannot run through {name} here.", [{"field": name, "message": "unsupported"}]
+            )
+        return value, None
 
 
 class JobSettler:
@@ -168,7 +230,9 @@ class JobService:
         queue: BatchQueue,
         policy: JobPolicy,
         clock: Callable[[], datetime] = utc_now,
+        targets: JobTargets | None = None,
     ) -> None:
+        self._targets = targets or JobTargets()
         self._jobs = jobs
         self._networks = networks
         self._files = files
@@ -181,10 +245,11 @@ class JobService:
         """Everything is checked, then the items, the job and the messages are written, in that order."""
         request: JobRequest = validate(JobRequest, fields, "job")
         sources, described = self._sources(account_id, request.inputs)
-        network = self._networks.get(account_id, request.network_id)
+        network_id, plan = self._targets.resolve(account_id, request.target())
+        network = self._networks.get(account_id, network_id)
         if network is None:
             raise ValidationFailed(
-                f"No network with id {request.network_id} exists in this account.",
+                f"No network with id {network_id} exists in this account.",
                 [{"field": "network_id", "message": "is not a network of this account"}],
             )
         _require_ready(network)
@@ -198,7 +263,8 @@ class JobService:
             job_id=job_id,
             name=request.name,
             description=request.description,
-            network_id=request.network_id,
+            network_id=network_id,
+            target=request.target(),
             output_tensors=request.output_tensors,
             gpu_required=request.gpu_required,
             inputs=described,
@@ -216,7 +282,7 @@ class JobService:
             Task(
                 task_id=job.first_item_id + index,
                 kind=TaskKind.INFERENCE,
-                network_id=request.network_id,
+                network_id=network_id,
                 job_id=job_id,
                 job_index=index,
                 **common,
@@ -229,15 +295,16 @@ class JobService:
                 inputs_key, json.dumps([self._describe(source) for source in sources]).encode(), "application/json"
             )
             self._jobs.put_items(items)
-            self._jobs.put_job(Task(task_id=job_id, kind=TaskKind.BATCH, network_id=request.network_id, **common), job)
+            self._jobs.put_job(Task(task_id=job_id, kind=TaskKind.BATCH, network_id=network_id, **common), job)
             self._queue.send_many(
                 [
                     InferenceMessage(
                         task_id=item.task_id,
                         account_id=account_id,
-                        network_id=request.network_id,
+                        network_id=network_id,
                         inputs=[InferenceInput(source=source)],
                         output_tensors=request.output_tensors,
+                        recognition=plan,
                         submitted_at=now,
                         job_id=job_id,
                     ).model_dump(mode="json")
