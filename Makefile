@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/convert.py --pytorch
 	$(BIN)/python bench/e2e.py
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/worker.py
 	$(BIN)/python bench/upload_memory.py
 	$(BIN)/python bench/datasets.py

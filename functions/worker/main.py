@@ -289,8 +289,10 @@ class Worker:
         self.queue = queue
         self.batch_queue = batch_queue
         self.jobs = jobs
-        # Whether the last receive from the inference queue came back empty: only then is the batch queue read.
+        # Whether the last receive from the inference queue came back empty, and when one last brought work:
+        # the batch queue is read only after an empty receive and `batch_quiet_seconds` without online work.
         self._online_idle = False
+        self._online_seen_at = float("-inf")
         self.pipeline = pipeline
         self.results = results
         self.stats = WorkerStats()
@@ -373,9 +375,11 @@ class Worker:
 
     def receive_batch_once(self, submit: Callable[..., Any]) -> int:
         """Jobs' items, only while online work is absent: the inference queue's last receive came back empty,
-        no online message is held, and fewer than `batch_in_flight` items are. An online request arriving
-        meanwhile waits at most for those items' batch (docs/jobs.md)."""
+        none brought work for `batch_quiet_seconds`, no online message is held, and fewer than `batch_in_flight`
+        items are. An online request arriving meanwhile waits at most for those items (docs/jobs.md)."""
         if self.batch_queue is None or not self._online_idle or self._in_flight.held(batch=False) > 0:
+            return 0
+        if self._clock() - self._online_seen_at < self.settings.batch_quiet_seconds:
             return 0
         room = min(self.settings.batch_in_flight - self._in_flight.held(batch=True), self._in_flight.room(timeout=0))
         if room <= 0:
@@ -403,6 +407,8 @@ class Worker:
             visibility_seconds=self.settings.visibility_seconds,
         )
         self._online_idle = not received
+        if received:
+            self._online_seen_at = self._clock()
         return self._hold(received, submit, batch=False)
 
     def _hold(self, received: list[dict[str, Any]], submit: Callable[..., Any], batch: bool) -> int:

@@ -36,6 +36,8 @@ class WorkerSettings:
     max_in_flight: int = 64
     # Jobs' items held at once, taken only while no online message is: what an online request may wait behind.
     batch_in_flight: int = 8
+    # Jobs' items wait this long after the last online message: steady online traffic keeps the job waiting.
+    batch_quiet_seconds: float = 0.5
     # Must not exceed the queue's visibility timeout meaningfully; heartbeats extend it for long work.
     visibility_seconds: int = 120
     heartbeat_seconds: float = 30.0
@@ -76,6 +78,7 @@ class WorkerSettings:
             receive_wait_seconds=int(env.get("WORKER_RECEIVE_WAIT_SECONDS", "5")),
             max_in_flight=int(env.get("WORKER_MAX_IN_FLIGHT", "64")),
             batch_in_flight=int(env.get("WORKER_BATCH_IN_FLIGHT", "8")),
+            batch_quiet_seconds=float(env.get("WORKER_BATCH_QUIET_SECONDS", "0.5")),
             visibility_seconds=int(env.get("WORKER_VISIBILITY_SECONDS", "120")),
             heartbeat_seconds=float(env.get("WORKER_HEARTBEAT_SECONDS", "30")),
             retry_delay_seconds=int(env.get("WORKER_RETRY_DELAY_SECONDS", "10")),

@@ -279,10 +279,11 @@ class CountingQueue:
         self.extended.append((handles, seconds))
 
 
-def test_worker_takes_batch_items_only_after_an_empty_online_receive_and_at_most_batch_in_flight() -> None:
+def test_worker_takes_batch_items_only_after_online_work_is_gone_and_at_most_batch_in_flight() -> None:
     settings = WorkerSettings(shared=None, batch_in_flight=8, max_in_flight=64)  # type: ignore[arg-type]
     online, batch = CountingQueue("online"), CountingQueue("batch")
-    worker = Worker(settings, online, pipeline=None, results=None, batch_queue=batch)  # type: ignore[arg-type]
+    clock = Clock()
+    worker = Worker(settings, online, pipeline=None, results=None, clock=clock, batch_queue=batch)  # type: ignore[arg-type]
     handed: list[Delivery] = []
 
     def hand(_fetch: Any, delivery: Delivery) -> None:
@@ -295,8 +296,12 @@ def test_worker_takes_batch_items_only_after_an_empty_online_receive_and_at_most
     online.empty = True
     assert worker.receive_once(hand) == 0
     assert worker.receive_batch_once(hand) == 0 and batch.receives == 0
-    # Once no online message is held, at most `batch_in_flight` items are taken, whatever is queued
+    # No online message held any more, but online work came less than batch_quiet_seconds ago: not read
     worker._in_flight.remove([d for d in handed if not d.batch])
+    clock.now += settings.batch_quiet_seconds / 2
+    assert worker.receive_batch_once(hand) == 0 and batch.receives == 0
+    # Once online work is that long gone, at most `batch_in_flight` items are taken, whatever is queued
+    clock.now += settings.batch_quiet_seconds
     assert worker.receive_batch_once(hand) == 8
     assert worker.receive_batch_once(hand) == 0 and batch.receives == 1
     assert [d.batch for d in handed[-8:]] == [True] * 8
