@@ -1,9 +1,10 @@
 """Decoders and resamplers measured against the preprocessing layer's own (bench/preprocess.py, the scan).
 
-Each candidate is installable from PyPI as a binary wheel (`pip install -e '.[bench-preprocess]'`); a
-missing one is skipped. Resamplers replace the layer's resampling step (``images._resize``) inside the
-layer's own pipeline, so decoding, EXIF orientation, bbox, colour and the resize geometry stay the layer's
-and only the filter differs; decoders are timed alone, at the DCT scale the deviation bound allows.
+Each candidate is installable from PyPI as a binary wheel (`pip install pyvips pyvips-binary simplejpeg`;
+opencv-python-headless comes with the dev extra); a missing one is skipped. Resamplers replace the layer's
+resampling step (``images._resize``) inside the layer's own pipeline, so decoding, EXIF orientation, bbox,
+colour and the resize geometry stay the layer's and only the filter differs; decoders are timed alone, at
+the DCT scale the deviation bound allows.
 
 - ``pyvips``: libvips (pyvips-binary wheel): ``reduceh``/``reducev`` with the linear (triangle) kernel,
   and JPEG shrink-on-load for the decode.
