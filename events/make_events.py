@@ -237,6 +237,16 @@ REQUESTS: dict[str, dict[str, Any]] = {
         "query": {"dataset": "pets", "version": "v1", "name": "holdout"},
     },
     "datasets_api/12_delete.json": {"method": "DELETE", "path": "/v0.7/datasets/1/"},
+    "datasets_api/13_evaluation_of_a_deleted_dataset.json": {
+        "method": "POST",
+        "path": "/v0.7/datasets/1/splits/1/evaluations",
+        "content_type": "application/json",
+        "body": json.dumps({"network_id": 1, "part": "test"}).encode(),
+    },
+    "datasets_api/14_evaluation_metrics_unknown.json": {
+        "method": "GET",
+        "path": "/v0.7/datasets/1/splits/1/evaluations/1/metrics",
+    },
     "jobs_api/01_create_network_pending.json": {
         "method": "POST",
         "path": "/v0.7/jobs/",

@@ -67,6 +67,8 @@ EXPECTED_STATUS: dict[str, int] = {
     "datasets_api/10_create_split_version_not_ready.json": 409,
     "datasets_api/11_lookup_split_unknown.json": 404,
     "datasets_api/12_delete.json": 204,
+    "datasets_api/13_evaluation_of_a_deleted_dataset.json": 404,
+    "datasets_api/14_evaluation_metrics_unknown.json": 404,
 }
 
 # Events of other folders replayed first, for a folder whose handler only reads what others write.
