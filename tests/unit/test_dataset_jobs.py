@@ -295,3 +295,21 @@ def test_an_evaluation_stages_the_part_runs_a_job_checks_back_and_scores_its_ans
     )
     assert tasks.get(77).status is TaskStatus.SUCCESS  # type: ignore[union-attr]
     assert jobs.evaluate("acct", 5).startswith("ignored: the evaluation already ended")
+
+
+def test_a_dataset_deleted_during_its_extraction_leaves_no_item_behind() -> None:
+    holder: dict[str, Any] = {}
+
+    def deleting(
+        archive: Path, workdir: Path, labels: Path | None, dataset: Dataset, sink: ItemSink, progress: Any
+    ) -> Any:
+        summary = two_items(archive, workdir, labels, dataset, sink, progress)
+        holder["api"].delete(dataset.account_id, dataset.dataset_id)
+        return summary
+
+    api, jobs, (records, tasks, files), _ = world(deleting)
+    holder["api"] = api
+    created = api.create("acct", "me", {"name": "pets"})
+    files.put(created.dataset.archive_key, b"zip")
+    assert jobs.handle_upload(created.dataset.archive_key) == "ignored: the dataset was deleted during the extraction"
+    assert not [key for key in files.objects if key.startswith("datasets/")]

@@ -232,19 +232,23 @@ class DatasetService:
         if request.collection_date is not None:
             changes["collection_date"] = request.collection_date
         self._tasks.put_new(task)
-        first = self._datasets.get_version(account_id, dataset_id, FIRST_VERSION)
-        if first is not None:
-            self._datasets.replace_version(
-                first.model_copy(
-                    update={"status": DatasetStatus.PENDING, "task_id": task.task_id, "version": first.version + 1}
-                ),
-                first.version,
-            )
         try:
             updated = dataset.model_copy(update=changes | {"update_date": now, "version": dataset.version + 1})
             self._datasets.replace(updated, dataset.version)
         except ConcurrentUpdate:
+            self._tasks.delete(task.task_id)
             raise ConcurrentUpdate(f"Dataset {dataset_id} changed meanwhile; retry.") from None
+        # The dataset is pending again (no other retry can pass the check above); v1 follows it.
+        for _ in range(5):
+            first = self._datasets.get_version(account_id, dataset_id, FIRST_VERSION)
+            if first is None:
+                break
+            pending = {"status": DatasetStatus.PENDING, "task_id": task.task_id, "version": first.version + 1}
+            try:
+                self._datasets.replace_version(first.model_copy(update=pending), first.version)
+                break
+            except ConcurrentUpdate:
+                continue
         if request.labels_name is None:
             self._queue.send(
                 {

@@ -86,9 +86,12 @@ class ExtractionJobs(JobBase):
             self._datasets.replace,
             {"status": DatasetStatus.READY, "extraction": summary, "error": None, "claimed_at": None},
         )
-        if ended is None or version is None:
+        if self._datasets.get(account_id, dataset_id) is None:
+            # Deleted while extracting: what was written here would outlive it.
             self._files.delete_prefix(dataset_layout.dataset_prefix(account_id, dataset_id))
             return "ignored: the dataset was deleted during the extraction"
+        if ended is None or version is None:
+            return "ignored: the extraction was ended meanwhile (a retry or the last delivery's error)"
         self._end_task(
             claimed.task_id,
             TaskStatus.SUCCESS,
