@@ -29,8 +29,12 @@ PROCESSES_VARIABLE = "LOCAL_FUNCTION_PROCESSES"
 DEFAULT_PROCESSES = 4
 # Modules the pool's processes are forked with already imported: a new container starts in milliseconds
 # and shares these pages with its siblings instead of holding a copy of botocore and pydantic each.
+# The fork server imports `tensorgate_local.prewarm` only: it imports these modules and the handlers named in
+# PRELOAD_VARIABLE, each failure left to the process that serves that function (the fork server dies on any
+# error other than an ImportError in a module it imports itself, which would take every function down).
 PRELOADED = ("boto3", "botocore.session", "pydantic", "aws_lambda_powertools.event_handler", "tensorgate.wiring")
-PREWARM = "tensorgate_local.prewarm"  # imported after the handlers: builds their clients and validators
+PREWARM = "tensorgate_local.prewarm"
+PRELOAD_VARIABLE = "TENSORGATE_LOCAL_PRELOAD"
 
 
 @dataclass
@@ -77,7 +81,7 @@ class LocalFunctions:
         self._pools: dict[str, _Pool] = {}
         self._pools_lock = threading.Lock()
         self._context: Any = None
-        self._preload: list[str] = list(PRELOADED)
+        self._preload: list[str] = list(PRELOADED)  # then the handlers `warm` names
 
     @property
     def processes(self) -> int:
@@ -108,7 +112,7 @@ class LocalFunctions:
             return
         with self._pools_lock:
             if self._context is None:
-                self._preload += [*sorted({self._functions[name].module for name in names}), PREWARM]
+                self._preload += sorted({self._functions[name].module for name in names})
         for name in names:
             threading.Thread(target=self._pool(name).warm, name=f"warm-{name}", daemon=True).start()
 
@@ -126,7 +130,8 @@ class LocalFunctions:
                     # A fork server forked before any thread of this process could hold a lock: the stack's
                     # threads (gateway, pollers) make a plain fork unsafe; spawning would re-import everything.
                     self._context = multiprocessing.get_context("forkserver")
-                    self._context.set_forkserver_preload(self._preload)
+                    os.environ[PRELOAD_VARIABLE] = ",".join(self._preload)  # the fork server inherits it
+                    self._context.set_forkserver_preload([PREWARM])
                 self._pools[name] = _Pool(self._context, name, self._functions[name], self._processes)
             return self._pools[name]
 
@@ -241,7 +246,12 @@ class _Pool:
 
 def _serve(name: str, module: str, attribute: str, timeout: int, connection: Connection) -> None:
     """A pool process's loop: import the handler once, then answer one event at a time until the pipe closes."""
-    handler = getattr(importlib.import_module(module), attribute)
+    try:
+        handler = getattr(importlib.import_module(module), attribute)
+        failure = None
+    except Exception:
+        # As Lambda's Runtime.ImportModuleError: every event of this function fails with the import's error.
+        handler, failure = None, traceback.format_exc()
     gc.freeze()  # what the fork server imported stays shared with the siblings: the collector leaves it alone
     while True:
         try:
@@ -250,7 +260,7 @@ def _serve(name: str, module: str, attribute: str, timeout: int, connection: Con
             return
         context = LocalContext(function_name=name, timeout_seconds=timeout)
         try:
-            answer: tuple[str, Any] = ("ok", handler(event, context))
+            answer: tuple[str, Any] = ("error", failure) if handler is None else ("ok", handler(event, context))
         except Exception:
             answer = ("error", traceback.format_exc())
         try:

@@ -1,4 +1,4 @@
-"""Imported last by the pool's fork server: what every function's first request would build, built once for all.
+"""Imported by the pool's fork server: what every function's first request would build, built once for all.
 
 The AWS clients (botocore's service models and endpoint rules) and the pydantic validators built here are
 inherited by every process forked afterwards, so a new process skips most of the cold start its first
@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
+import os
 
 from pydantic import BaseModel
+
+PRELOAD_VARIABLE = "TENSORGATE_LOCAL_PRELOAD"  # tensorgate_local.lambdas sets it: the modules to import first
 
 
 def _subclasses(model: type[BaseModel]) -> list[type[BaseModel]]:
@@ -23,10 +27,15 @@ def _subclasses(model: type[BaseModel]) -> list[type[BaseModel]]:
 
 
 def prewarm() -> None:
-    from tensorgate.adapters import aws
+    for module in filter(None, os.environ.get(PRELOAD_VARIABLE, "").split(",")):
+        # A handler that cannot be imported fails in its own process, answering its events with 502.
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+    with contextlib.suppress(Exception):
+        from tensorgate.adapters import aws
 
-    for service in ("dynamodb", "s3", "sqs"):
-        aws.client(service)
+        for service in ("dynamodb", "s3", "sqs"):
+            aws.client(service)
     for model in _subclasses(BaseModel):
         if model.__module__.startswith(("tensorgate", "functions")):
             with contextlib.suppress(Exception):  # a model that cannot build yet builds on first use, as before

@@ -230,7 +230,7 @@ def test_function_pool_handler_error_fails_the_event_and_keeps_the_process() -> 
     assert after["function"] == "Echo"
 
 
-@pytest.mark.parametrize(("action", "timeout", "reason"), [("die", 30, "ended mid-event"), ("hang", 1, "timed out")])
+@pytest.mark.parametrize(("action", "timeout", "reason"), [("die", 30, "ended mid-event"), ("hang", 5, "timed out")])
 def test_function_pool_process_that_dies_or_times_out_is_replaced(action: str, timeout: int, reason: str) -> None:
     from tensorgate_local.lambdas import FunctionFailed, LocalFunctions
 
@@ -261,3 +261,20 @@ def test_gateway_answers_502_with_a_sentence_when_the_function_fails(aws: Any) -
     response = Client(gateway).get("/v0.7/networks", headers={"X-API-KEY": DEV_KEY})
     assert response.status_code == 502
     assert response.json == {"error": "The service could not answer; retry shortly."}
+
+
+def test_function_pool_a_handler_that_cannot_be_imported_fails_alone() -> None:
+    from tensorgate_local.lambdas import FunctionFailed, LocalFunctions
+    from tensorgate_local.template import Function
+
+    # Given two functions, one of whose module raises when imported
+    broken = Function("Broken", "tests.integration.pool_broken_function", "handler", 30)
+    functions = LocalFunctions(pool_functions() | {"Broken": broken}, processes=1)
+    try:
+        functions.warm(["Echo", "Broken"])
+        # Then its events fail with the import's error, and the other function still answers
+        with pytest.raises(FunctionFailed, match="configuration is missing"):
+            functions.invoke("Broken", {})
+        assert functions.invoke("Echo", {})["function"] == "Echo"
+    finally:
+        functions.close()
