@@ -58,6 +58,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/convert.py --pytorch
 	$(BIN)/python bench/e2e.py
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/predict.py
+	$(BIN)/python bench/pagination.py
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/worker.py
 	$(BIN)/python bench/upload_memory.py
