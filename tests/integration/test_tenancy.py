@@ -64,6 +64,45 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any], int]] = {
     ("DELETE", "/v0.7/endpoints/{endpoint_id}"): ("/v0.7/endpoints/{e}/", {}, 404),
     ("POST", "/v0.7/endpoints/{endpoint_id}/shutdown"): ("/v0.7/endpoints/{e}/shutdown", {}, 404),
     ("POST", "/v0.7/endpoints/{endpoint_id}/predict"): ("/v0.7/endpoints/{e}/predict", INFERENCE, 404),
+    # The owner's dataset `d` (a split or evaluation id of it answers the same: the dataset is not the stranger's).
+    ("POST", "/v0.7/datasets"): ("/v0.7/datasets/", {"json": {"name": "owners"}}, 201),
+    ("GET", "/v0.7/datasets"): ("/v0.7/datasets/?search=owners", {}, 200),
+    ("GET", "/v0.7/datasets/lookup"): ("/v0.7/datasets/lookup?name=owners", {}, 404),
+    ("GET", "/v0.7/datasets/splits/lookup"): ("/v0.7/datasets/splits/lookup?dataset=owners&version=v1&name=s", {}, 404),
+    ("GET", "/v0.7/datasets/{dataset_id}"): ("/v0.7/datasets/{d}/", {}, 404),
+    ("DELETE", "/v0.7/datasets/{dataset_id}"): ("/v0.7/datasets/{d}/", {}, 404),
+    ("POST", "/v0.7/datasets/{dataset_id}/retry"): ("/v0.7/datasets/{d}/retry", {"json": {}}, 404),
+    ("GET", "/v0.7/datasets/{dataset_id}/errors"): ("/v0.7/datasets/{d}/errors", {}, 404),
+    ("GET", "/v0.7/datasets/{dataset_id}/versions"): ("/v0.7/datasets/{d}/versions", {}, 404),
+    ("POST", "/v0.7/datasets/{dataset_id}/versions"): (
+        "/v0.7/datasets/{d}/versions",
+        {"json": {"name": "gray", "transformations": [{"grayscale": True}]}},
+        404,
+    ),
+    ("GET", "/v0.7/datasets/{dataset_id}/versions/{version}"): ("/v0.7/datasets/{d}/versions/v1", {}, 404),
+    ("GET", "/v0.7/datasets/{dataset_id}/versions/{version}/items"): ("/v0.7/datasets/{d}/versions/v1/items", {}, 404),
+    ("GET", "/v0.7/datasets/{dataset_id}/splits"): ("/v0.7/datasets/{d}/splits", {}, 404),
+    ("POST", "/v0.7/datasets/{dataset_id}/splits"): (
+        "/v0.7/datasets/{d}/splits",
+        {"json": {"name": "s", "parts": [{"name": "all", "percentage": 100}]}},
+        404,
+    ),
+    ("GET", "/v0.7/datasets/{dataset_id}/splits/{split_id}"): ("/v0.7/datasets/{d}/splits/1", {}, 404),
+    ("GET", "/v0.7/datasets/{dataset_id}/splits/{split_id}/items"): (
+        "/v0.7/datasets/{d}/splits/1/items?part=all",
+        {},
+        404,
+    ),
+    ("POST", "/v0.7/datasets/{dataset_id}/splits/{split_id}/evaluations"): (
+        "/v0.7/datasets/{d}/splits/1/evaluations",
+        {"json": {"network_id": "{n}"}},
+        404,
+    ),
+    ("GET", "/v0.7/datasets/{dataset_id}/splits/{split_id}/evaluations/{evaluation_id}/metrics"): (
+        "/v0.7/datasets/{d}/splits/1/evaluations/1/metrics",
+        {},
+        404,
+    ),
 }
 DOCUMENTATION_ROUTES = {("GET", "/v0.7/openapi.json"), ("GET", "/v0.7/docs")}
 
@@ -84,7 +123,9 @@ def test_strangers_never_see_or_change_the_owners_network(
     ).json
     spec, version = owners_spec_and_version(api, created["id"])
     endpoint = api.post("/v0.7/endpoints", headers=OWNER, json={"name": "owners", "network_id": created["id"]}).json
+    dataset = api.post("/v0.7/datasets", headers=OWNER, json={"name": "owners"}).json
     ids = {"n": created["id"], "t": created["task_id"], "s": spec["id"], "v": version["id"], "e": endpoint["id"]}
+    ids["d"] = dataset["id"]
     path, options, status = CASES[route]
     if "json" in options:
         options = {"json": {name: _with_ids(value, ids) for name, value in options["json"].items()}}
@@ -103,6 +144,7 @@ def test_strangers_never_see_or_change_the_owners_network(
     assert api.get(f"/v0.7/recognition/specs/{spec['id']}", headers=OWNER).json == spec
     assert api.get(f"/v0.7/recognition/versions/{version['id']}", headers=OWNER).json == version
     assert api.get(f"/v0.7/endpoints/{endpoint['id']}", headers=OWNER).json == endpoint
+    assert api.get(f"/v0.7/datasets/{dataset['id']}", headers=OWNER).json["name"] == "owners"
 
 
 def owners_spec_and_version(api: Client, network_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
