@@ -16,6 +16,7 @@ STRANGER = {"X-API-KEY": OTHER_KEY}
 
 INFERENCE = {"json": {"inputs": [{"image": {"source": "https://example.com/a.jpg"}}]}}
 SPEC = {"name": "mine", "outputs": [{"labels": {"labels": [{"id": 0, "name": "cat"}]}}]}
+JOB_INPUTS = {"urls": ["https://example.com/a.jpg"]}
 CLASSIFICATION = [{"classification": {"output_tensor": "probabilities", "thresholds": [0.5]}}]
 
 # What a stranger gets on each route, given the owner's network `n` and its task `t`, and the owner's
@@ -64,6 +65,10 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any], int]] = {
     ("DELETE", "/v0.7/endpoints/{endpoint_id}"): ("/v0.7/endpoints/{e}/", {}, 404),
     ("POST", "/v0.7/endpoints/{endpoint_id}/shutdown"): ("/v0.7/endpoints/{e}/shutdown", {}, 404),
     ("POST", "/v0.7/endpoints/{endpoint_id}/predict"): ("/v0.7/endpoints/{e}/predict", INFERENCE, 404),
+    # The owner's batch job `j`; a stranger's job through the owner's network names no network of theirs.
+    ("POST", "/v0.7/jobs"): ("/v0.7/jobs/", {"json": {"name": "x", "network_id": "{n}", "inputs": JOB_INPUTS}}, 400),
+    ("GET", "/v0.7/jobs/{job_id}"): ("/v0.7/jobs/{j}/", {}, 404),
+    ("POST", "/v0.7/jobs/{job_id}/cancel"): ("/v0.7/jobs/{j}/cancel", {}, 404),
     # The owner's dataset `d` (a split or evaluation id of it answers the same: the dataset is not the stranger's).
     ("POST", "/v0.7/datasets"): ("/v0.7/datasets/", {"json": {"name": "owners"}}, 201),
     ("GET", "/v0.7/datasets"): ("/v0.7/datasets/?search=owners", {}, 200),
@@ -126,6 +131,10 @@ def test_strangers_never_see_or_change_the_owners_network(
     dataset = api.post("/v0.7/datasets", headers=OWNER, json={"name": "owners"}).json
     ids = {"n": created["id"], "t": created["task_id"], "s": spec["id"], "v": version["id"], "e": endpoint["id"]}
     ids["d"] = dataset["id"]
+    job = api.post(
+        "/v0.7/jobs", headers=OWNER, json={"name": "owners", "network_id": created["id"], "inputs": JOB_INPUTS}
+    ).json
+    ids["j"] = job["id"]
     path, options, status = CASES[route]
     if "json" in options:
         options = {"json": {name: _with_ids(value, ids) for name, value in options["json"].items()}}
@@ -145,6 +154,7 @@ def test_strangers_never_see_or_change_the_owners_network(
     assert api.get(f"/v0.7/recognition/versions/{version['id']}", headers=OWNER).json == version
     assert api.get(f"/v0.7/endpoints/{endpoint['id']}", headers=OWNER).json == endpoint
     assert api.get(f"/v0.7/datasets/{dataset['id']}", headers=OWNER).json["name"] == "owners"
+    assert api.get(f"/v0.7/jobs/{job['id']}", headers=OWNER).json["status"] == "running"
 
 
 def owners_spec_and_version(api: Client, network_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -154,7 +164,11 @@ def owners_spec_and_version(api: Client, network_id: int) -> tuple[dict[str, Any
 
     networks = wiring.network_service()
     record = networks.get("dev", network_id)
-    ready = {"status": NetworkStatus.READY, "outputs": [{"name": "probabilities", "dtype": "float32", "shape": [1]}]}
+    ready = {
+        "status": NetworkStatus.READY,
+        "outputs": [{"name": "probabilities", "dtype": "float32", "shape": [1]}],
+        "preprocessing": {"inputs": [{"tensor_name": "image", "image": {"target_size": "8x8"}}]},
+    }
     networks._networks.replace(
         record.model_copy(update=ready | {"version": record.version + 1}), expected_version=record.version
     )

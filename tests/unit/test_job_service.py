@@ -163,7 +163,7 @@ class Harness:
         self.jobs = InMemoryJobRepository(self.tasks)
         self.files = Files()
         self.queue = Queue()
-        networks = InMemoryNetworkRepository()
+        self.networks = networks = InMemoryNetworkRepository()
         networks.put_new(
             Network(
                 account_id="acme",
@@ -273,6 +273,16 @@ def test_job_through_a_shut_down_endpoint_is_refused() -> None:
     harness = Harness()
     with pytest.raises(EndpointShutdown, match="shut down"):
         harness.service.create("acme", {"name": "job", "endpoint_id": 8, "inputs": {"urls": URLS}})
+    assert harness.queue.bodies == []
+
+
+def test_job_on_a_network_without_one_image_input_is_refused() -> None:
+    harness = Harness()
+    network = harness.networks.get("acme", 1)
+    assert network is not None
+    harness.networks.replace(network.model_copy(update={"preprocessing": None, "version": 2}), expected_version=1)
+    with pytest.raises(ValidationFailed, match="exactly one image input"):
+        harness.create()
     assert harness.queue.bodies == []
 
 

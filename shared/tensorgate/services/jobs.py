@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from tensorgate_preprocessing.spec import PreprocessingSpec
 
 from tensorgate import layout
 from tensorgate.errors import (
@@ -253,6 +254,14 @@ class JobService:
                 [{"field": "network_id", "message": "is not a network of this account"}],
             )
         _require_ready(network)
+        declared = network.preprocessing and PreprocessingSpec.model_validate(network.preprocessing)
+        if not declared or len(declared.inputs) != 1:
+            count = len(declared.inputs) if declared else 0
+            raise ValidationFailed(
+                f"Network {network_id} takes {count} image inputs; a job runs networks of exactly one image input, "
+                "one image per item.",
+                [{"field": "network_id", "message": "does not take one image per sample"}],
+            )
         _check_output_tensors(network, request.output_tensors)
 
         first = self._jobs.reserve_ids("task", len(sources) + 1)
