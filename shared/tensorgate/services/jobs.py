@@ -28,6 +28,7 @@ from tensorgate.ports import NetworkRepository
 from tensorgate.schemas import validate
 from tensorgate.services.inference import MAX_URL_LENGTH, _check_output_tensors, _require_ready
 
+LARGEST_ID = 10**18 - 1  # ids are at most 18 digits, as in paths
 TARGET_FIELDS = ("network_id", "recognition_version_id", "recognition_spec_id", "endpoint_id")
 CANCELLED_ITEM = "The job was cancelled before this item ran."
 
@@ -91,12 +92,21 @@ class JobRequest(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=2000)
-    network_id: int | None = Field(default=None, ge=1, description="Target: a ready network (answers tensors).")
-    recognition_version_id: int | None = Field(default=None, ge=1, description="Target: a recognition version.")
-    recognition_spec_id: int | None = Field(
-        default=None, ge=1, description="Target: a recognition spec, through the version current at the job's creation."
+    network_id: int | None = Field(
+        default=None, ge=1, le=LARGEST_ID, description="Target: a ready network (answers tensors)."
     )
-    endpoint_id: int | None = Field(default=None, ge=1, description="Target: a running endpoint's target.")
+    recognition_version_id: int | None = Field(
+        default=None, ge=1, le=LARGEST_ID, description="Target: a recognition version."
+    )
+    recognition_spec_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=LARGEST_ID,
+        description="Target: a recognition spec, through the version current at the job's creation.",
+    )
+    endpoint_id: int | None = Field(
+        default=None, ge=1, le=LARGEST_ID, description="Target: a running endpoint's target."
+    )
     output_tensors: list[str] | None = Field(default=None, max_length=64)
     gpu_required: bool = False
     inputs: JobInputs
