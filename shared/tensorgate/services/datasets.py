@@ -431,7 +431,7 @@ class DatasetService:
         split = self.split(account_id, dataset_id, split_id)
         if dataset.kind.value != "classification":
             raise ValidationFailed(
-                "Only classification datasets are evaluated so far; detection metrics are a library call away.",
+                "Only classification datasets can be evaluated so far; this dataset is a detection one.",
                 [{"field": "dataset_id", "message": "is a detection dataset"}],
             )
         if split.status is not DatasetStatus.READY:
