@@ -1,4 +1,5 @@
-"""`Client`: the v0.7 API's networks, tasks, recognition specs and versions, and inference as typed methods."""
+"""`Client`: the API's networks, tasks, recognition specs and versions, endpoints, batch jobs and inference as
+typed methods."""
 
 from __future__ import annotations
 
@@ -18,8 +19,12 @@ from requests_toolbelt.multipart.encoder import MultipartEncoder
 from tensorgate_client import config, uploads
 from tensorgate_client.errors import ApiError, TaskFailed, WaitTimeout
 from tensorgate_client.models import (
+    Endpoint,
+    EndpointPage,
+    Job,
     Network,
     NetworkPage,
+    Prediction,
     RecognitionSpec,
     RecognitionSpecPage,
     RecognitionVersion,
@@ -63,6 +68,8 @@ class Client:
         self.tasks = Tasks(self)
         self.specs = Specs(self)
         self.versions = Versions(self)
+        self.endpoints = Endpoints(self)
+        self.jobs = Jobs(self)
         self._sleep = sleep
         self._clock = clock
 
@@ -418,6 +425,176 @@ class Versions:
         return _queue_inference(self._http, path, image, output_tensors, options)
 
 
+TARGET_FIELDS = ("network_id", "recognition_version_id", "recognition_spec_id")
+
+
+class Endpoints:
+    """`/endpoints/`: named deployments with a synchronous `predict`, a canary split and warm workers."""
+
+    def __init__(self, client: Client) -> None:
+        self._http = client.transport
+
+    def create(
+        self,
+        name: str,
+        *,
+        network_id: int | None = None,
+        recognition_version_id: int | None = None,
+        recognition_spec_id: int | None = None,
+        replicas: int = 0,
+        gpu_required: bool = False,
+        description: str | None = None,
+        canary: Mapping[str, Any] | None = None,
+    ) -> Endpoint:
+        """An endpoint on exactly one target: a network, a recognition version, or a spec (whichever version is
+        current at each prediction). `canary`: another target and the `weight` (0 < w < 1) of predictions it takes."""
+        body = _one_target(network_id, recognition_version_id, recognition_spec_id) | {
+            "name": name,
+            "replicas": replicas,
+            "gpu_required": gpu_required,
+        }
+        if description is not None:
+            body["description"] = description
+        if canary is not None:
+            body["canary"] = dict(canary)
+        return _parsed(self._http.request("POST", "endpoints/", json=body), Endpoint)
+
+    def list(self, offset: int = 0, limit: int = 20, *, search: str | None = None) -> EndpointPage:
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if search:
+            params["search"] = search
+        return _parsed(self._http.request("GET", "endpoints/", params=params), EndpointPage)
+
+    def iterate(self, page_size: int = 100, *, search: str | None = None) -> Iterable[Endpoint]:
+        return _every(self._http, self.list(0, page_size, search=search), EndpointPage)
+
+    def get(self, endpoint_id: int) -> Endpoint:
+        return _parsed(self._http.request("GET", f"endpoints/{int(endpoint_id)}/"), Endpoint)
+
+    def lookup(self, name: str) -> Endpoint:
+        """The endpoint with exactly this name (`ApiError` 404 when none)."""
+        return _parsed(self._http.request("GET", "endpoints/lookup", params={"name": name}), Endpoint)
+
+    def update(self, endpoint_id: int, **changes: Any) -> Endpoint:
+        """PATCH any of name, description, metadata, a target, canary (None removes it), replicas, gpu_required."""
+        if not changes:
+            raise ValueError("Give at least one field to update.")
+        return _parsed(self._http.request("PATCH", f"endpoints/{int(endpoint_id)}/", json=changes), Endpoint)
+
+    def shutdown(self, endpoint_id: int) -> Endpoint:
+        """End predictions (they answer 409) and release the warm workers; the record stays."""
+        return _parsed(self._http.request("POST", f"endpoints/{int(endpoint_id)}/shutdown"), Endpoint)
+
+    def delete(self, endpoint_id: int) -> None:
+        self._http.request("DELETE", f"endpoints/{int(endpoint_id)}/")
+
+    def predict(
+        self,
+        endpoint_id: int,
+        images: Sequence[str | Path | bytes],
+        *,
+        wait: float | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Prediction:
+        """Run up to 16 images in one request: paths and bytes are sent base64, URLs (https, s3) as they are.
+        The answer holds every result when they were ready within the service's budget (`status` complete);
+        else the pending tasks, which `client.tasks.wait` follows. `wait` asks for a shorter budget."""
+        features = [_feature(image) for image in images]
+        params = {"wait": wait} if wait is not None else None
+        body = {"features": features, **dict(options or {})}
+        answer = self._http.request("POST", f"endpoints/{int(endpoint_id)}/predict", json=body, params=params)
+        return _parsed(answer, Prediction)
+
+
+class Jobs:
+    """`/jobs/`: batch inference over a list of URLs or an `s3://` prefix of the account's uploads."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._http = client.transport
+
+    def create(
+        self,
+        name: str,
+        *,
+        urls: Sequence[str] | None = None,
+        prefix: str | None = None,
+        network_id: int | None = None,
+        recognition_version_id: int | None = None,
+        recognition_spec_id: int | None = None,
+        endpoint_id: int | None = None,
+        output_tensors: Sequence[str] | None = None,
+        gpu_required: bool = False,
+        description: str | None = None,
+    ) -> Job:
+        """A job over `urls` or every object under `prefix`, through one target (or an endpoint's)."""
+        if (urls is None) == (prefix is None):
+            raise ValueError("Give either urls or prefix.")
+        if endpoint_id is not None:
+            if any(value is not None for value in (network_id, recognition_version_id, recognition_spec_id)):
+                raise ValueError("Give one target: a network, a recognition version, a spec or an endpoint.")
+            body: dict[str, Any] = {"endpoint_id": endpoint_id}
+        else:
+            body = _one_target(network_id, recognition_version_id, recognition_spec_id)
+        body |= {
+            "name": name,
+            "gpu_required": gpu_required,
+            "inputs": {"urls": list(urls)} if urls is not None else {"prefix": prefix},
+        }
+        if output_tensors is not None:
+            body["output_tensors"] = list(output_tensors)
+        if description is not None:
+            body["description"] = description
+        return _parsed(self._http.request("POST", "jobs/", json=body), Job)
+
+    def get(self, job_id: int) -> Job:
+        return _parsed(self._http.request("GET", f"jobs/{int(job_id)}/"), Job)
+
+    def cancel(self, job_id: int) -> Job:
+        """Items not started end as cancelled; running ones finish. `ApiError` 409 once the job ended."""
+        return _parsed(self._http.request("POST", f"jobs/{int(job_id)}/cancel"), Job)
+
+    def wait(
+        self,
+        job_id: int,
+        *,
+        timeout: float = 3600.0,
+        poll: float = 1.0,
+        on_poll: Callable[[Job, float], None] | None = None,
+    ) -> Job:
+        """Poll until the job ends (success, error or cancelled); `on_poll(job, elapsed)` sees its counters."""
+        return _poll(
+            lambda: self.get(job_id),
+            lambda job: job.ended,
+            f"job {job_id} to end",
+            timeout,
+            poll,
+            on_poll,
+            self._client._sleep,
+            self._client._clock,
+        )
+
+    def download(self, job_id: int, target: str | Path, progress: uploads.Progress | None = None) -> Path:
+        """Write an ended job's results (JSON Lines, one line per item in input order) to `target`, streamed;
+        `progress(received, total)` follows the bytes."""
+        job = self.get(job_id)
+        if job.results_url is None:
+            raise ApiError(409, f"Job {job_id} is {job.status}: its results are written when it ends.")
+        path = Path(target)
+        response = self._http.session.get(job.results_url, stream=True, timeout=self._http.timeout)
+        if response.status_code >= 400:
+            raise ApiError(response.status_code, f"The results of job {job_id} could not be read: {response.reason}.")
+        total = int(response.headers.get("Content-Length") or 0)
+        received = 0
+        with response, open(path, "wb") as handle:
+            for chunk in response.iter_content(chunk_size=1 << 16):
+                handle.write(chunk)
+                received += len(chunk)
+                if progress is not None:
+                    progress(received, total)
+        return path
+
+
 MAX_POLL_INTERVAL = 10.0
 
 
@@ -507,6 +684,25 @@ def _spec_path(spec_id: int | str) -> str:
     if isinstance(spec_id, int) or str(spec_id).isdigit():
         return f"recognition/specs/{int(spec_id)}"
     return f"recognition/public/{spec_id}"
+
+
+def _one_target(network_id: int | None, version_id: int | None, spec_id: int | None) -> dict[str, Any]:
+    given = {
+        name: value
+        for name, value in zip(TARGET_FIELDS, (network_id, version_id, spec_id), strict=True)
+        if value is not None
+    }
+    if len(given) != 1:
+        raise ValueError("Give exactly one target: network_id, recognition_version_id or recognition_spec_id.")
+    return given
+
+
+def _feature(image: str | Path | bytes) -> str:
+    """An SBrain feature: a URL as it is, a file's or bytes' base64."""
+    if isinstance(image, str) and image.startswith(("http://", "https://", "s3://", "data:")):
+        return image
+    data = image if isinstance(image, bytes) else Path(image).read_bytes()
+    return base64.b64encode(data).decode("ascii")
 
 
 def _network_path(network_id: int | str) -> str:

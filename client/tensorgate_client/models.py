@@ -119,3 +119,75 @@ class RecognitionVersionPage(_Resource):
     next: str | None
     previous: str | None
     results: list[RecognitionVersion]
+
+
+class Endpoint(_Resource):
+    """A named handle on a network, a recognition version or a spec, with a synchronous predict."""
+
+    id: int
+    name: str
+    description: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    author: str | None = None
+    network_id: int | None = None
+    recognition_version_id: int | None = None
+    recognition_spec_id: int | None = None
+    canary: dict[str, Any] | None = None
+    replicas: int = 0
+    gpu_required: bool = False
+    status: Literal["running", "shutdown"] = "running"
+    create_date: datetime | None = None
+    update_date: datetime | None = None
+
+    @property
+    def target(self) -> str:
+        for field, kind in (
+            ("network_id", "network"),
+            ("recognition_version_id", "version"),
+            ("recognition_spec_id", "spec"),
+        ):
+            value = getattr(self, field)
+            if value is not None:
+                return f"{kind} {value}"
+        return "-"
+
+
+class EndpointPage(_Resource):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[Endpoint]
+
+
+class Prediction(_Resource):
+    """A predict's answer: `complete` with every task ended (HTTP 200), or `pending` ones to poll (202)."""
+
+    endpoint_id: int
+    status: Literal["complete", "pending"]
+    task_ids: list[int]
+    predictions: list[Task]
+
+
+class Job(_Resource):
+    """A batch inference job; its id is also its task's (`kind: batch`)."""
+
+    id: int
+    name: str
+    description: str = ""
+    network_id: int | None = None
+    recognition_version_id: int | None = None
+    recognition_spec_id: int | None = None
+    endpoint_id: int | None = None
+    status: Literal["pending", "running", "success", "error", "cancelled"]
+    total: int
+    done: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+    results_url: str | None = None
+    create_date: datetime | None = None
+    update_date: datetime | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ("success", "error", "cancelled")

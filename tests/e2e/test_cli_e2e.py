@@ -406,3 +406,61 @@ def test_cli_specs_and_versions_recognise_through_the_spec_and_draw_its_boxes(
     assert refused.code == 1 and "current version" in refused.err
     assert tensorgate("specs", "delete", str(spec["id"])).code == 0
     assert tensorgate("versions", "get", str(version_id)).code == 1
+
+
+def test_cli_endpoint_predicts_in_the_same_request_then_shutdown_refuses(
+    tensorgate, large_detector: dict[str, object], tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    created = tensorgate("endpoints", "create", "cli shapes", "--network", str(large_detector["id"]), "--json")
+    assert created.code == 0, created.err
+    endpoint = created.json()
+    assert isinstance(endpoint, dict) and endpoint["status"] == "running"
+    pictures = []
+    for index in range(2):
+        pictures.append(tmp_path / f"grey{index}.png")
+        Image.new("RGB", PICTURE_SIZE, (128, 128, 128 + index)).save(pictures[-1])
+
+    # By name, two pictures in one request: both answered in the same response
+    ran = tensorgate("endpoints", "predict", "cli shapes", *map(str, pictures), "--json")
+    assert ran.code == 0, ran.err
+    answers = ran.json_lines()
+    assert [a["status"] for a in answers] == ["success", "success"]
+    assert [o["label"] for o in answers[0]["data"]["outputs"]] == ["disc", "corner"]  # type: ignore[index]
+    by_id = tensorgate("endpoints", "predict", str(endpoint["id"]), str(pictures[0]))
+    assert "disc 0.900 [80, 60, 240, 180]" in by_id.out
+    assert "cli shapes" in tensorgate("endpoints", "list", "--search", "CLI SHA").out
+
+    assert tensorgate("endpoints", "shutdown", "cli shapes").code == 0
+    refused = tensorgate("endpoints", "predict", "cli shapes", str(pictures[0]))
+    assert refused.code == 1 and "shut down" in refused.err
+    assert tensorgate("endpoints", "delete", "cli shapes").code == 0
+    assert tensorgate("endpoints", "get", "cli shapes").code == 1
+
+
+def test_cli_job_over_a_prefix_watched_downloaded_in_input_order(
+    tensorgate, local_stack_with_workers: RunningStack, large_detector: dict[str, object], tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.e2e.test_faults import Stack
+
+    stack = Stack(local_stack_with_workers)
+    keys = [f"uploads/dev/cli-job/picture-{index}.png" for index in range(6)]
+    for index, key in enumerate(keys):
+        picture = tmp_path / f"{index}.png"
+        Image.new("RGB", (40, 30), (index * 40, 0, 0)).save(picture)
+        stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=picture.read_bytes())
+    prefix = f"s3://{stack.bucket}/uploads/dev/cli-job/"
+
+    submitted = tensorgate(
+        "jobs", "submit", "cli job", "--network", str(large_detector["id"]), "--prefix", prefix, "--watch", "--json"
+    )
+
+    assert submitted.code == 0, submitted.err
+    job = submitted.json()
+    assert isinstance(job, dict) and (job["status"], job["done"], job["total"]) == ("success", 6, 6)
+    results = tmp_path / "results.jsonl"
+    assert tensorgate("jobs", "download", str(job["id"]), "-o", str(results)).code == 0
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [line["input"] for line in lines] == [f"s3://{stack.bucket}/{key}" for key in keys]
+    assert all(line["status"] == "success" for line in lines)
+    # An ended job cannot be cancelled: the service's 409 sentence, exit 1
+    assert tensorgate("jobs", "cancel", str(job["id"])).code == 1

@@ -427,3 +427,46 @@ def test_cli_connection_options_work_after_the_command_too(monkeypatch: pytest.M
     assert run(["--api-url", "http://other.test", "networks", "list", "-q"]) == 0
 
     assert [call.request.headers["X-API-KEY"] for call in responses.calls] == ["tg_other", KEY]
+
+
+@responses.activate
+def test_cli_endpoints_predict_follows_pending_tasks_past_the_budget(
+    capsys: pytest.CaptureFixture[str], configured: Path
+) -> None:
+    picture = configured / "a.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n")
+    endpoint = {"id": 4, "name": "scenes", "network_id": 1, "status": "running"}
+    responses.get(f"{URL}/endpoints/lookup", json=endpoint)
+    responses.post(
+        f"{URL}/endpoints/4/predict",
+        status=202,
+        json={"endpoint_id": 4, "status": "pending", "task_ids": [9], "predictions": [task_body(9)]},
+    )
+    data = {"outputs": [{"label": "sky", "score": 0.8}], "tensors": []}
+    responses.get(f"{URL}/tasks/9/", json=task_body(9, "success") | {"data": data})
+
+    assert run(["endpoints", "predict", "scenes", str(picture)]) == 0
+
+    sent = json.loads(responses.calls[1].request.body)
+    assert sent == {"features": ["iVBORw0KGgo="]}
+    printed = capsys.readouterr()
+    assert "sky 0.800" in printed.out and "following tasks 9" in printed.err
+
+
+@responses.activate
+def test_cli_jobs_submit_sends_one_target_and_the_inputs_and_refuses_two_targets(configured: Path) -> None:
+    job = {"id": 30, "name": "shelves", "network_id": 1, "status": "pending", "total": 2}
+    responses.post(f"{URL}/jobs/", status=201, json=job)
+    urls = configured / "urls.txt"
+    urls.write_text("https://example.com/a.jpg\n\nhttps://example.com/b.jpg\n")
+
+    assert run(["jobs", "submit", "shelves", "--version", "3", "--urls-file", str(urls), "-q"]) == 0
+    assert json.loads(responses.calls[0].request.body) == {
+        "recognition_version_id": 3,
+        "name": "shelves",
+        "gpu_required": False,
+        "inputs": {"urls": ["https://example.com/a.jpg", "https://example.com/b.jpg"]},
+    }
+    assert run(["jobs", "submit", "shelves", "--network", "1", "--endpoint", "2", "--prefix", "s3://b/p/"]) == 2
+    assert run(["jobs", "submit", "shelves", "--network", "1"]) == 2
+    assert len(responses.calls) == 1
