@@ -19,6 +19,8 @@ from requests_toolbelt.multipart.encoder import MultipartEncoder
 from tensorgate_client import config, uploads
 from tensorgate_client.errors import ApiError, TaskFailed, WaitTimeout
 from tensorgate_client.models import (
+    Dataset,
+    DatasetPage,
     Endpoint,
     EndpointPage,
     Job,
@@ -70,6 +72,7 @@ class Client:
         self.versions = Versions(self)
         self.endpoints = Endpoints(self)
         self.jobs = Jobs(self)
+        self.datasets = Datasets(self)
         self._sleep = sleep
         self._clock = clock
 
@@ -161,23 +164,7 @@ class Networks:
         self, upload: UploadInstructions, archive: Path, name: str, progress: uploads.Progress | None = None
     ) -> None:
         """POST the archive to the presigned URL: its fields first, the file last, streamed from disk."""
-        size = archive.stat().st_size
-        if size > upload.max_bytes:
-            raise ApiError(
-                413, f"The archive is {size} bytes, over the {upload.max_bytes} bytes the upload is signed for."
-            )
-        fields = list(upload.fields.items())
-
-        # S3 names the file part `file`; `streamed` names parts by file name, so build that one here.
-        def s3_body() -> tuple[Any, Mapping[str, str]]:
-            handle = open(archive, "rb")  # noqa: SIM115 - closed when the encoder is collected
-            encoder = MultipartEncoder(fields=[*fields, ("file", (name, handle, "application/octet-stream"))])
-            return uploads.monitored(encoder, progress)
-
-        try:
-            self._http.request("POST", upload.url, body=s3_body, authenticated=False, timeout=(10.0, 3600.0))
-        except ApiError as error:
-            raise ApiError(error.status, f"The archive upload was refused: {error.message}", error.details) from None
+        _post_presigned(self._http, upload, archive, name, progress)
 
     def list(self, offset: int = 0, limit: int = 20) -> NetworkPage:
         answer = self._http.request("GET", "networks/", params={"offset": offset, "limit": limit})
@@ -595,6 +582,97 @@ class Jobs:
         return path
 
 
+class Datasets:
+    """`/datasets/`: labelled images from an uploaded archive (or a folder, zipped on the way), extracted by the
+    service item by item (docs/datasets.md)."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._http = client.transport
+
+    def create(
+        self,
+        path: str | Path,
+        *,
+        name: str,
+        kind: str = "classification",
+        classes: Mapping[str, int] | None = None,
+        collection_date: str | None = None,
+        description: str | None = None,
+        progress: uploads.Progress | None = None,
+        on_stage: Callable[[str], None] | None = None,
+    ) -> Dataset:
+        """Upload `path` (a .zip/.tar.gz/.tgz, or a folder: a folder per class, images with a labels file, or
+        COCO's layout) by the presigned POST the create answers; the extraction then runs (`wait`)."""
+        stage = on_stage or (lambda text: None)
+        files = uploads.collect(Path(path))
+        if files.archive is None and Path(path).is_file():
+            raise uploads.UnusableModelPath(f"{path} is one file: a dataset is a folder or an archive of images.")
+        body: dict[str, Any] = {"name": name, "kind": kind}
+        for key, value in (("classes", classes), ("collection_date", collection_date), ("description", description)):
+            if value is not None:
+                body[key] = dict(value) if isinstance(value, Mapping) else value
+        if files.archive is None:
+            stage(f"zipping {len(files.files)} files")
+        with uploads.as_archive(files, progress) as archive:
+            name_signed = uploads.archive_name(archive) if files.archive is not None else "dataset.zip"
+            stage(f"uploading {archive.name if files.archive is not None else name_signed}")
+            created = _parsed(
+                self._http.request("POST", "datasets/", json=body | {"archive_name": name_signed}), Dataset
+            )
+            if created.upload is None:
+                raise ApiError(201, "The service created the dataset but sent no upload instructions.")
+            try:
+                _post_presigned(self._http, created.upload, archive, name_signed, progress)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self.delete(created.id)
+                raise
+        return created
+
+    def list(self, offset: int = 0, limit: int = 20, *, search: str | None = None) -> DatasetPage:
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if search:
+            params["search"] = search
+        return _parsed(self._http.request("GET", "datasets/", params=params), DatasetPage)
+
+    def get(self, dataset_id: int) -> Dataset:
+        return _parsed(self._http.request("GET", f"datasets/{int(dataset_id)}/"), Dataset)
+
+    def lookup(self, name: str) -> Dataset:
+        return _parsed(self._http.request("GET", "datasets/lookup", params={"name": name}), Dataset)
+
+    def delete(self, dataset_id: int) -> None:
+        self._http.request("DELETE", f"datasets/{int(dataset_id)}/")
+
+    def errors(self, dataset_id: int, offset: int = 0, limit: int = 100) -> dict[str, Any]:
+        """The last extraction's item errors, one by one."""
+        answer = self._http.request(
+            "GET", f"datasets/{int(dataset_id)}/errors", params={"offset": offset, "limit": limit}
+        )
+        return dict(answer.json())
+
+    def wait(
+        self,
+        dataset_id: int,
+        *,
+        timeout: float = 1800.0,
+        poll: float = 1.0,
+        on_poll: Callable[[Dataset, float], None] | None = None,
+    ) -> Dataset:
+        """Poll until the extraction ends: `ready` (item errors are on it) or `error`."""
+        return _poll(
+            lambda: self.get(dataset_id),
+            lambda dataset: dataset.status != "pending",
+            f"dataset {dataset_id} to be extracted",
+            timeout,
+            poll,
+            on_poll,
+            self._client._sleep,
+            self._client._clock,
+        )
+
+
 MAX_POLL_INTERVAL = 10.0
 
 
@@ -684,6 +762,27 @@ def _spec_path(spec_id: int | str) -> str:
     if isinstance(spec_id, int) or str(spec_id).isdigit():
         return f"recognition/specs/{int(spec_id)}"
     return f"recognition/public/{spec_id}"
+
+
+def _post_presigned(
+    http: Transport, upload: UploadInstructions, archive: Path, name: str, progress: uploads.Progress | None
+) -> None:
+    """POST a file to a presigned URL: its fields first, the file last, streamed from disk."""
+    size = archive.stat().st_size
+    if size > upload.max_bytes:
+        raise ApiError(413, f"The archive is {size} bytes, over the {upload.max_bytes} bytes the upload is signed for.")
+    fields = list(upload.fields.items())
+
+    # S3 names the file part `file`; `streamed` names parts by file name, so build that one here.
+    def s3_body() -> tuple[Any, Mapping[str, str]]:
+        handle = open(archive, "rb")  # noqa: SIM115 - closed when the encoder is collected
+        encoder = MultipartEncoder(fields=[*fields, ("file", (name, handle, "application/octet-stream"))])
+        return uploads.monitored(encoder, progress)
+
+    try:
+        http.request("POST", upload.url, body=s3_body, authenticated=False, timeout=(10.0, 3600.0))
+    except ApiError as error:
+        raise ApiError(error.status, f"The archive upload was refused: {error.message}", error.details) from None
 
 
 def _one_target(network_id: int | None, version_id: int | None, spec_id: int | None) -> dict[str, Any]:

@@ -191,3 +191,30 @@ class Job(_Resource):
     @property
     def ended(self) -> bool:
         return self.status in ("success", "error", "cancelled")
+
+
+class Dataset(_Resource):
+    """Labelled images made from an uploaded archive; `extraction` sums up how its last extraction went."""
+
+    id: int
+    name: str
+    description: str = ""
+    author: str | None = None
+    kind: Literal["classification", "detection"] = "classification"
+    classes: dict[str, int] | None = None
+    collection_date: str | None = None
+    status: Literal["pending", "ready", "error"] = "pending"
+    task_id: int
+    attempt: int = 1
+    extraction: dict[str, Any] | None = None
+    error: str | None = None
+    upload: UploadInstructions | None = None
+    create_date: datetime | None = None
+    update_date: datetime | None = None
+
+
+class DatasetPage(_Resource):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[Dataset]

@@ -464,3 +464,25 @@ def test_cli_job_over_a_prefix_watched_downloaded_in_input_order(
     assert all(line["status"] == "success" for line in lines)
     # An ended job cannot be cancelled: the service's 409 sentence, exit 1
     assert tensorgate("jobs", "cancel", str(job["id"])).code == 1
+
+
+def test_cli_dataset_from_a_folder_per_class_reports_its_item_errors(tensorgate, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "cli-pets"
+    for label, colour in (("cat", (200, 120, 40)), ("dog", (90, 60, 30))):
+        (folder / label).mkdir(parents=True)
+        for index in range(3):
+            Image.new("RGB", (24, 16), colour).save(folder / label / f"{index}.png")
+    (folder / "dog" / "broken.jpg").write_bytes(b"\xff\xd8 not a picture")
+
+    created = tensorgate("datasets", "create", str(folder), "--json")
+
+    assert created.code == 0, created.err
+    dataset = created.json()
+    assert isinstance(dataset, dict) and dataset["name"] == "cli-pets" and dataset["status"] == "ready"
+    assert dataset["classes"] == {"cat": 0, "dog": 1}
+    assert (dataset["extraction"]["items"], dataset["extraction"]["item_errors"]) == (6, 1)
+    errors = tensorgate("datasets", "errors", "cli-pets")
+    assert errors.code == 0 and "broken.jpg" in errors.out
+    assert "cli-pets" in tensorgate("datasets", "list", "--search", "PETS").out
+    assert tensorgate("datasets", "delete", "cli-pets").code == 0
+    assert tensorgate("datasets", "get", str(dataset["id"])).code == 1

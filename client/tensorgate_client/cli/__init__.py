@@ -1,5 +1,5 @@
-"""The `tensorgate` command: networks, recognition specs and versions, endpoints, jobs, tasks and inference
-from a shell.
+"""The `tensorgate` command: networks, recognition specs and versions, endpoints, jobs, datasets, tasks and
+inference from a shell.
 
 Exit status: 0 success, 1 the service answered an error (or a task ended in error), 2 usage
 (bad arguments, no configuration, a path that cannot be sent), 3 a wait timed out.
@@ -144,4 +144,4 @@ def _print_error(output: Output, message: str) -> None:
 
 
 # The subcommands register themselves on `cli`.
-from tensorgate_client.cli import account, infer, networks, recognition, serving, tasks  # noqa: E402, F401
+from tensorgate_client.cli import account, datasets, infer, networks, recognition, serving, tasks  # noqa: E402, F401
