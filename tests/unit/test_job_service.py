@@ -354,3 +354,20 @@ def test_job_of_another_account_answers_not_found() -> None:
         harness.service.get("other", job["id"])
     with pytest.raises(JobNotFound):
         harness.service.cancel("other", job["id"])
+
+
+def test_job_item_dead_lettered_ends_failed_counted_once_and_settles_the_job() -> None:
+    harness = Harness()
+    job = harness.create(urls=URLS[:2])
+    first, second = harness.queue.bodies
+    harness.run([harness.outcome(first)])
+    # The second item's message kept failing: the dead-letter handler ends it, twice if delivered twice
+    assert harness.service.fail_item(second["task_id"], "The inference did not complete.", harness.tasks)
+    assert not harness.service.fail_item(second["task_id"], "The inference did not complete.", harness.tasks)
+    ended = harness.service.get("acme", job["id"])
+    assert (ended["status"], ended["done"], ended["failed"]) == ("success", 1, 1)
+    assert [line["status"] for line in harness.lines(job)] == ["success", "error"]
+    # An item the worker ended meanwhile is only counted, never rewritten
+    assert not harness.service.fail_item(first["task_id"], "late", harness.tasks)
+    item = harness.tasks.get(first["task_id"])
+    assert item is not None and item.status is TaskStatus.SUCCESS
