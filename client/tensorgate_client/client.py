@@ -21,8 +21,10 @@ from tensorgate_client.errors import ApiError, TaskFailed, WaitTimeout
 from tensorgate_client.models import (
     Dataset,
     DatasetPage,
+    DatasetSplit,
     Endpoint,
     EndpointPage,
+    Evaluation,
     Job,
     Network,
     NetworkPage,
@@ -651,6 +653,59 @@ class Datasets:
             "GET", f"datasets/{int(dataset_id)}/errors", params={"offset": offset, "limit": limit}
         )
         return dict(answer.json())
+
+    def split(
+        self,
+        dataset_id: int,
+        name: str,
+        parts: Mapping[str, float],
+        *,
+        version: str = "v1",
+        seed: int = 0,
+        stratify: bool = True,
+        exclude_labels: Sequence[str] = (),
+    ) -> DatasetSplit:
+        """Split a version into named parts by percentage (summing to 100); the same seed draws the same items."""
+        body = {
+            "name": name,
+            "version": version,
+            "seed": seed,
+            "stratify": stratify,
+            "exclude_labels": list(exclude_labels),
+            "parts": [{"name": part, "percentage": percentage} for part, percentage in parts.items()],
+        }
+        answer = self._http.request("POST", f"datasets/{int(dataset_id)}/splits", json=body)
+        return _parsed(answer, DatasetSplit)
+
+    def get_split(self, dataset_id: int, split_id: int) -> DatasetSplit:
+        return _parsed(self._http.request("GET", f"datasets/{int(dataset_id)}/splits/{int(split_id)}"), DatasetSplit)
+
+    def evaluate(
+        self, dataset_id: int, split_id: int, network_id: int, *, part: str = "test", output_tensor: str | None = None
+    ) -> Evaluation:
+        """Run a ready classification network over one part of a split and score its answers (a batch job)."""
+        body: dict[str, Any] = {"network_id": network_id, "part": part}
+        if output_tensor is not None:
+            body["output_tensor"] = output_tensor
+        path = f"datasets/{int(dataset_id)}/splits/{int(split_id)}/evaluations"
+        return _parsed(self._http.request("POST", path, json=body), Evaluation)
+
+    def metrics(self, dataset_id: int, split_id: int, evaluation_id: int) -> Evaluation:
+        path = f"datasets/{int(dataset_id)}/splits/{int(split_id)}/evaluations/{int(evaluation_id)}/metrics"
+        return _parsed(self._http.request("GET", path), Evaluation)
+
+    def wait_for(self, fetch: Callable[[], Any], what: str, *, timeout: float = 1800.0, poll: float = 1.0) -> Any:
+        """Poll `fetch` (a split or an evaluation) until it is no longer pending."""
+        return _poll(
+            fetch,
+            lambda current: current.status != "pending",
+            what,
+            timeout,
+            poll,
+            None,
+            self._client._sleep,
+            self._client._clock,
+        )
 
     def wait(
         self,

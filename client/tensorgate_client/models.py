@@ -218,3 +218,35 @@ class DatasetPage(_Resource):
     next: str | None
     previous: str | None
     results: list[Dataset]
+
+
+class DatasetSplit(_Resource):
+    """A split of a dataset version into named parts, drawn by `seed`; `counts` once drawn."""
+
+    id: int
+    dataset_id: int
+    version: str
+    name: str
+    parts: list[dict[str, Any]]
+    seed: int = 0
+    status: Literal["pending", "ready", "error"] = "pending"
+    task_id: int
+    counts: dict[str, int] = Field(default_factory=dict)
+    excluded: int = 0
+    error: str | None = None
+
+
+class Evaluation(_Resource):
+    """A network scored on a split's part: `metrics` once `ready`, `plots` as PNG download URLs."""
+
+    id: int
+    dataset_id: int
+    split_id: int
+    part: str
+    network_id: int
+    status: Literal["pending", "ready", "error"] = "pending"
+    task_id: int
+    job_id: int | None = None
+    metrics: dict[str, Any] | None = None
+    plots: dict[str, str] = Field(default_factory=dict)
+    error: str | None = None

@@ -486,3 +486,50 @@ def test_cli_dataset_from_a_folder_per_class_reports_its_item_errors(tensorgate,
     assert "cli-pets" in tensorgate("datasets", "list", "--search", "PETS").out
     assert tensorgate("datasets", "delete", "cli-pets").code == 0
     assert tensorgate("datasets", "get", str(dataset["id"])).code == 1
+
+
+def test_cli_dataset_split_and_evaluation_of_a_network_whose_answers_are_known(  # type: ignore[no-untyped-def]
+    tensorgate, tmp_path: Path
+) -> None:
+    from tests.unit.worker.tiny_models import channel_mean_model
+
+    # A network answering an image's channel means: it predicts a solid picture's colour
+    model = tmp_path / "means.onnx"
+    model.write_bytes(channel_mean_model(8, 8))
+    preprocessing = {"inputs": [{"tensor_name": "image", "image": {"pixel_scaling": 1.0}}], "batched_output": True}
+    network = tensorgate(
+        "networks", "create", str(model), "--name", "cli colour means", "--preprocessing", json.dumps(preprocessing),
+        "--target-size", "8x8", "--dimension-order", "NHWC", "--resize-type", "SQUASH", "--json",
+    )  # fmt: skip
+    assert network.code == 0, network.err
+    network_id = network.json()["id"]  # type: ignore[index]
+    # Ten pictures in a folder per class, one green picture filed under red
+    colours = {"red": (200, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 200)}
+    folder = tmp_path / "cli-colours"
+    for label in colours:
+        (folder / label).mkdir(parents=True)
+        for index in range(3):
+            Image.new("RGB", (16, 12), colours[label]).save(folder / label / f"{index}.png")
+    Image.new("RGB", (16, 12), colours["green"]).save(folder / "red" / "mislabelled.png")
+    classes = json.dumps({"red": 0, "green": 1, "blue": 2})
+    dataset = tensorgate("datasets", "create", str(folder), "--classes", classes, "--json").json()
+    assert isinstance(dataset, dict) and dataset["status"] == "ready", dataset
+
+    split = tensorgate("datasets", "split", "cli-colours", "all", "--part", "test=100", "--seed", "7", "--json")
+    assert split.code == 0, split.err
+    assert split.json()["counts"] == {"test": 10}  # type: ignore[index]
+    split_id = str(split.json()["id"])  # type: ignore[index]
+    plots = tmp_path / "plots"
+    evaluated = tensorgate(
+        "datasets", "evaluate", "cli-colours", split_id, "--network", str(network_id), "--output-tensor", "mean",
+        "--plots", str(plots),
+    )  # fmt: skip
+
+    assert evaluated.code == 0, evaluated.err
+    assert "10 items, accuracy 0.9000" in evaluated.out
+    cells = [re.split(r"[\s│]+", line.strip("│ ")) for line in evaluated.out.splitlines()]
+    assert ["red", "1.000", "0.750", "0.857", "4"] in cells and ["green", "0.750", "1.000", "0.857", "3"] in cells
+    with Image.open(plots / "confusion_matrix.png") as picture:
+        assert picture.width > 200 and len(set(picture.convert("L").getdata())) > 10
+    tensorgate("datasets", "delete", "cli-colours")
+    tensorgate("networks", "delete", str(network_id))

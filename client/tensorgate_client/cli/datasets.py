@@ -190,3 +190,130 @@ def _show(state: State, dataset: Dataset) -> None:
     for title, value in rows:
         add_row(table, title, value)
     state.output.table(table)
+
+
+@datasets.command("split")
+@click.argument("dataset")
+@click.argument("name")
+@click.option("--part", "parts", multiple=True, required=True, help="NAME=PERCENT, e.g. train=80 (repeatable).")
+@click.option("--version", default="v1", show_default=True, help="The version split.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="The same seed, the same draw.")
+@click.option("--no-stratify", is_flag=True, help="Draw items regardless of their labels.")
+@click.option("--exclude", "exclude_labels", multiple=True, help="A label left out (repeatable).")
+@click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds to wait for the draw.")
+@output_options
+@click.pass_obj
+def split(
+    state: State,
+    dataset: str,
+    name: str,
+    parts: tuple[str, ...],
+    version: str,
+    seed: int,
+    no_stratify: bool,
+    exclude_labels: tuple[str, ...],
+    timeout: float,
+) -> None:
+    """Split a version of DATASET into named parts by percentage; prints each part's item count."""
+    shares: dict[str, float] = {}
+    for part in parts:
+        part_name, _, percentage = part.partition("=")
+        try:
+            shares[part_name] = float(percentage)
+        except ValueError:
+            raise click.BadParameter(f"{part!r} is not NAME=PERCENT", param_hint="--part") from None
+    client = state.client
+    found = _dataset(state, dataset)
+    made = client.datasets.split(
+        found.id, name, shares, version=version, seed=seed, stratify=not no_stratify, exclude_labels=exclude_labels
+    )
+    with state.output.status(f"split {made.id}: drawing"):
+        try:
+            made = client.datasets.wait_for(
+                lambda: client.datasets.get_split(found.id, made.id), f"split {made.id}", timeout=timeout
+            )
+        except WaitTimeout:
+            raise Failed(f"Split {made.id} was still being drawn after {timeout:g} s.", TIMEOUT) from None
+    if state.output.as_json:
+        state.output.json(made.model_dump(mode="json"))
+    else:
+        table = Table(title=f"split {made.id} ({made.name}) of {found.name} {made.version}, seed {made.seed}")
+        table.add_column("part")
+        table.add_column("items", justify="right")
+        for part_name, count in made.counts.items():
+            add_row(table, part_name, str(count))
+        state.output.table(table)
+    if made.status == "error":
+        raise Failed(f"Split {made.id} failed: {made.error or 'no reason given'}")
+
+
+@datasets.command("evaluate")
+@click.argument("dataset")
+@click.argument("split_id", type=int)
+@click.option("--network", "network_id", type=int, required=True, help="A ready classification network.")
+@click.option("--part", default="test", show_default=True, help="The split's part scored.")
+@click.option("--output-tensor", help="The network's scores tensor (default: its first output).")
+@click.option(
+    "--plots",
+    "plots_to",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to download the plots (PNG) to.",
+)
+@click.option("--timeout", type=float, default=1800.0, show_default=True, help="Seconds to wait for the scores.")
+@output_options
+@click.pass_obj
+def evaluate(
+    state: State,
+    dataset: str,
+    split_id: int,
+    network_id: int,
+    part: str,
+    output_tensor: str | None,
+    plots_to: Path | None,
+    timeout: float,
+) -> None:
+    """Score NETWORK on a part of a split of DATASET: accuracy, top-5, per-class precision, recall and F1."""
+    client = state.client
+    found = _dataset(state, dataset)
+    evaluation = client.datasets.evaluate(found.id, split_id, network_id, part=part, output_tensor=output_tensor)
+    with state.output.status(f"evaluation {evaluation.id}: running"):
+        try:
+            evaluation = client.datasets.wait_for(
+                lambda: client.datasets.metrics(found.id, split_id, evaluation.id),
+                f"evaluation {evaluation.id}",
+                timeout=timeout,
+            )
+        except WaitTimeout:
+            raise Failed(f"Evaluation {evaluation.id} had not ended after {timeout:g} s.", TIMEOUT) from None
+    if evaluation.status == "error":
+        raise Failed(f"Evaluation {evaluation.id} failed: {evaluation.error or 'no reason given'}")
+    saved = {}
+    if plots_to is not None:
+        plots_to.mkdir(parents=True, exist_ok=True)
+        for name, url in evaluation.plots.items():
+            target = plots_to / f"{name}.png"
+            response = client.transport.session.get(url, timeout=client.transport.timeout)
+            response.raise_for_status()
+            target.write_bytes(response.content)
+            saved[name] = str(target)
+    if state.output.as_json:
+        state.output.json(evaluation.model_dump(mode="json") | {"saved_plots": saved})
+        return
+    scores = evaluation.metrics or {}
+    state.output.line(
+        f"evaluation {evaluation.id}: {scores.get('items', 0)} items, accuracy {float(scores.get('accuracy', 0)):.4f}, "
+        f"top-5 {float(scores.get('top_5', 0)):.4f}"
+    )
+    table = Table()
+    for column in ("label", "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="left" if column == "label" else "right")
+    for label, values in (scores.get("per_class") or {}).items():
+        add_row(
+            table,
+            label,
+            *(f"{float(values.get(key, 0)):.3f}" for key in ("precision", "recall", "f1")),
+            str(values.get("support", 0)),
+        )
+    state.output.table(table)
+    for name, path in saved.items():
+        state.output.line(f"{name}: {path}")
