@@ -152,6 +152,23 @@ def reference_detection(
     return sorted(found, key=lambda item: (-scores[item[1]][item[0]], item[0], item[1]))
 
 
+def as_the_reference(
+    result: dict[str, Any], boxes: list[list[float]], scores: list[list[float]], thresholds: list[float], nms: float
+) -> list[dict[str, Any]]:
+    """Asserts the predictions are the reference's, best first, boxes within a pixel of SQUASHED's mapping."""
+    expected = reference_detection(boxes, scores, thresholds, nms)
+    predicted = result["labels"]["predicted"]
+    assert [(p["label_id"], p["score"]) for p in predicted] == [
+        (label, round(scores[row][label], 6)) for label, row in expected
+    ]
+    for item, (_, row) in zip(predicted, expected, strict=True):
+        x1, y1, x2, y2 = boxes[row]
+        bbox = item["roi"]["bbox"]
+        assert abs(bbox["xmin"] - x1 * 1000) <= 1 and abs(bbox["xmax"] - x2 * 1000) <= 1
+        assert abs(bbox["ymin"] - y1 * 500) <= 1 and abs(bbox["ymax"] - y2 * 500) <= 1
+    return list(predicted)
+
+
 # A box from its corner and its size, so every drawn box is valid (no filtering).
 box = st.builds(
     lambda x, y, w, h: (x, y, x + w, y + h),
@@ -182,16 +199,7 @@ def test_detection_matches_the_plain_reference_and_boxes_map_back_within_a_pixel
     (result,) = recognize(
         {"boxes": np.array([boxes]), "scores": np.array([scores])}, [labels], [detection(thresholds, nms)], SQUASHED
     )
-    expected = reference_detection(boxes, scores, thresholds, nms)
-    predicted = result["labels"]["predicted"]
-    assert [(p["label_id"], p["score"]) for p in predicted] == [
-        (label, round(scores[row][label], 6)) for label, row in expected
-    ]
-    for item, (_, row) in zip(predicted, expected, strict=True):
-        x1, y1, x2, y2 = boxes[row]
-        bbox = item["roi"]["bbox"]
-        assert abs(bbox["xmin"] - x1 * 1000) <= 1 and abs(bbox["xmax"] - x2 * 1000) <= 1
-        assert abs(bbox["ymin"] - y1 * 500) <= 1 and abs(bbox["ymax"] - y2 * 500) <= 1
+    predicted = as_the_reference(result, boxes, scores, thresholds, nms)
     assert [p["roi"]["region_id"] for p in predicted] == list(range(1, len(predicted) + 1))
 
 
@@ -307,16 +315,7 @@ def test_anchored_output_matches_the_plain_reference_and_maps_back_within_a_pixe
     labels = [{"id": c, "name": f"c{c}"} for c in range(classes)]
     outputs = {"deltas": np.array([deltas]), "scores": np.array([scores]), "anchors": np.array(anchors)}
     (result,) = recognize(outputs, [labels], [anchored(thresholds, nms, variances=variances)], SQUASHED)
-    expected = reference_detection(boxes, scores, thresholds, nms)
-    predicted = result["labels"]["predicted"]
-    assert [(p["label_id"], p["score"]) for p in predicted] == [
-        (label, round(scores[row][label], 6)) for label, row in expected
-    ]
-    for item, (_, row) in zip(predicted, expected, strict=True):
-        x1, y1, x2, y2 = boxes[row]
-        bbox = item["roi"]["bbox"]
-        assert abs(bbox["xmin"] - x1 * 1000) <= 1 and abs(bbox["xmax"] - x2 * 1000) <= 1
-        assert abs(bbox["ymin"] - y1 * 500) <= 1 and abs(bbox["ymax"] - y2 * 500) <= 1
+    as_the_reference(result, boxes, scores, thresholds, nms)
 
 
 def test_yolo_v5_and_v8_heads_by_hand_boxes_from_input_pixels() -> None:
@@ -369,16 +368,7 @@ def test_yolo_v8_matches_the_plain_reference_and_maps_back_within_a_pixel(
         for b, s in zip(boxes, scores, strict=True)
     ]
     (result,) = recognize({"output0": np.array(head).T[None]}, [labels], [yolo(thresholds, "v8", nms)], SQUASHED)
-    expected = reference_detection(boxes, scores, thresholds, nms)
-    predicted = result["labels"]["predicted"]
-    assert [(p["label_id"], p["score"]) for p in predicted] == [
-        (label, round(scores[row][label], 6)) for label, row in expected
-    ]
-    for item, (_, row) in zip(predicted, expected, strict=True):
-        x1, y1, x2, y2 = boxes[row]
-        bbox = item["roi"]["bbox"]
-        assert abs(bbox["xmin"] - x1 * 1000) <= 1 and abs(bbox["xmax"] - x2 * 1000) <= 1
-        assert abs(bbox["ymin"] - y1 * 500) <= 1 and abs(bbox["ymax"] - y2 * 500) <= 1
+    as_the_reference(result, boxes, scores, thresholds, nms)
 
 
 def test_a_detection_takes_exactly_one_decoder() -> None:
