@@ -282,9 +282,12 @@ def test_worker_results_always_throttled_fail_the_records_and_every_task_still_e
     ids = [service.submit(network, solid_image((0, n, 0))) for n in range(3)]
     dead_letter_url = service.queue.url.replace("InferenceQueue", "InferenceDeadLetterQueue")
     fault = faults.throttle("dynamodb", operations=("BatchGetItem", "PutItem"), tables=("TasksTable",))
+    # A message held when a worker stops comes back after its visibility timeout, which is kept shorter here
+    # than the waits below (the heartbeat, every second, still extends what a worker holds).
+    timeouts = {"visibility_seconds": 5, "heartbeat_seconds": 1.0}
     # When the tasks table refuses every call, the worker fails those records (releases them): nothing is
     # deleted or lost, and SQS delivers them again until the redrive policy moves them to the dead letters
-    worker = build_worker(service.settings(), runtime=Runtime(available=[CPU]))
+    worker = build_worker(service.settings(**timeouts), runtime=Runtime(available=[CPU]))
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
     thread.start()
@@ -329,7 +332,7 @@ def test_worker_results_always_throttled_fail_the_records_and_every_task_still_e
         return not service.pending(ids) and service.queued() == 0 and service.queued(dead_letter_url) == 0
 
     DynamoTaskRepository.finish = counting_finish  # type: ignore[method-assign]
-    worker = build_worker(service.settings(), runtime=Runtime(available=[CPU]))
+    worker = build_worker(service.settings(**timeouts), runtime=Runtime(available=[CPU]))
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
     thread.start()
