@@ -1,4 +1,4 @@
-"""Pages of one partition of the networks table: a key cursor, a stored count, search and filters."""
+"""Pages of one partition of a table or index: a key cursor, a stored count, search and filters."""
 
 from __future__ import annotations
 
@@ -24,9 +24,25 @@ class PartitionLister:
     `list-count#<partition>` of the counters table that every create and delete changes in its own
     transaction. Filtered pages read the small index attributes (`search_text`, `name_lower`,
     `author_lower`, `status`) until they hold a page, then the documents of that page only; their count is
-    exact when the read reached the end of the partition, else the matches found so far plus one."""
+    exact when the read reached the end of the partition, else the matches found so far plus one.
 
-    def __init__(self, table: str, db: Any, what: str, counters_table: str | None = None) -> None:
+    The keys and attribute names are the networks table's by default; a sparse global secondary `index` of
+    another table may be listed instead (read eventually consistent, as DynamoDB reads indexes), when its sort
+    key is that table's own key, with which the page's documents are read."""
+
+    def __init__(
+        self,
+        table: str,
+        db: Any,
+        what: str,
+        counters_table: str | None = None,
+        *,
+        index: str | None = None,
+        partition_key: str = "account_id",
+        sort_key: str = "network_id",
+        document: str = "document",
+        status: str = "status",
+    ) -> None:
         if counters_table is None:
             from tensorgate.config import get_settings
 
@@ -35,6 +51,25 @@ class PartitionLister:
         self._counters = counters_table
         self._db = db
         self._what = what
+        self._index = index
+        self._partition = partition_key
+        self._sort = sort_key
+        self._document = document
+        self._status = status
+
+    def _query(self, condition: str) -> dict[str, Any]:
+        """A query's fixed arguments: the table or index, the key condition, consistency where DynamoDB has it."""
+        arguments: dict[str, Any] = {"TableName": self._table, "KeyConditionExpression": condition}
+        if self._index is None:
+            arguments["ConsistentRead"] = True
+        else:
+            arguments["IndexName"] = self._index
+        return arguments
+
+    def _base_key(self, partition: str, key: int) -> dict[str, Any]:
+        if self._index is not None:
+            return _to_item({self._sort: key})
+        return _to_item({self._partition: partition, self._sort: key})
 
     @staticmethod
     def index_attributes(name: str, description: str, author: str | None, status: str) -> dict[str, Any]:
@@ -77,21 +112,18 @@ class PartitionLister:
 
     def last_named(self, partition: str, name: str) -> int | None:
         """The sort key of the newest item named exactly `name` (case-sensitive), reading keys and names only."""
-        arguments: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "account_id = :partition",
+        arguments: dict[str, Any] = self._query(f"{self._partition} = :partition") | {
             "FilterExpression": "#name = :name",
-            "ProjectionExpression": "network_id",
+            "ProjectionExpression": self._sort,
             "ExpressionAttributeNames": {"#name": "name"},
             "ExpressionAttributeValues": _to_item({":partition": partition, ":name": name}),
-            "ConsistentRead": True,
             "ScanIndexForward": False,
         }
         try:
             while True:
                 response = self._db.query(**arguments, Limit=SCAN_BATCH)
                 for item in response.get("Items", []):
-                    return int(_from_item(item)["network_id"])
+                    return int(_from_item(item)[self._sort])
                 if "LastEvaluatedKey" not in response:
                     return None
                 arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
@@ -112,15 +144,15 @@ class PartitionLister:
         page = items[: query.limit]
         return ListResult(
             count=self.stored_count(partition),
-            items=[item["document"] for item in page],
-            last_key=int(page[-1]["network_id"]) if more and page else None,
+            items=[item[self._document] for item in page],
+            last_key=int(page[-1][self._sort]) if more and page else None,
         )
 
     def _key_at(self, partition: str, offset: int) -> int | None:
         """The sort key of the `offset`-th item (1-based), the key a page at that offset starts after."""
-        for position, item in enumerate(self._read(partition, None, offset, projection="network_id"), start=1):
+        for position, item in enumerate(self._read(partition, None, offset, projection=self._sort), start=1):
             if position == offset:
-                return int(item["network_id"])
+                return int(item[self._sort])
         return None
 
     def _filtered(self, partition: str, query: ListQuery) -> ListResult[str]:
@@ -128,7 +160,7 @@ class PartitionLister:
         matches: list[int] = []
         seen = 0
         more = False
-        for item in self._read(partition, query.cursor, None, projection=f"network_id, {INDEXED}", query=query):
+        for item in self._read(partition, query.cursor, None, projection=f"{self._sort}, {INDEXED}", query=query):
             seen += 1
             if skip:
                 skip -= 1
@@ -136,7 +168,7 @@ class PartitionLister:
             if len(matches) == query.limit:
                 more = True
                 break
-            matches.append(int(item["network_id"]))
+            matches.append(int(item[self._sort]))
         documents = self._documents(partition, matches)
         # Matches before this page: the offset its link carries after a cursor, else those skipped here.
         before = query.offset if query.cursor is not None else min(query.offset, seen)
@@ -153,10 +185,10 @@ class PartitionLister:
         found: dict[int, str] = {}
         request: dict[str, Any] = {
             self._table: {
-                "Keys": [_to_item({"account_id": partition, "network_id": key}) for key in keys],
+                "Keys": [self._base_key(partition, key) for key in keys],
                 "ConsistentRead": True,
-                "ProjectionExpression": "network_id, #document",
-                "ExpressionAttributeNames": {"#document": "document"},
+                "ProjectionExpression": f"{self._sort}, #document",
+                "ExpressionAttributeNames": {"#document": self._document},
             }
         }
         try:
@@ -164,14 +196,14 @@ class PartitionLister:
                 response = self._db.batch_get_item(RequestItems=request)
                 for raw in response.get("Responses", {}).get(self._table, []):
                     item = _from_item(raw)
-                    found[int(item["network_id"])] = item["document"]
+                    found[int(item[self._sort])] = item[self._document]
                 request = response.get("UnprocessedKeys") or {}
         except ClientError as error:
             raise _unavailable(error, f"list {self._what}") from None
         return [found[key] for key in keys if key in found]
 
     def _keys(self, partition: str, after: int | None, limit: int | None) -> Iterator[dict[str, Any]]:
-        return self._read(partition, after, limit, projection="network_id")
+        return self._read(partition, after, limit, projection=self._sort)
 
     def _read(
         self,
@@ -183,20 +215,16 @@ class PartitionLister:
     ) -> Iterator[dict[str, Any]]:
         """Items after the key `after`, in key order, `limit` at most (None: all), filtered by `query`."""
         values: dict[str, Any] = {":partition": partition}
-        condition = "account_id = :partition"
+        condition = f"{self._partition} = :partition"
         if after is not None:
-            condition += " AND network_id > :after"
+            condition += f" AND {self._sort} > :after"
             values[":after"] = after
-        arguments: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": condition,
-            "ConsistentRead": True,
-        }
+        arguments = self._query(condition)
         names: dict[str, str] = {}
         if projection is not None:
             arguments["ProjectionExpression"] = projection
             if "#status" in projection:
-                names["#status"] = "status"
+                names["#status"] = self._status
         if query is not None and query.filtered:
             clauses = []
             for field, attribute, value in (
@@ -209,7 +237,7 @@ class PartitionLister:
                     values[f":{field}"] = value.casefold()
             if query.status:
                 clauses.append("#status = :status")
-                names["#status"] = "status"
+                names["#status"] = self._status
                 values[":status"] = query.status
             arguments["FilterExpression"] = " AND ".join(clauses)
         if names:
