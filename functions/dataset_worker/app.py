@@ -1,4 +1,4 @@
-"""Dataset worker: extractions (S3 uploads), transformations and splits from the dataset queue, each task ended once."""
+"""Dataset worker: extractions (S3 uploads), transformations, splits and evaluations from the dataset queue."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from tensorgate import wiring
 from tensorgate.dataset_models import Dataset
 from tensorgate.events import s3_keys
 from tensorgate.services.dataset_jobs import DatasetJobInProgress, DatasetJobService, ExtractionRejected, ItemSink
+from tensorgate.services.dataset_jobs.common import FoundBoxes, TruthBoxes
 
 logger = Logger()
 tracer = Tracer()
@@ -72,9 +73,26 @@ def evaluate(truth: list[int], scores: list[list[float]], labels: list[str]) -> 
     return metrics, {"confusion_matrix": confusion_matrix_png(metrics["confusion_matrix"], labels)}
 
 
+def evaluate_detections(
+    truths: list[TruthBoxes], detections: list[FoundBoxes], labels: list[str]
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The detection evaluator port: COCO mAP by the metrics library (numpy) and the PR curves drawn by matplotlib."""
+    from tensorgate_preprocessing.metrics import Boxes, detection_metrics
+
+    from functions.dataset_worker.plots import precision_recall_png
+
+    truth_boxes = [Boxes.of([box for _, box in item], [label for label, _ in item]) for item in truths]
+    found_boxes = [
+        Boxes.of([box for _, _, box in item], [label for label, _, _ in item], [score for _, score, _ in item])
+        for item in detections
+    ]
+    metrics = detection_metrics(truth_boxes, found_boxes, labels) | {"labels": list(labels)}
+    return metrics, {"precision_recall": precision_recall_png(metrics["pr_curves_iou_50"])}
+
+
 @cache
 def service() -> DatasetJobService:
-    return wiring.dataset_job_service(extract, transform, evaluate)
+    return wiring.dataset_job_service(extract, transform, evaluate, evaluate_detections)
 
 
 def _handle(body: str) -> list[str]:

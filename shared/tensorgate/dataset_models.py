@@ -116,7 +116,8 @@ class DatasetSplit(_Record):
 
 
 class DatasetEvaluation(_Record):
-    """A network run over one part of a split through a batch job, and the metrics its answers earn."""
+    """A network, recognition version, spec or endpoint run over one part of a split through a batch job, and the
+    metrics its answers earn."""
 
     account_id: str
     evaluation_id: int
@@ -124,7 +125,12 @@ class DatasetEvaluation(_Record):
     split_id: int
     part: str
     network_id: int
+    # The target as given (one of EVALUATION_TARGETS); empty for the records made before targets, a network's.
+    target: dict[str, int] = Field(default_factory=dict)
+    kind: DatasetKind = DatasetKind.CLASSIFICATION
     output_tensor: str | None = None
+    # Through a recognition version: which of the spec's outputs holds the predictions scored.
+    recognition_output: int | None = None
     author: str
     task_id: int
     job_id: int | None = None
@@ -290,18 +296,41 @@ class CreateDatasetSplit(BaseModel):
         return self
 
 
+EVALUATION_TARGETS = ("network_id", "recognition_version_id", "recognition_spec_id", "endpoint_id")
+TargetId = Annotated[int, Field(ge=1, le=10**18 - 1)]
+
+
 class CreateDatasetEvaluation(BaseModel):
-    """Run a ready classification network over one part of a ready split (a batch job), then score its answers."""
+    """Run a target over one part of a ready split (a batch job), then score its answers."""
 
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
-    network_id: int = Field(ge=1, le=10**18 - 1, description="A ready network of this account.")
+    network_id: TargetId | None = Field(
+        default=None, description="Target: a ready network, its scores read by index (classification only)."
+    )
+    recognition_version_id: TargetId | None = Field(
+        default=None, description="Target: a recognition version, its labelled predictions read by label name."
+    )
+    recognition_spec_id: TargetId | None = Field(
+        default=None, description="Target: a recognition spec, through its current version when the job starts."
+    )
+    endpoint_id: TargetId | None = Field(default=None, description="Target: a running endpoint's target.")
     part: Annotated[str, Field(pattern=NAME_PATTERN)] = Field(default="test", description="The split's part scored.")
     output_tensor: str | None = Field(
         default=None,
         max_length=200,
-        description="The output holding one score per class, index k for class id k; the network's first by default.",
+        description="Through a network: the output holding one score per class, index k for class id k; the "
+        "network's first by default.",
     )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> CreateDatasetEvaluation:
+        if len(self.target()) != 1:
+            raise ValueError(f"name exactly one target of {', '.join(EVALUATION_TARGETS)}")
+        return self
+
+    def target(self) -> dict[str, int]:
+        return {name: value for name in EVALUATION_TARGETS if (value := getattr(self, name)) is not None}
 
 
 # -- answers ----------------------------------------------------------------------------------------------
@@ -508,16 +537,24 @@ class EvaluationBody(_Body):
     dataset_id: int
     split_id: int
     part: str
-    network_id: int
+    kind: DatasetKind = Field(description="`classification` or `detection`, as the dataset.")
+    network_id: int = Field(description="The network the items run on (the target's, for a version, spec or endpoint).")
+    recognition_version_id: int | None = Field(description="The target, when a recognition version.")
+    recognition_spec_id: int | None = Field(description="The target, when a recognition spec.")
+    endpoint_id: int | None = Field(description="The target, when an endpoint.")
     output_tensor: str | None
     status: DatasetStatus = Field(description="`ready` once the job ended and its answers were scored.")
     task_id: int = Field(description="The evaluation's task (kind `evaluation`).")
     job_id: int | None = Field(description="The batch job that ran the network over the part's images.")
     metrics: dict[str, Any] | None = Field(
-        description="accuracy, top_5, macro and per_class precision/recall/f1, confusion_matrix (rows true, columns "
-        "predicted), labels, items scored, failed items."
+        description="Classification: accuracy, top_5, macro and per_class precision/recall/f1, confusion_matrix (rows "
+        "true, columns predicted), labels. Detection: map_50, map_50_95, per_class ap_50, ap_50_95 and ground_truths. "
+        "Both: items scored, failed items."
     )
-    plots: dict[str, str] = Field(description="PNG images by name (`confusion_matrix`): presigned GET URLs, an hour.")
+    plots: dict[str, str] = Field(
+        description="PNG images by name (`confusion_matrix`, or `precision_recall` for detection): presigned GET "
+        "URLs, an hour."
+    )
     error: str | None
     create_date: str
     update_date: str
@@ -529,7 +566,11 @@ def evaluation_wire(evaluation: DatasetEvaluation, plot_urls: dict[str, str]) ->
         dataset_id=evaluation.dataset_id,
         split_id=evaluation.split_id,
         part=evaluation.part,
+        kind=evaluation.kind,
         network_id=evaluation.network_id,
+        recognition_version_id=evaluation.target.get("recognition_version_id"),
+        recognition_spec_id=evaluation.target.get("recognition_spec_id"),
+        endpoint_id=evaluation.target.get("endpoint_id"),
         output_tensor=evaluation.output_tensor,
         status=evaluation.status,
         task_id=evaluation.task_id,

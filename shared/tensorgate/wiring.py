@@ -11,7 +11,13 @@ if TYPE_CHECKING:
     from tensorgate.adapters.dynamodb import DynamoTaskRepository
     from tensorgate.services.auth import AuthService
     from tensorgate.services.conversions import ConversionService, Converter
-    from tensorgate.services.dataset_jobs import DatasetJobService, Evaluator, Extractor, Transformer
+    from tensorgate.services.dataset_jobs import (
+        DatasetJobService,
+        DetectionEvaluator,
+        Evaluator,
+        Extractor,
+        Transformer,
+    )
     from tensorgate.services.datasets import DatasetService
     from tensorgate.services.endpoints import EndpointService
     from tensorgate.services.inference import InferenceService
@@ -179,6 +185,7 @@ def dataset_service() -> DatasetService:
     from tensorgate.adapters.s3 import S3BlobStore
     from tensorgate.adapters.sqs import SqsQueue
     from tensorgate.services.datasets import DatasetPolicy, DatasetService
+    from tensorgate.services.jobs import JobTargets
 
     settings = get_settings()
     return DatasetService(
@@ -188,6 +195,7 @@ def dataset_service() -> DatasetService:
         files=S3BlobStore(settings.model_bucket),
         queue=SqsQueue(settings.dataset_queue_url),
         networks=DynamoNetworkRepository(settings.networks_table),
+        targets=JobTargets(recognition_service(), endpoint_service()),
         policy=DatasetPolicy(
             max_archive_bytes=settings.max_archive_bytes,
             presigned_upload_seconds=settings.presigned_upload_seconds,
@@ -197,7 +205,10 @@ def dataset_service() -> DatasetService:
 
 
 def dataset_job_service(
-    extractor: Extractor | None = None, transformer: Transformer | None = None, evaluator: Evaluator | None = None
+    extractor: Extractor | None = None,
+    transformer: Transformer | None = None,
+    evaluator: Evaluator | None = None,
+    detection_evaluator: DetectionEvaluator | None = None,
 ) -> DatasetJobService:
     from tensorgate.adapters.dynamodb import DynamoTaskRepository
     from tensorgate.adapters.dynamodb_datasets import DynamoDatasetRepository
@@ -213,6 +224,7 @@ def dataset_job_service(
         extractor=extractor,
         transformer=transformer,
         evaluator=evaluator,
+        detection_evaluator=detection_evaluator,
         jobs=job_service(),
         queue=SqsQueue(settings.dataset_queue_url),
         bucket=settings.model_bucket,

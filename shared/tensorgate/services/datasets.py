@@ -16,6 +16,7 @@ from tensorgate.dataset_models import (
     CreateDatasetVersion,
     Dataset,
     DatasetEvaluation,
+    DatasetKind,
     DatasetSplit,
     DatasetStatus,
     DatasetVersion,
@@ -28,6 +29,7 @@ from tensorgate.dataset_models import (
 )
 from tensorgate.errors import ConcurrentUpdate, DatasetNotFound, DatasetNotReady, DuplicateName, ValidationFailed
 from tensorgate.listing import ListQuery, ListResult, to_page
+from tensorgate.messages import RecognitionPlan
 from tensorgate.models import NetworkStatus, Page, Task, TaskKind, utc_now
 from tensorgate.ports import IdAllocator, MessageQueue, NetworkRepository, TaskRepository
 from tensorgate.schemas import validate
@@ -49,6 +51,12 @@ class DatasetFiles(Protocol):
     def delete_prefix(self, prefix: str) -> int: ...
     def presigned_post(self, key: str, max_bytes: int, expires_in: int) -> dict[str, Any]: ...
     def presigned_get(self, key: str, expires_in: int) -> str: ...
+
+
+class EvaluationTargets(Protocol):
+    """The network a target runs on, and for a recognition version, spec or endpoint the plan reading it."""
+
+    def resolve(self, account_id: str, target: dict[str, int]) -> tuple[int, RecognitionPlan | None]: ...
 
 
 class DatasetRepository(Protocol):
@@ -95,8 +103,10 @@ class DatasetService:
         policy: DatasetPolicy | None = None,
         clock: Callable[[], datetime] = utc_now,
         networks: NetworkRepository | None = None,
+        targets: EvaluationTargets | None = None,
     ) -> None:
         self._networks = networks
+        self._targets = targets
         self._datasets = datasets
         self._tasks = tasks
         self._ids = ids
@@ -426,14 +436,11 @@ class DatasetService:
     def create_evaluation(
         self, account_id: str, author: str, dataset_id: int, split_id: int, fields: dict[str, Any]
     ) -> DatasetEvaluation:
+        """Everything the scoring needs is checked here: the part, the target's network and, through a recognition
+        version, a spec output of the dataset's kind sharing class names with the split's version."""
         request: CreateDatasetEvaluation = validate(CreateDatasetEvaluation, fields, "evaluation")
         dataset = self.get(account_id, dataset_id)
         split = self.split(account_id, dataset_id, split_id)
-        if dataset.kind.value != "classification":
-            raise ValidationFailed(
-                "Only classification datasets can be evaluated so far; this dataset is a detection one.",
-                [{"field": "dataset_id", "message": "is a detection dataset"}],
-            )
         if split.status is not DatasetStatus.READY:
             raise DatasetNotReady(f"Split {split_id} is {split.status.value}; an evaluation needs it ready.")
         if request.part not in split.counts or split.counts[request.part] == 0:
@@ -442,21 +449,42 @@ class DatasetService:
                 f"{', '.join(split.counts)}.",
                 [{"field": "part", "message": "names no part with items"}],
             )
-        network = None if self._networks is None else self._networks.get(account_id, request.network_id)
+        (field,) = request.target()
+        if self._targets is None:
+            raise ValidationFailed(f"An evaluation cannot run through {field} here.")
+        network_id, plan = self._targets.resolve(account_id, request.target())
+        network = None if self._networks is None else self._networks.get(account_id, network_id)
         if network is None:
             raise ValidationFailed(
-                f"No network with id {request.network_id} exists in this account.",
-                [{"field": "network_id", "message": "is not a network of this account"}],
+                f"No network with id {network_id} exists in this account.",
+                [{"field": field, "message": "is not a network of this account"}],
             )
         if network.status is not NetworkStatus.READY:
-            raise DatasetNotReady(f"Network {request.network_id} is {network.status.value}; it must be ready.")
-        outputs = [str(output["name"]) for output in network.outputs or []]
-        if request.output_tensor is not None and request.output_tensor not in outputs:
-            raise ValidationFailed(
-                f"output_tensor {request.output_tensor!r} is not an output of network {request.network_id} "
-                f"({', '.join(outputs)}).",
-                [{"field": "output_tensor", "message": "is not an output of the network"}],
-            )
+            raise DatasetNotReady(f"Network {network_id} is {network.status.value}; it must be ready.")
+        output_tensor, recognition_output = None, None
+        if plan is None:
+            if dataset.kind is DatasetKind.DETECTION:
+                raise ValidationFailed(
+                    "A detection dataset is evaluated through a recognition version (or a spec or endpoint running "
+                    "one) whose post-processing is a detection: a bare network answers tensors, not boxes.",
+                    [{"field": field, "message": "answers tensors, not boxes"}],
+                )
+            outputs = [str(output["name"]) for output in network.outputs or []]
+            if request.output_tensor is not None and request.output_tensor not in outputs:
+                raise ValidationFailed(
+                    f"output_tensor {request.output_tensor!r} is not an output of network {network_id} "
+                    f"({', '.join(outputs)}).",
+                    [{"field": "output_tensor", "message": "is not an output of the network"}],
+                )
+            output_tensor = request.output_tensor or (outputs[0] if outputs else None)
+        else:
+            if request.output_tensor is not None:
+                raise ValidationFailed(
+                    "output_tensor is for a network target; a recognition version is read by its labels.",
+                    [{"field": "output_tensor", "message": "only with network_id"}],
+                )
+            version = self.version(account_id, dataset_id, split.version_name)
+            recognition_output = _recognition_output(plan, dataset.kind, set(version.classes), field)
         now = self._clock()
         task = self._new_task(account_id, TaskKind.EVALUATION, now)
         evaluation = DatasetEvaluation(
@@ -465,8 +493,11 @@ class DatasetService:
             dataset_id=dataset_id,
             split_id=split_id,
             part=request.part,
-            network_id=request.network_id,
-            output_tensor=request.output_tensor or (outputs[0] if outputs else None),
+            network_id=network_id,
+            target=request.target(),
+            kind=dataset.kind,
+            output_tensor=output_tensor,
+            recognition_output=recognition_output,
             author=author,
             task_id=task.task_id,
             create_date=now,
@@ -499,6 +530,27 @@ class DatasetService:
         prefix = dataset_layout.evaluation_prefix(account_id, dataset_id, evaluation_id)
         urls = {name: self._files.presigned_get(f"{prefix}{name}.png", 3600) for name in evaluation.plots}
         return evaluation_wire(evaluation, urls)
+
+
+def _recognition_output(plan: RecognitionPlan, kind: DatasetKind, classes: set[str], field: str) -> int:
+    """The first spec output whose post-processing is of the dataset's kind and whose labels name one of its
+    classes. A class the spec lacks is scored as never predicted; a label the dataset lacks is not scored."""
+    wanted = "detection" if kind is DatasetKind.DETECTION else "classification"
+    outputs = [index for index, post in enumerate(plan.post_processings) if post.get(wanted) is not None]
+    if not outputs:
+        raise ValidationFailed(
+            f"The recognition version behind {field} has no {wanted} output, and this dataset is a {kind.value} one.",
+            [{"field": field, "message": f"has no {wanted} output"}],
+        )
+    for index in outputs:
+        if classes & {str(label["name"]) for label in plan.labels[index]}:
+            return index
+    names = ", ".join(sorted(str(label["name"]) for label in plan.labels[outputs[0]])[:10])
+    raise ValidationFailed(
+        f"No label of the recognition version behind {field} ({names}) is a class of the dataset "
+        f"({', '.join(sorted(classes)[:10])}); labels and classes are matched by name.",
+        [{"field": field, "message": "shares no label name with the dataset's classes"}],
+    )
 
 
 def _matches(record: Dataset | DatasetVersion | DatasetSplit, query: ListQuery) -> bool:

@@ -109,6 +109,11 @@ class JobRequest(BaseModel):
     )
     output_tensors: list[str] | None = Field(default=None, max_length=64)
     gpu_required: bool = False
+    show_discarded: bool = Field(
+        default=False,
+        description="Through a recognition version: each item's answer also holds the labels (and boxes) under "
+        "their thresholds, as an evaluation reads them.",
+    )
     inputs: JobInputs
 
     @model_validator(mode="after")
@@ -324,6 +329,7 @@ class JobService:
                         inputs=[InferenceInput(source=source)],
                         output_tensors=request.output_tensors,
                         recognition=plan,
+                        show_discarded=request.show_discarded or None,
                         submitted_at=now,
                         job_id=job_id,
                     ).model_dump(mode="json")

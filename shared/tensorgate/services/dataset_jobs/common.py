@@ -23,7 +23,6 @@ from tensorgate.models import Task, TaskStatus, utc_now
 from tensorgate.ports import TaskRepository
 from tensorgate.services.dataset_manifest import ManifestWriter
 
-log = logging.getLogger("tensorgate.services.dataset_jobs")
 log = logging.getLogger(__name__)
 # A job outlives the worker's 15-minute timeout by 5 minutes at most: an older claim is a dead worker's.
 DEFAULT_CLAIM_SECONDS = 1200
@@ -87,6 +86,19 @@ class Evaluator(Protocol):
 
     def __call__(
         self, truth: list[int], scores: list[list[float]], labels: list[str]
+    ) -> tuple[dict[str, Any], dict[str, bytes]]: ...
+
+
+# A detection item: its ground truth as (class index, box) and its detections as (class index, score, box).
+TruthBoxes = list[tuple[int, list[float]]]
+FoundBoxes = list[tuple[int, float, list[float]]]
+
+
+class DetectionEvaluator(Protocol):
+    """COCO metrics of the detections against the ground truth, and the plots drawn from them (PNG by name)."""
+
+    def __call__(
+        self, truths: list[TruthBoxes], detections: list[FoundBoxes], labels: list[str]
     ) -> tuple[dict[str, Any], dict[str, bytes]]: ...
 
 
@@ -171,8 +183,10 @@ class JobBase:
         jobs: BatchJobs | None = None,
         queue: LaterQueue | None = None,
         bucket: str = "",
+        detection_evaluator: DetectionEvaluator | None = None,
     ) -> None:
         self._evaluator = evaluator
+        self._detection_evaluator = detection_evaluator
         self._jobs = jobs
         self._queue = queue
         self._bucket = bucket

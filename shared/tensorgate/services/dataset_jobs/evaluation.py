@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tensorgate import dataset_layout, layout
 from tensorgate.dataset_models import (
     DatasetEvaluation,
+    DatasetKind,
     DatasetSplit,
     DatasetStatus,
 )
@@ -18,9 +21,14 @@ from tensorgate.models import TaskStatus
 from tensorgate.services.dataset_jobs.common import (
     EVALUATION_CHECK_SECONDS,
     ExtractionRejected,
+    FoundBoxes,
     JobBase,
+    TruthBoxes,
 )
 from tensorgate.services.dataset_manifest import iter_chunks
+
+# Metrics and the plots drawn from them (PNG bytes by name).
+Scored = tuple[dict[str, Any], dict[str, bytes]]
 
 
 class EvaluationJobs(JobBase):
@@ -29,7 +37,7 @@ class EvaluationJobs(JobBase):
     def evaluate(self, account_id: str, evaluation_id: int) -> str:
         """First the part's images become a batch job's inputs and the job is created; then, checked every few
         seconds, the job's answers are scored once it ended."""
-        assert self._evaluator is not None and self._jobs is not None and self._queue is not None
+        assert self._jobs is not None and self._queue is not None
         evaluation = self._datasets.get_evaluation(account_id, evaluation_id)
         if evaluation is None:
             return "ignored: the evaluation was deleted"
@@ -43,16 +51,18 @@ class EvaluationJobs(JobBase):
             try:
                 total = self._stage_inputs(claimed)
                 prefix = dataset_layout.evaluation_inputs_prefix(account_id, evaluation_id)
-                job = self._jobs.create(
-                    account_id,
-                    {
-                        "name": f"evaluation {evaluation_id}",
-                        "description": f"split {claimed.split_id} part {claimed.part} of dataset {claimed.dataset_id}",
-                        "network_id": claimed.network_id,
-                        "output_tensors": None if claimed.output_tensor is None else [claimed.output_tensor],
-                        "inputs": {"prefix": f"s3://{self._bucket}/{prefix}"},
-                    },
-                )
+                fields: dict[str, Any] = {
+                    "name": f"evaluation {evaluation_id}",
+                    "description": f"split {claimed.split_id} part {claimed.part} of dataset {claimed.dataset_id}",
+                    "inputs": {"prefix": f"s3://{self._bucket}/{prefix}"},
+                    **(claimed.target or {"network_id": claimed.network_id}),
+                }
+                if claimed.recognition_output is None:
+                    fields["output_tensors"] = None if claimed.output_tensor is None else [claimed.output_tensor]
+                else:
+                    # Every label's score and every box, under its threshold too: metrics read the whole curve.
+                    fields["show_discarded"] = True
+                job = self._jobs.create(account_id, fields)
             except TensorgateError as refusal:
                 return self._fail_evaluation(claimed, f"The batch job could not start: {refusal.message}")
             except BaseException:
@@ -100,54 +110,110 @@ class EvaluationJobs(JobBase):
         return total
 
     def _score(self, evaluation: DatasetEvaluation, job: dict[str, Any]) -> str:
-        assert self._evaluator is not None and evaluation.job_id is not None
+        assert evaluation.job_id is not None
         account_id = evaluation.account_id
         split, part_prefix = self._part_prefix(evaluation)
         version = self._datasets.get_version(account_id, split.dataset_id, split.version_name)
         classes = version.classes if version is not None else {}
-        size = max(classes.values(), default=-1) + 1
-        names = {identifier: name for name, identifier in classes.items()}
-        labels = [names.get(index, f"#{index}") for index in range(size)]
         answers = {}
         if job.get("done"):
             results = self._files.get(layout.job_results_key(account_id, evaluation.job_id))
             answers = {line["index"]: line for line in (json.loads(text) for text in results.splitlines() if text)}
-        truth: list[int] = []
-        scores: list[list[float]] = []
-        failed = 0
-        for _, lines in iter_chunks(self._files, part_prefix, split.counts[evaluation.part]):
-            for position, line in enumerate(lines, start=len(truth) + failed):
-                answer = answers.get(position)
-                vector = _scores(answer, evaluation.output_tensor)
-                if vector is None or not line["labels"] or line["labels"][0] not in classes:
-                    failed += 1
-                    continue
-                if len(vector) != size:
-                    message = (
-                        f"The network's output {evaluation.output_tensor!r} has {len(vector)} scores, but the dataset "
-                        f"has {size} class ids; score index k must be class id k."
-                    )
-                    return self._fail_evaluation(evaluation, message)
-                truth.append(classes[line["labels"][0]])
-                scores.append(vector)
-        if not truth:
-            return self._fail_evaluation(evaluation, "No item of the part got an answer from the network; see its job.")
-        metrics, plots = self._evaluator(truth, scores, labels)
-        metrics |= {"failed": failed, "job_id": evaluation.job_id}
+        lines = (
+            line for _, chunk in iter_chunks(self._files, part_prefix, split.counts[evaluation.part]) for line in chunk
+        )
+        if evaluation.kind is DatasetKind.DETECTION:
+            scored = self._detection(evaluation, lines, answers, classes)
+        else:
+            scored = self._classification(evaluation, lines, answers, classes)
+        if isinstance(scored, str):
+            return self._fail_evaluation(evaluation, scored)
+        metrics, plots = scored
+        metrics |= {"job_id": evaluation.job_id}
         prefix = dataset_layout.evaluation_prefix(account_id, evaluation.dataset_id, evaluation.evaluation_id)
         self._files.put(f"{prefix}metrics.json", json.dumps(metrics).encode(), "application/json")
         for name, png in plots.items():
             self._files.put(f"{prefix}{name}.png", png, "image/png")
+        # The curves hold a point per detection: in metrics.json and drawn, not on the record (DynamoDB's 400 KB).
+        stored = {key: value for key, value in metrics.items() if key != "pr_curves_iou_50"}
         get = lambda: self._datasets.get_evaluation(account_id, evaluation.evaluation_id)  # noqa: E731
-        changes = {"status": DatasetStatus.READY, "metrics": metrics, "plots": sorted(plots), "claimed_at": None}
+        changes = {"status": DatasetStatus.READY, "metrics": stored, "plots": sorted(plots), "claimed_at": None}
         if self._update(get, self._datasets.replace_evaluation, changes) is None:
             return "ignored: the evaluation was deleted meanwhile"
         self._files.delete_prefix(dataset_layout.evaluation_inputs_prefix(account_id, evaluation.evaluation_id))
-        summary = {key: metrics[key] for key in ("items", "accuracy", "top_5", "failed") if key in metrics}
+        headline = ("items", "accuracy", "top_5", "map_50", "map_50_95", "failed")
+        summary = {key: metrics[key] for key in headline if key in metrics}
         self._end_task(
             evaluation.task_id, TaskStatus.SUCCESS, None, summary | {"evaluation_id": evaluation.evaluation_id}
         )
-        return f"success: accuracy {metrics.get('accuracy')}"
+        figure = "accuracy" if evaluation.kind is DatasetKind.CLASSIFICATION else "map_50"
+        return f"success: {figure} {metrics.get(figure)}"
+
+    def _classification(
+        self,
+        evaluation: DatasetEvaluation,
+        lines: Iterator[dict[str, Any]],
+        answers: dict[int, dict[str, Any]],
+        classes: dict[str, int],
+    ) -> Scored | str:
+        """Score index k is class id k through a network; through a recognition version, each dataset class takes
+        the score of the label of its name, and a class no label names is never predicted."""
+        assert self._evaluator is not None
+        size = max(classes.values(), default=-1) + 1
+        names = {identifier: name for name, identifier in classes.items()}
+        labels = [names.get(index, f"#{index}") for index in range(size)]
+        truth: list[int] = []
+        scores: list[list[float]] = []
+        failed = 0
+        for position, line in enumerate(lines):
+            answer = answers.get(position)
+            if evaluation.recognition_output is None:
+                vector = _scores(answer, evaluation.output_tensor)
+            else:
+                vector = _labelled_scores(answer, evaluation.recognition_output, classes, size)
+            if vector is None or not line["labels"] or line["labels"][0] not in classes:
+                failed += 1
+                continue
+            if len(vector) != size:
+                return (
+                    f"The network's output {evaluation.output_tensor!r} has {len(vector)} scores, but the dataset "
+                    f"has {size} class ids; score index k must be class id k."
+                )
+            truth.append(classes[line["labels"][0]])
+            scores.append(vector)
+        if not truth:
+            return "No item of the part got an answer from the network; see its job."
+        metrics, plots = self._evaluator(truth, scores, labels)
+        return metrics | {"failed": failed}, plots
+
+    def _detection(
+        self,
+        evaluation: DatasetEvaluation,
+        lines: Iterator[dict[str, Any]],
+        answers: dict[int, dict[str, Any]],
+        classes: dict[str, int],
+    ) -> Scored | str:
+        """Each item's boxes against the recognition version's detections of the same names, in the original
+        image's pixels; an item whose inference failed is left out (counted in `failed`)."""
+        assert self._detection_evaluator is not None and evaluation.recognition_output is not None
+        labels = sorted(classes, key=lambda name: classes[name])
+        position = {name: index for index, name in enumerate(labels)}
+        truths: list[TruthBoxes] = []
+        detections: list[FoundBoxes] = []
+        failed = 0
+        for index, line in enumerate(lines):
+            found = _detections(answers.get(index), evaluation.recognition_output, position)
+            if found is None:
+                failed += 1
+                continue
+            truths.append(
+                [(position[obj["label"]], obj["box"]) for obj in line.get("objects") or [] if obj["label"] in position]
+            )
+            detections.append(found)
+        if not truths:
+            return "No item of the part got an answer from the recognition version; see its job."
+        metrics, plots = self._detection_evaluator(truths, detections, labels)
+        return metrics | {"items": len(truths), "failed": failed}, plots
 
     def _fail_evaluation(self, evaluation: DatasetEvaluation, message: str) -> str:
         get = lambda: self._datasets.get_evaluation(evaluation.account_id, evaluation.evaluation_id)  # noqa: E731
@@ -164,3 +230,42 @@ def _scores(answer: dict[str, Any] | None, output: str | None) -> list[float] | 
     tensors = (answer.get("data") or {}).get("tensors") or []
     chosen = next((t for t in tensors if output is None or t.get("name") == output), None)
     return None if chosen is None else [float(value) for value in chosen["data"]]
+
+
+def _predictions(answer: dict[str, Any] | None, output: int) -> list[dict[str, Any]] | None:
+    """One job result line's labelled predictions of the spec output `output`, discarded ones too."""
+    if answer is None or answer.get("status") != "success":
+        return None
+    outputs = (answer.get("data") or {}).get("outputs") or []
+    if output >= len(outputs):
+        return None
+    labelled = outputs[output].get("labels") or {}
+    return [*(labelled.get("predicted") or []), *(labelled.get("discarded") or [])]
+
+
+def _labelled_scores(
+    answer: dict[str, Any] | None, output: int, classes: dict[str, int], size: int
+) -> list[float] | None:
+    predictions = _predictions(answer, output)
+    if predictions is None:
+        return None
+    vector = [-math.inf] * size
+    for prediction in predictions:
+        identifier = classes.get(str(prediction.get("label_name")))
+        if identifier is not None:
+            vector[identifier] = max(vector[identifier], float(prediction["score"]))
+    return vector
+
+
+def _detections(answer: dict[str, Any] | None, output: int, position: dict[str, int]) -> FoundBoxes | None:
+    predictions = _predictions(answer, output)
+    if predictions is None:
+        return None
+    found: FoundBoxes = []
+    for prediction in predictions:
+        index = position.get(str(prediction.get("label_name")))
+        box = (prediction.get("roi") or {}).get("bbox")
+        if index is not None and box is not None:
+            corners = [float(box[name]) for name in ("xmin", "ymin", "xmax", "ymax")]
+            found.append((index, float(prediction["score"]), corners))
+    return found
