@@ -70,6 +70,7 @@ class NetworkLookup(Protocol):
 
 class ModelFiles(Protocol):
     def get(self, key: str) -> bytes: ...
+    def get_range(self, key: str, offset: int, size: int) -> bytes: ...
     def download(self, key: str, path: str) -> None: ...
 
 
@@ -393,10 +394,17 @@ class InferencePipeline:
             except (binascii.Error, ValueError):
                 raise InputRejected(_for_input(index, total, "The image is not valid base64.")) from None
         if isinstance(source, StoredSource):
-            allowed = (f"inputs/{layout.safe_account(message.account_id)}/", layout.upload_prefix(message.account_id))
+            allowed: tuple[str, ...] = (
+                f"inputs/{layout.safe_account(message.account_id)}/",
+                layout.upload_prefix(message.account_id),
+            )
+            if source.offset is not None:  # a split's item: a range of one of the account's dataset image shards
+                allowed = (f"datasets/{layout.safe_account(message.account_id)}/",)
             if not source.key.startswith(allowed) or ".." in source.key:
                 raise InputRejected(_for_input(index, total, "The stored input is outside the caller's own objects."))
             try:
+                if source.offset is not None:
+                    return self._files.get_range(source.key, source.offset, source.size or 0)
                 return self._files.get(source.key)
             except Exception as error:
                 if error_code(error) in MISSING_OBJECT_CODES:

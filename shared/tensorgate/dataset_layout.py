@@ -77,8 +77,3 @@ def split_part_prefix(account_id: str, dataset_id: int, split_id: int, part: str
 
 def evaluation_prefix(account_id: str, dataset_id: int, evaluation_id: int) -> str:
     return f"{dataset_prefix(account_id, dataset_id)}evaluations/{evaluation_id}/"
-
-
-def evaluation_inputs_prefix(account_id: str, evaluation_id: int) -> str:
-    """Under the account's upload prefix, where a batch job takes its inputs from; no suffix S3 notifies."""
-    return f"uploads/{safe_account(account_id)}/dataset-evaluations/{evaluation_id}/"

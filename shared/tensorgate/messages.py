@@ -23,6 +23,9 @@ class StoredSource(BaseModel):
 
     kind: Literal["s3"] = "s3"
     key: str = Field(description="object key in the model bucket")
+    # A byte range of the object: an image inside a dataset's image shard (a split's item).
+    offset: int | None = Field(default=None, ge=0)
+    size: int | None = Field(default=None, ge=0)
 
 
 class UrlSource(BaseModel):

@@ -142,6 +142,7 @@ def job_service() -> JobService:
         queue=SqsQueue(settings.batch_queue_url),
         policy=JobPolicy(bucket=settings.model_bucket, task_ttl_days=settings.task_ttl_days),
         targets=JobTargets(recognition_service(), endpoint_service()),
+        splits=dataset_service(),
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from tensorgate.layout import job_results_key
 from werkzeug.test import Client
 
 from tests.conftest import DEV_KEY
@@ -235,3 +236,31 @@ def test_classification_evaluation_through_a_version_maps_labels_by_name_and_nev
     assert metrics["accuracy"] == pytest.approx(5 / 6)
     assert metrics["per_class"]["purple"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
     assert metrics["per_class"]["blue"] == pytest.approx({"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1})
+
+    # A batch job takes the split's part as its input too: its items are the part's images, in the part's order
+    split_input = {"dataset_id": dataset["id"], "split_id": split["id"], "part": "test"}
+    for bad, mentions in (({**split_input, "part": "train"}, "no part"), ({**split_input, "split_id": 999}, "999")):
+        refused = api.post(
+            "/v0.7/jobs",
+            headers=HEADERS,
+            json={"name": "m", "network_id": network.network_id, "inputs": {"split": bad}},
+        )
+        assert refused.status_code == 400 and mentions in refused.json["error"], refused.json
+    job = api.post(
+        "/v0.7/jobs",
+        headers=HEADERS,
+        json={"name": "means", "network_id": network.network_id, "inputs": {"split": split_input}},
+    ).json
+    assert job["inputs"] == {"kind": "split", **split_input, "count": 6} and job["total"] == 6, job
+    worker.serve(list(range(job["id"] + 1, job["id"] + 7)))
+    items = api.get(f"/v0.7/datasets/{dataset['id']}/splits/{split['id']}/items?part=test", headers=HEADERS).json
+    job = api.get(f"/v0.7/jobs/{job['id']}", headers=HEADERS).json
+    bucket = aws["template"].physical_name("ModelBucket")
+    assert job["status"] == "success" and job["results_url"]
+    body = aws["session"].client("s3").get_object(Bucket=bucket, Key=job_results_key("dev", job["id"]))["Body"].read()
+    lines = [json.loads(text) for text in body.splitlines()]
+    assert [line["status"] for line in lines] == ["success"] * 6
+    for line, item in zip(lines, items["results"], strict=True):
+        mean = next(t["data"] for t in line["data"]["tensors"] if t["name"] == "mean")
+        assert mean == pytest.approx([channel / 255 for channel in colours[item["labels"][0]]], abs=1e-6)
+        assert line["input"].startswith(f"s3://{bucket}/datasets/dev/{dataset['id']}/versions/v1/images/")

@@ -200,7 +200,7 @@ def test_progress_is_written_on_the_pending_task_at_most_every_two_seconds() -> 
 
 
 class Jobs:
-    """The batch jobs service as the evaluation sees it: create over a prefix, then its status."""
+    """The batch jobs service as the evaluation sees it: create over a split's part, then its status."""
 
     def __init__(self, files: Files) -> None:
         self.files = files
@@ -209,7 +209,7 @@ class Jobs:
 
     def create(self, account_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         self.created.append(fields)
-        return {"id": 900, "status": "running"}
+        return {"id": 900, "status": "running", "total": 2}
 
     def get(self, account_id: str, job_id: int) -> dict[str, Any]:
         return {"id": job_id, "status": self.status, "done": 3}
@@ -224,8 +224,8 @@ class LaterQueue:
         return "m"
 
 
-def test_an_evaluation_stages_the_part_runs_a_job_checks_back_and_scores_its_answers_once() -> None:
-    from tensorgate import dataset_layout, layout
+def test_an_evaluation_runs_a_job_over_the_part_checks_back_and_scores_its_answers_once() -> None:
+    from tensorgate import layout
     from tensorgate_preprocessing.metrics import classification_metrics
 
     api, _, (records, tasks, files), clock = world()
@@ -271,11 +271,14 @@ def test_an_evaluation_stages_the_part_runs_a_job_checks_back_and_scores_its_ans
 
     tasks.put_new(Task(task_id=77, account_id="acct", kind=TaskKind.EVALUATION, create_date=now, update_date=now))
 
-    # First delivery: two images staged under the upload prefix, the job created on it, a check queued.
+    # First delivery: the job created over the split's part (nothing copied), a check queued.
+    before = dict(files.objects)
     assert jobs.evaluate("acct", 5) == "waiting: job 900 runs 2 items"
-    staged = sorted(key for key in files.objects if key.startswith(dataset_layout.evaluation_inputs_prefix("acct", 5)))
-    assert [files.objects[key] for key in staged] == [b"image 0", b"image 1"]
-    assert jobs_port.created[0]["inputs"] == {"prefix": "s3://b/uploads/acct/dataset-evaluations/5/"}
+    assert jobs_port.created[0]["inputs"] == {
+        "split": {"dataset_id": created.dataset.dataset_id, "split_id": split.split_id, "part": "test"}
+    }
+    assert jobs_port.created[0]["network_id"] == 1 and jobs_port.created[0]["output_tensors"] == ["prob"]
+    assert files.objects.keys() == before.keys()
     assert queue.sent[-1][1] == 10
     # While the job runs: checked again later, nothing scored.
     assert jobs.evaluate("acct", 5) == "waiting: job 900 is running" and len(queue.sent) == 2
@@ -290,9 +293,7 @@ def test_an_evaluation_stages_the_part_runs_a_job_checks_back_and_scores_its_ans
     ended = records.get_evaluation("acct", 5)
     assert ended is not None and ended.metrics is not None
     assert ended.status is DatasetStatus.READY and ended.metrics["accuracy"] == 1.0 and ended.metrics["failed"] == 1
-    assert ended.plots == ["confusion_matrix"] and not any(
-        key.startswith("uploads/acct/dataset-evaluations/") for key in files.objects
-    )
+    assert ended.plots == ["confusion_matrix"]
     assert tasks.get(77).status is TaskStatus.SUCCESS  # type: ignore[union-attr]
     assert jobs.evaluate("acct", 5).startswith("ignored: the evaluation already ended")
 

@@ -42,6 +42,16 @@ class S3BlobStore:
         except ClientError as error:
             raise _unavailable(error, "read a file") from None
 
+    def get_range(self, key: str, offset: int, size: int) -> bytes:
+        """`size` bytes of the object from `offset` (an image inside a dataset's image shard)."""
+        if size == 0:
+            return b""
+        try:
+            response = self._s3.get_object(Bucket=self._bucket, Key=key, Range=f"bytes={offset}-{offset + size - 1}")
+            return bytes(response["Body"].read())
+        except ClientError as error:
+            raise _unavailable(error, "read a file") from None
+
     def download(self, key: str, path: str) -> None:
         try:
             self._s3.download_file(self._bucket, key, path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -29,11 +29,11 @@ from tensorgate.dataset_models import (
 )
 from tensorgate.errors import ConcurrentUpdate, DatasetNotFound, DatasetNotReady, DuplicateName, ValidationFailed
 from tensorgate.listing import ListQuery, ListResult, to_page
-from tensorgate.messages import RecognitionPlan
+from tensorgate.messages import RecognitionPlan, StoredSource
 from tensorgate.models import NetworkStatus, Page, Task, TaskKind, utc_now
 from tensorgate.ports import IdAllocator, MessageQueue, NetworkRepository, TaskRepository
 from tensorgate.schemas import validate
-from tensorgate.services.dataset_manifest import decode_lines, read_page
+from tensorgate.services.dataset_manifest import decode_lines, iter_chunks, read_page
 
 MAX_LABELS_BYTES = 512 * 1024**2
 
@@ -430,6 +430,33 @@ class DatasetService:
         prefix = dataset_layout.split_part_prefix(account_id, dataset_id, split_id, part)
         lines = read_page(self._files, prefix, split.counts[part], offset, limit)
         return Page(count=split.counts[part], offset=offset, limit=limit, results=[item_wire(line) for line in lines])
+
+    def part_size(self, account_id: str, dataset_id: int, split_id: int, part: str) -> int:
+        """The items of a ready split's part (a batch job's input)."""
+        split = self.split(account_id, dataset_id, split_id)
+        if split.status is not DatasetStatus.READY:
+            raise DatasetNotReady(f"Split {split_id} is {split.status.value}; a job takes it once it is ready.")
+        if part not in split.counts:
+            raise ValidationFailed(
+                f"Split {split_id} has no part {part[:64]!r}; its parts are {', '.join(split.counts)}.",
+                [{"field": "inputs.split.part", "message": f"must be one of {', '.join(split.counts)}"}],
+            )
+        return split.counts[part]
+
+    def part_sources(self, account_id: str, dataset_id: int, split_id: int, part: str) -> Sequence[StoredSource]:
+        """A ready split part's images in its order, each a byte range of its version's image shard: a job reads
+        them where they are, nothing is copied."""
+        total = self.part_size(account_id, dataset_id, split_id, part)
+        split = self.split(account_id, dataset_id, split_id)
+        images = dataset_layout.version_prefix(account_id, dataset_id, split.version_name)
+        prefix = dataset_layout.split_part_prefix(account_id, dataset_id, split_id, part)
+        return [
+            StoredSource(
+                key=dataset_layout.images_chunk_key(images, line["chunk"]), offset=line["offset"], size=line["size"]
+            )
+            for _, lines in iter_chunks(self._files, prefix, total)
+            for line in lines
+        ]
 
     # -- evaluations ----------------------------------------------------------------------------------------
 

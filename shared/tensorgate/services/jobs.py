@@ -13,6 +13,7 @@ from tensorgate_preprocessing.spec import PreprocessingSpec
 
 from tensorgate import layout
 from tensorgate.errors import (
+    DatasetNotFound,
     EndpointNotFound,
     EndpointShutdown,
     JobNotFound,
@@ -72,6 +73,21 @@ class JobPolicy:
     results_url_seconds: int = 3600
 
 
+class JobSplitInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    dataset_id: int = Field(ge=1, le=LARGEST_ID)
+    split_id: int = Field(ge=1, le=LARGEST_ID)
+    part: str = Field(min_length=1, max_length=64, description="The split's part: its images are the items.")
+
+
+class SplitParts(Protocol):
+    """A ready split part's images, in its manifest's order: ranges of the dataset's image shards."""
+
+    def part_sources(self, account_id: str, dataset_id: int, split_id: int, part: str) -> Sequence[StoredSource]: ...
+    def part_size(self, account_id: str, dataset_id: int, split_id: int, part: str) -> int: ...
+
+
 class JobInputs(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
@@ -79,11 +95,14 @@ class JobInputs(BaseModel):
     prefix: str | None = Field(
         default=None, description="An s3:// prefix inside your upload prefix: every object under it is an item."
     )
+    split: JobSplitInput | None = Field(
+        default=None, description="A ready dataset split's part: its images are the items, in the part's order."
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> JobInputs:
-        if (self.urls is None) == (self.prefix is None):
-            raise ValueError("give exactly one of urls and prefix")
+        if sum(value is not None for value in (self.urls, self.prefix, self.split)) != 1:
+            raise ValueError("give exactly one of urls and prefix, or a split")
         return self
 
 
@@ -247,8 +266,10 @@ class JobService:
         policy: JobPolicy,
         clock: Callable[[], datetime] = utc_now,
         targets: JobTargets | None = None,
+        splits: SplitParts | None = None,
     ) -> None:
         self._targets = targets or JobTargets()
+        self._splits = splits
         self._jobs = jobs
         self._networks = networks
         self._files = files
@@ -378,7 +399,34 @@ class JobService:
         return ended_here
 
     def _describe(self, source: UrlSource | StoredSource) -> str:
-        return source.url if isinstance(source, UrlSource) else f"s3://{self._policy.bucket}/{source.key}"
+        if isinstance(source, UrlSource):
+            return source.url
+        if source.offset is not None:  # a split's item: its bytes in the image shard, as an HTTP range names them
+            last = source.offset + (source.size or 0) - 1
+            return f"s3://{self._policy.bucket}/{source.key}#bytes={source.offset}-{last}"
+        return f"s3://{self._policy.bucket}/{source.key}"
+
+    def _split_sources(
+        self, account_id: str, split: JobSplitInput
+    ) -> tuple[list[UrlSource | StoredSource], dict[str, Any]]:
+        """The part's size is checked before its manifest is read: a part over the job limit reads nothing."""
+        if self._splits is None:
+            raise ValidationFailed("A job cannot take a split as its input here.")
+        place = (account_id, split.dataset_id, split.split_id, split.part)
+        try:
+            size = self._splits.part_size(*place)
+            if size > self._policy.max_items:
+                raise ValidationFailed(
+                    f"Part {split.part!r} of split {split.split_id} has {size} items, over the "
+                    f"{self._policy.max_items} one job takes; split it into smaller parts."
+                )
+            sources: list[UrlSource | StoredSource] = list(self._splits.part_sources(*place))
+        except DatasetNotFound as missing:
+            raise ValidationFailed(
+                missing.message, [{"field": "inputs.split", "message": "names nothing in this account"}]
+            ) from None
+        described = {"kind": "split", **split.model_dump(), "count": len(sources)}
+        return sources, described
 
     def _sources(self, account_id: str, inputs: JobInputs) -> tuple[list[UrlSource | StoredSource], dict[str, Any]]:
         if inputs.urls is not None:
@@ -392,6 +440,8 @@ class JobService:
                     )
                 sources.append(UrlSource(url=text))
             described: dict[str, Any] = {"kind": "urls", "count": len(sources)}
+        elif inputs.split is not None:
+            sources, described = self._split_sources(account_id, inputs.split)
         else:
             assert inputs.prefix is not None
             own = layout.upload_prefix(account_id)

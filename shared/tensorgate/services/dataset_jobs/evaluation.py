@@ -1,12 +1,10 @@
-"""Evaluation: a split's part through a batch job, its answers scored against the labels."""
+"""Evaluation: a split's part through a batch job (the part is its input), its answers scored against the labels."""
 
 from __future__ import annotations
 
 import json
 import math
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from tensorgate import dataset_layout, layout
@@ -35,8 +33,8 @@ class EvaluationJobs(JobBase):
     """A split's part through a batch job, then scored; the evaluation and its task end once."""
 
     def evaluate(self, account_id: str, evaluation_id: int) -> str:
-        """First the part's images become a batch job's inputs and the job is created; then, checked every few
-        seconds, the job's answers are scored once it ended."""
+        """First a batch job is created over the part's images; then, checked every few seconds, the job's answers
+        are scored once it ended."""
         assert self._jobs is not None and self._queue is not None
         evaluation = self._datasets.get_evaluation(account_id, evaluation_id)
         if evaluation is None:
@@ -49,12 +47,11 @@ class EvaluationJobs(JobBase):
         if evaluation.job_id is None:
             claimed: DatasetEvaluation = self._claim(evaluation, replace)
             try:
-                total = self._stage_inputs(claimed)
-                prefix = dataset_layout.evaluation_inputs_prefix(account_id, evaluation_id)
+                split = {"dataset_id": claimed.dataset_id, "split_id": claimed.split_id, "part": claimed.part}
                 fields: dict[str, Any] = {
                     "name": f"evaluation {evaluation_id}",
                     "description": f"split {claimed.split_id} part {claimed.part} of dataset {claimed.dataset_id}",
-                    "inputs": {"prefix": f"s3://{self._bucket}/{prefix}"},
+                    "inputs": {"split": split},
                     **(claimed.target or {"network_id": claimed.network_id}),
                 }
                 if claimed.recognition_output is None:
@@ -70,7 +67,7 @@ class EvaluationJobs(JobBase):
                 raise
             self._update(get, replace, {"job_id": int(job["id"]), "claimed_at": None})
             self._queue.send_later(again, EVALUATION_CHECK_SECONDS)
-            return f"waiting: job {job['id']} runs {total} items"
+            return f"waiting: job {job['id']} runs {job['total']} items"
         job = self._jobs.get(account_id, evaluation.job_id)
         if job["status"] in ("pending", "running"):
             self._queue.send_later(again, EVALUATION_CHECK_SECONDS)
@@ -88,26 +85,6 @@ class EvaluationJobs(JobBase):
             raise ExtractionRejected("The split was deleted.")
         prefix = dataset_layout.split_part_prefix(split.account_id, split.dataset_id, split.split_id, evaluation.part)
         return split, prefix
-
-    def _stage_inputs(self, evaluation: DatasetEvaluation) -> int:
-        """Each image of the part as an object of its own, in the part's order (the job takes them in key order)."""
-        split, part_prefix = self._part_prefix(evaluation)
-        version_prefix = dataset_layout.version_prefix(split.account_id, split.dataset_id, split.version_name)
-        inputs = dataset_layout.evaluation_inputs_prefix(evaluation.account_id, evaluation.evaluation_id)
-        total = split.counts[evaluation.part]
-        with tempfile.TemporaryDirectory(prefix="tensorgate-evaluate-") as workdir:
-            shard, loaded, position = Path(workdir, "shard.bin"), -1, 0
-            for _, lines in iter_chunks(self._files, part_prefix, total):
-                for line in lines:
-                    if line["chunk"] != loaded:
-                        self._files.download(dataset_layout.images_chunk_key(version_prefix, line["chunk"]), str(shard))
-                        loaded = line["chunk"]
-                    with shard.open("rb") as images:
-                        images.seek(line["offset"])
-                        data = images.read(line["size"])
-                    self._files.put(f"{inputs}{position:06d}", data)
-                    position += 1
-        return total
 
     def _score(self, evaluation: DatasetEvaluation, job: dict[str, Any]) -> str:
         assert evaluation.job_id is not None
@@ -140,7 +117,6 @@ class EvaluationJobs(JobBase):
         changes = {"status": DatasetStatus.READY, "metrics": stored, "plots": sorted(plots), "claimed_at": None}
         if self._update(get, self._datasets.replace_evaluation, changes) is None:
             return "ignored: the evaluation was deleted meanwhile"
-        self._files.delete_prefix(dataset_layout.evaluation_inputs_prefix(account_id, evaluation.evaluation_id))
         headline = ("items", "accuracy", "top_5", "map_50", "map_50_95", "failed")
         summary = {key: metrics[key] for key in headline if key in metrics}
         self._end_task(
