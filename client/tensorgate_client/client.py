@@ -495,8 +495,18 @@ class Endpoints:
         return _parsed(answer, Prediction)
 
 
+def _job_inputs(urls: Sequence[str] | None, prefix: str | None, split: tuple[int, int, str] | None) -> dict[str, Any]:
+    if urls is not None:
+        return {"urls": list(urls)}
+    if split is not None:
+        dataset_id, split_id, part = split
+        return {"split": {"dataset_id": int(dataset_id), "split_id": int(split_id), "part": part}}
+    return {"prefix": prefix}
+
+
 class Jobs:
-    """`/jobs/`: batch inference over a list of URLs or an `s3://` prefix of the account's uploads."""
+    """`/jobs/`: batch inference over a list of URLs, an `s3://` prefix of the account's uploads, or a dataset
+    split's part."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -508,6 +518,7 @@ class Jobs:
         *,
         urls: Sequence[str] | None = None,
         prefix: str | None = None,
+        split: tuple[int, int, str] | None = None,
         network_id: int | None = None,
         recognition_version_id: int | None = None,
         recognition_spec_id: int | None = None,
@@ -516,9 +527,10 @@ class Jobs:
         gpu_required: bool = False,
         description: str | None = None,
     ) -> Job:
-        """A job over `urls` or every object under `prefix`, through one target (or an endpoint's)."""
-        if (urls is None) == (prefix is None):
-            raise ValueError("Give either urls or prefix.")
+        """A job over `urls`, every object under `prefix`, or the images of `split` (dataset id, split id, part) in
+        the part's order, through one target (or an endpoint's)."""
+        if sum(value is not None for value in (urls, prefix, split)) != 1:
+            raise ValueError("Give one of urls, prefix or split.")
         if endpoint_id is not None:
             if any(value is not None for value in (network_id, recognition_version_id, recognition_spec_id)):
                 raise ValueError("Give one target: a network, a recognition version, a spec or an endpoint.")
@@ -528,7 +540,7 @@ class Jobs:
         body |= {
             "name": name,
             "gpu_required": gpu_required,
-            "inputs": {"urls": list(urls)} if urls is not None else {"prefix": prefix},
+            "inputs": _job_inputs(urls, prefix, split),
         }
         if output_tensors is not None:
             body["output_tensors"] = list(output_tensors)
@@ -681,10 +693,30 @@ class Datasets:
         return _parsed(self._http.request("GET", f"datasets/{int(dataset_id)}/splits/{int(split_id)}"), DatasetSplit)
 
     def evaluate(
-        self, dataset_id: int, split_id: int, network_id: int, *, part: str = "test", output_tensor: str | None = None
+        self,
+        dataset_id: int,
+        split_id: int,
+        network_id: int | None = None,
+        *,
+        recognition_version_id: int | None = None,
+        recognition_spec_id: int | None = None,
+        endpoint_id: int | None = None,
+        part: str = "test",
+        output_tensor: str | None = None,
     ) -> Evaluation:
-        """Run a ready classification network over one part of a split and score its answers (a batch job)."""
-        body: dict[str, Any] = {"network_id": network_id, "part": part}
+        """Run one target over one part of a split and score its answers (a batch job): a network (classification,
+        scores by index), or a recognition version, spec or endpoint (labels matched to classes by name; detection
+        datasets through a detection version)."""
+        targets = {
+            "network_id": network_id,
+            "recognition_version_id": recognition_version_id,
+            "recognition_spec_id": recognition_spec_id,
+            "endpoint_id": endpoint_id,
+        }
+        given = {key: value for key, value in targets.items() if value is not None}
+        if len(given) != 1:
+            raise ValueError("Give one target: a network, a recognition version, a spec or an endpoint.")
+        body: dict[str, Any] = given | {"part": part}
         if output_tensor is not None:
             body["output_tensor"] = output_tensor
         path = f"datasets/{int(dataset_id)}/splits/{int(split_id)}/evaluations"

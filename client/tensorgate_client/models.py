@@ -237,13 +237,18 @@ class DatasetSplit(_Resource):
 
 
 class Evaluation(_Resource):
-    """A network scored on a split's part: `metrics` once `ready`, `plots` as PNG download URLs."""
+    """A network, recognition version, spec or endpoint scored on a split's part: `metrics` once `ready`, `plots` as
+    PNG download URLs."""
 
     id: int
     dataset_id: int
     split_id: int
     part: str
+    kind: Literal["classification", "detection"] = "classification"
     network_id: int
+    recognition_version_id: int | None = None
+    recognition_spec_id: int | None = None
+    endpoint_id: int | None = None
     status: Literal["pending", "ready", "error"] = "pending"
     task_id: int
     job_id: int | None = None

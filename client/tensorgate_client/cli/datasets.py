@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -11,6 +12,7 @@ from rich.table import Table
 from tensorgate_client.cli import TIMEOUT, Failed, State, cli, output_options
 from tensorgate_client.cli.networks import json_value
 from tensorgate_client.cli.output import add_row
+from tensorgate_client.cli.serving import one_target, target_options
 from tensorgate_client.errors import WaitTimeout
 from tensorgate_client.models import Dataset
 
@@ -250,7 +252,8 @@ def split(
 @datasets.command("evaluate")
 @click.argument("dataset")
 @click.argument("split_id", type=int)
-@click.option("--network", "network_id", type=int, required=True, help="A ready classification network.")
+@target_options
+@click.option("--endpoint", "endpoint_id", type=int, help="An endpoint: its target.")
 @click.option("--part", default="test", show_default=True, help="The split's part scored.")
 @click.option("--output-tensor", help="The network's scores tensor (default: its first output).")
 @click.option(
@@ -266,16 +269,26 @@ def evaluate(
     state: State,
     dataset: str,
     split_id: int,
-    network_id: int,
+    network_id: int | None,
+    version_id: int | None,
+    spec_id: int | None,
+    endpoint_id: int | None,
     part: str,
     output_tensor: str | None,
     plots_to: Path | None,
     timeout: float,
 ) -> None:
-    """Score NETWORK on a part of a split of DATASET: accuracy, top-5, per-class precision, recall and F1."""
+    """Score a target on a part of a split of DATASET: accuracy, top-5, per-class precision, recall and F1; for a
+    detection dataset (through a recognition version), mAP@0.5 and mAP@0.5:0.95 and per-class AP."""
     client = state.client
+    if endpoint_id is not None:
+        if any(value is not None for value in (network_id, version_id, spec_id)):
+            raise click.UsageError("Give exactly one of --network, --version, --spec or --endpoint.")
+        chosen: dict[str, Any] = {"endpoint_id": endpoint_id}
+    else:
+        chosen = one_target(network_id, version_id, spec_id)
     found = _dataset(state, dataset)
-    evaluation = client.datasets.evaluate(found.id, split_id, network_id, part=part, output_tensor=output_tensor)
+    evaluation = client.datasets.evaluate(found.id, split_id, part=part, output_tensor=output_tensor, **chosen)
     with state.output.status(f"evaluation {evaluation.id}: running"):
         try:
             evaluation = client.datasets.wait_for(
@@ -300,6 +313,9 @@ def evaluate(
         state.output.json(evaluation.model_dump(mode="json") | {"saved_plots": saved})
         return
     scores = evaluation.metrics or {}
+    if evaluation.kind == "detection":
+        _show_detection(state, evaluation.id, scores, saved)
+        return
     state.output.line(
         f"evaluation {evaluation.id}: {scores.get('items', 0)} items, accuracy {float(scores.get('accuracy', 0)):.4f}, "
         f"top-5 {float(scores.get('top_5', 0)):.4f}"
@@ -313,6 +329,27 @@ def evaluate(
             label,
             *(f"{float(values.get(key, 0)):.3f}" for key in ("precision", "recall", "f1")),
             str(values.get("support", 0)),
+        )
+    state.output.table(table)
+    for name, path in saved.items():
+        state.output.line(f"{name}: {path}")
+
+
+def _show_detection(state: State, evaluation_id: int, scores: dict[str, Any], saved: dict[str, str]) -> None:
+    state.output.line(
+        f"evaluation {evaluation_id}: {scores.get('items', 0)} images, mAP@0.5 {float(scores.get('map_50', 0)):.4f}, "
+        f"mAP@0.5:0.95 {float(scores.get('map_50_95', 0)):.4f}"
+    )
+    table = Table()
+    for column in ("label", "AP@0.5", "AP@0.5:0.95", "boxes"):
+        table.add_column(column, justify="left" if column == "label" else "right")
+    for label, values in (scores.get("per_class") or {}).items():
+        add_row(
+            table,
+            label,
+            f"{float(values.get('ap_50', 0)):.3f}",
+            f"{float(values.get('ap_50_95', 0)):.3f}",
+            str(values.get("ground_truths", 0)),
         )
     state.output.table(table)
     for name, path in saved.items():

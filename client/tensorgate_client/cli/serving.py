@@ -226,6 +226,13 @@ def jobs() -> None:
     help="A text file of URLs, one per line.",
 )
 @click.option("--prefix", help="s3://bucket/uploads/<account>/…: every object under it.")
+@click.option(
+    "--split",
+    type=(int, int, str),
+    default=None,
+    metavar="DATASET_ID SPLIT_ID PART",
+    help="A ready dataset split's part: its images, in the part's order.",
+)
 @click.option("--output-tensor", "output_tensors", multiple=True, help="A tensor to keep (repeatable).")
 @click.option("--gpu", "gpu_required", is_flag=True)
 @click.option("--description")
@@ -243,18 +250,19 @@ def submit(
     urls: tuple[str, ...],
     urls_file: Path | None,
     prefix: str | None,
+    split: tuple[int, int, str] | None,
     output_tensors: tuple[str, ...],
     gpu_required: bool,
     description: str | None,
     watch: bool,
     timeout: float,
 ) -> None:
-    """Submit a job NAME over URLs or an s3:// prefix, through one target (or an endpoint)."""
+    """Submit a job NAME over URLs, an s3:// prefix or a dataset split's part, through one target (or an endpoint)."""
     listed = list(urls)
     if urls_file is not None:
         listed += [line.strip() for line in urls_file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if bool(listed) == (prefix is not None):
-        raise click.UsageError("Give the inputs: --url/--urls-file, or --prefix, one of the two.")
+    if sum((bool(listed), prefix is not None, split is not None)) != 1:
+        raise click.UsageError("Give the inputs: --url/--urls-file, --prefix or --split, one of them.")
     if endpoint_id is not None:
         if any(value is not None for value in (network_id, version_id, spec_id)):
             raise click.UsageError("Give exactly one of --network, --version, --spec or --endpoint.")
@@ -265,6 +273,7 @@ def submit(
         name,
         urls=listed or None,
         prefix=prefix,
+        split=split,
         output_tensors=list(output_tensors) or None,
         gpu_required=gpu_required,
         description=description,

@@ -470,3 +470,41 @@ def test_cli_jobs_submit_sends_one_target_and_the_inputs_and_refuses_two_targets
     assert run(["jobs", "submit", "shelves", "--network", "1", "--endpoint", "2", "--prefix", "s3://b/p/"]) == 2
     assert run(["jobs", "submit", "shelves", "--network", "1"]) == 2
     assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_cli_jobs_submit_split_sends_the_part_as_the_input(configured: Path) -> None:
+    responses.post(
+        f"{URL}/jobs/", status=201, json={"id": 31, "name": "m", "network_id": 1, "status": "pending", "total": 2}
+    )
+
+    assert run(["jobs", "submit", "m", "--network", "1", "--split", "4", "7", "test", "-q"]) == 0
+    sent = json.loads(responses.calls[0].request.body)
+    assert sent["inputs"] == {"split": {"dataset_id": 4, "split_id": 7, "part": "test"}}
+    assert run(["jobs", "submit", "m", "--network", "1", "--split", "4", "7", "test", "--prefix", "s3://b/p/"]) == 2
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_cli_datasets_evaluate_through_a_spec_shows_the_detection_figures(
+    configured: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    responses.get(f"{URL}/datasets/4/", json={"id": 4, "name": "orchard", "kind": "detection", "task_id": 1})
+    evaluation = {"id": 9, "dataset_id": 4, "split_id": 7, "part": "test", "kind": "detection", "network_id": 2}
+    responses.post(f"{URL}/datasets/4/splits/7/evaluations", status=201, json=evaluation | {"task_id": 5})
+    metrics = {
+        "items": 6,
+        "map_50": 0.6,
+        "map_50_95": 0.5,
+        "per_class": {"apple": {"ap_50": 0.802, "ap_50_95": 0.802, "ground_truths": 5}},
+    }
+    responses.get(
+        f"{URL}/datasets/4/splits/7/evaluations/9/metrics",
+        json=evaluation | {"task_id": 5, "status": "ready", "metrics": metrics, "recognition_spec_id": 3},
+    )
+
+    assert run(["datasets", "evaluate", "4", "7", "--spec", "3"]) == 0
+    assert json.loads(responses.calls[1].request.body) == {"recognition_spec_id": 3, "part": "test"}
+    printed = capsys.readouterr().out
+    assert "mAP@0.5 0.6000" in printed and "mAP@0.5:0.95 0.5000" in printed and "0.802" in printed
+    assert run(["datasets", "evaluate", "4", "7", "--spec", "3", "--network", "1"]) == 2
