@@ -273,19 +273,23 @@ DATASET_OPERATIONS: tuple[Operation, ...] = (
         "/v0.7/datasets/{dataset_id}/splits/{split_id}/evaluations",
         "CreateDatasetEvaluation",
         TAG,
-        "Evaluate a ready classification network on one part of a split",
+        "Evaluate a network, recognition version, spec or endpoint on one part of a split",
         description=(
-            "The part's images become a batch job's inputs (`/v0.7/jobs/{job_id}`); once the job ended, its answers "
-            "are scored against the labels: accuracy, top-5, per-class precision/recall/F1 and the confusion matrix, "
-            "also drawn as a PNG. Score index k of `output_tensor` is class id k. The evaluation's task has kind "
-            "`evaluation`."
+            "A batch job runs the target over the part (`/v0.7/jobs/{job_id}`, its input the split's part); once the "
+            "job ended, its answers are scored against the labels. Classification: accuracy, top-5, per-class "
+            "precision/recall/F1 and the confusion matrix, also drawn as a PNG; through a network, score index k of "
+            "`output_tensor` is class id k. Detection (through a recognition version): COCO mAP@0.5 and "
+            "mAP@0.5:0.95 and per-class AP, the precision-recall curves drawn as a PNG. A version's labels are "
+            "matched to the dataset's classes by name; a class no label names is counted as never predicted. The "
+            "evaluation's task has kind `evaluation`."
         ),
         parameters=(DATASET_ID, SPLIT_ID),
         body={"application/json": CreateDatasetEvaluation},
         body_example={"network_id": 1, "part": "test"},
         success=Success(201, "The evaluation, `pending`.", EvaluationBody),
         errors={
-            400: "Invalid fields, a detection dataset, a part without items, or no such network or output.",
+            400: "Invalid fields, not exactly one target, a part without items, no such target or output, a "
+            "detection dataset through a bare network, or a version sharing no label name with the classes.",
             404: "No such dataset or split.",
             409: "The split or the network is not ready.",
             413: None,
