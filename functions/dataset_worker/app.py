@@ -17,6 +17,7 @@ from tensorgate.dataset_models import Dataset
 from tensorgate.events import s3_keys
 from tensorgate.services.dataset_jobs import DatasetJobInProgress, DatasetJobService, ExtractionRejected, ItemSink
 from tensorgate.services.dataset_jobs.common import FoundBoxes, TruthBoxes
+from tensorgate.services.job_archives import JobArchives
 
 logger = Logger()
 tracer = Tracer()
@@ -26,6 +27,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 LAST_DELIVERY = 3
 # Datasets hold many more entries than a model archive.
 MAX_ARCHIVE_MEMBERS = 1_000_000
+JOB_UPLOADS = "job-uploads/"
 
 
 def extract(
@@ -95,10 +97,22 @@ def service() -> DatasetJobService:
     return wiring.dataset_job_service(extract, transform, evaluate, evaluate_detections)
 
 
+@cache
+def job_archives() -> JobArchives:
+    """A batch job's archive of images (its upload under `job-uploads/`) becomes the job's items here."""
+    from functions.dataset_worker.job_archive import unpack
+
+    return wiring.job_archives(unpack)
+
+
+def _upload(key: str) -> str:
+    return job_archives().handle_upload(key) if key.startswith(JOB_UPLOADS) else service().handle_upload(key)
+
+
 def _handle(body: str) -> list[str]:
     keys = s3_keys(body)
     if keys:
-        return [service().handle_upload(key) for key in keys]
+        return [_upload(key) for key in keys]
     try:
         message = json.loads(body)
     except ValueError:
@@ -132,7 +146,12 @@ def _give_up(body: str, message: str) -> None:
     keys = s3_keys(body)
     if keys:
         for key in keys:
-            service().give_up(key, None, message)
+            if key.startswith(JOB_UPLOADS):
+                job_archives().give_up(
+                    key, "The job's archive could not be read after several attempts; create the job again."
+                )
+            else:
+                service().give_up(key, None, message)
         return
     job = json.loads(body).get("dataset_job")
     service().give_up(None, job, message)

@@ -81,6 +81,28 @@ def job_results_key(account_id: str, job_id: int) -> str:
     return f"jobs/{safe_account(account_id)}/{job_id}/results.jsonl"
 
 
+def job_archive_key(account_id: str, job_id: int, archive_name: str) -> str:
+    """Where a job's archive of images is uploaded; its arrival (a bucket notification) starts the job."""
+    return f"job-uploads/{safe_account(account_id)}/{job_id}/{archive_name}"
+
+
+def parse_job_archive_key(key: str) -> tuple[str, int, str] | None:
+    """`job-uploads/{account}/{job}/{name}` → (account, job, name); None for any other key."""
+    match = re.fullmatch(r"job-uploads/([@A-Za-z0-9_-]{1,64})/(\d{1,18})/([^/]+)", key)
+    if match is None:
+        return None
+    return match.group(1), int(match.group(2)), match.group(3)
+
+
+def job_item_key(account_id: str, job_id: int, index: int) -> str:
+    """An archive job's item `index`, as the worker reads it (under the account's inputs, which expire)."""
+    return f"inputs/{safe_account(account_id)}/jobs/{job_id}/{index:05d}"
+
+
+def job_items_prefix(account_id: str, job_id: int) -> str:
+    return f"inputs/{safe_account(account_id)}/jobs/{job_id}/"
+
+
 def parse_upload_key(key: str) -> tuple[str, int, str] | None:
     """`uploads/{account}/{network}/{rest}` → (account, network, rest); None for any other key."""
     match = re.fullmatch(r"uploads/([@A-Za-z0-9_-]{1,64})/(\d{1,18})/(.+)", key)

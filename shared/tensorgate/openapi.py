@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from tensorgate import http, responses
-from tensorgate.job_models import JobBody
+from tensorgate.job_models import JobBody, JobPage
 from tensorgate.schemas import (
     JSON_FIELDS,
     CreateEndpoint,
@@ -748,10 +748,14 @@ OPERATIONS: tuple[Operation, ...] = (
         description=(
             "Every item (one image) runs through the target (exactly one of `network_id`, `recognition_version_id`, "
             "`recognition_spec_id` through its current version, or `endpoint_id` through its target) on a queue of "
-            "its own, which the workers serve after online inference. `inputs` is either `urls` (http(s) URLs, "
-            "fetched under the worker's rules) or `prefix` (an s3:// prefix inside your upload prefix: every object "
-            "under it, in key order). The job answers its progress; once every item ended, `results_url` downloads "
-            "the results as JSON Lines."
+            "its own, which the workers serve after online inference. `inputs` is one of `urls` (http(s) URLs, "
+            "fetched under the worker's rules), `prefix` (an s3:// prefix inside your upload prefix: every object "
+            'under it, in key order) or `archive` (`{"name": "shelves.zip"}`: the job answers `pending` with '
+            "`upload`, a presigned POST for one .zip, .tar.gz or .tgz of images; its arrival makes each image an "
+            "item, in member path order, or ends the job in `error` with a sentence when the archive is refused). "
+            "Through an endpoint with a traffic split, floor(N × weight) of the N items run on its canary, and "
+            "each results line names the target that served it. The job answers its progress; once every item "
+            "ended, `results_url` downloads the results as JSON Lines."
         ),
         body={"application/json": JobRequest},
         body_example={
@@ -759,12 +763,32 @@ OPERATIONS: tuple[Operation, ...] = (
             "network_id": 1,
             "inputs": {"prefix": "s3://tensorgate-models/uploads/dev/shelves/"},
         },
-        success=Success(201, "The job, running.", JobBody),
+        success=Success(201, "The job, running (or pending its archive, with `upload`).", JobBody),
         errors={
             400: None,
             409: "The network is not ready, the spec has no current version, or the endpoint is shut down.",
             415: None,
         },
+    ),
+    Operation(
+        "GET",
+        "/v0.7/jobs",
+        "ListJobs",
+        "jobs",
+        "List or search the account's jobs",
+        parameters=(*PAGINATION, *LIST_FILTERS),
+        success=Success(200, "One page of jobs, oldest first, each with its progress.", JobPage),
+        errors={400: "A page or filter parameter is out of range, or the cursor is not one a link gave."},
+    ),
+    Operation(
+        "GET",
+        "/v0.7/jobs/lookup",
+        "LookupJob",
+        "jobs",
+        "Find the newest job with exactly this name",
+        parameters=(LOOKUP_NAME,),
+        success=Success(200, "The job.", JobBody),
+        errors={400: "`name` is missing.", 404: "No job of this account has exactly this name."},
     ),
     Operation(
         "GET",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from tensorgate.services.datasets import DatasetService
     from tensorgate.services.endpoints import EndpointService
     from tensorgate.services.inference import InferenceService
+    from tensorgate.services.job_archives import JobArchives, Unpacker
     from tensorgate.services.jobs import JobService
     from tensorgate.services.networks import NetworkService
     from tensorgate.services.recognition import RecognitionService
@@ -140,9 +141,28 @@ def job_service() -> JobService:
         networks=DynamoNetworkRepository(settings.networks_table),
         files=S3BlobStore(settings.model_bucket),
         queue=SqsQueue(settings.batch_queue_url),
-        policy=JobPolicy(bucket=settings.model_bucket, task_ttl_days=settings.task_ttl_days),
+        policy=JobPolicy(
+            bucket=settings.model_bucket,
+            task_ttl_days=settings.task_ttl_days,
+            max_archive_bytes=settings.max_archive_bytes,
+            presigned_upload_seconds=settings.presigned_upload_seconds,
+        ),
         targets=JobTargets(recognition_service(), endpoint_service()),
         splits=dataset_service(),
+    )
+
+
+def job_archives(unpack: Unpacker) -> JobArchives:
+    from tensorgate.adapters.dynamodb_jobs import DynamoJobRepository
+    from tensorgate.adapters.s3 import S3BlobStore
+    from tensorgate.services.job_archives import JobArchives
+
+    settings = get_settings()
+    return JobArchives(
+        job_service(),
+        DynamoJobRepository(settings.tasks_table, settings.counters_table),
+        S3BlobStore(settings.model_bucket),
+        unpack,
     )
 
 

@@ -20,6 +20,7 @@ from tensorgate.errors import (
     ValidationFailed,
 )
 from tensorgate.job_models import Job, JobProgress, JobStatus
+from tensorgate.listing import ListQuery, ListResult
 from tensorgate.messages import RecognitionPlan
 from tensorgate.models import Endpoint, EndpointStatus, Network, NetworkStatus, Task, TaskKind, TaskStatus
 from tensorgate.services.jobs import CANCELLED_ITEM, JobPolicy, JobService, JobTargets
@@ -41,6 +42,7 @@ class InMemoryJobRepository:
         self.jobs: dict[int, Job] = {}
         self.progress: dict[int, JobProgress] = {}
         self.counted: dict[int, set[int]] = {}
+        self.sent: set[int] = set()
         self.next_id = 0
 
     def reserve_ids(self, counter: str, count: int) -> int:
@@ -57,10 +59,10 @@ class InMemoryJobRepository:
             self.tasks.delete(task_id)
             self.jobs.pop(task_id, None)
 
-    def put_job(self, task: Task, job: Job) -> None:
+    def put_job(self, task: Task, job: Job, status: JobStatus = JobStatus.RUNNING) -> None:
         self.tasks.put_new(task)
         self.jobs[job.job_id] = job
-        self.progress[job.job_id] = JobProgress(status=JobStatus.RUNNING)
+        self.progress[job.job_id] = JobProgress(status=status)
         self.counted[job.job_id] = set()
 
     def get_job(self, job_id: int) -> tuple[Task, Job, JobProgress] | None:
@@ -98,6 +100,34 @@ class InMemoryJobRepository:
 
     def get_items(self, task_ids: Iterable[int]) -> list[Task]:
         return self.tasks.get_many(task_ids)
+
+    def page(self, account_id: str, query: ListQuery) -> ListResult[Job]:
+        mine = [job for job in self.jobs.values() if job.account_id == account_id]
+        return ListResult(count=len(mine), items=mine[query.offset : query.offset + query.limit])
+
+    def last_named(self, account_id: str, name: str) -> int | None:
+        named = [job.job_id for job in self.jobs.values() if job.account_id == account_id and job.name == name]
+        return max(named, default=None)
+
+    def start(self, job: Job) -> bool:
+        if self.progress[job.job_id].status is not JobStatus.PENDING:
+            return False
+        self.jobs[job.job_id] = job
+        self.progress[job.job_id] = replace(self.progress[job.job_id], status=JobStatus.RUNNING)
+        return True
+
+    def fail(self, task: Task) -> bool:
+        if self.progress[task.task_id].status is not JobStatus.PENDING:
+            return False
+        self.progress[task.task_id] = replace(self.progress[task.task_id], status=JobStatus.ERROR, error=task.error)
+        self.tasks.records[task.task_id] = task
+        return True
+
+    def fanned_out(self, job_id: int) -> bool:
+        return job_id in self.sent
+
+    def mark_fanned_out(self, job_id: int) -> None:
+        self.sent.add(job_id)
 
 
 class Files(InMemoryBlobStore):
@@ -235,8 +265,8 @@ def test_job_service_create_over_a_prefix_takes_its_objects_in_key_order() -> No
 @pytest.mark.parametrize(
     ("fields", "words"),
     [
-        ({"inputs": {"urls": URLS, "prefix": f"s3://{BUCKET}/uploads/acme/"}}, "exactly one of urls and prefix"),
-        ({"inputs": {}}, "exactly one of urls and prefix"),
+        ({"inputs": {"urls": URLS, "prefix": f"s3://{BUCKET}/uploads/acme/"}}, "exactly one of urls, prefix and"),
+        ({"inputs": {}}, "exactly one of urls, prefix and archive"),
         ({"inputs": {"urls": ["ftp://images.example.test/1.jpg"]}}, "inputs.urls[0] must be an http(s) URL"),
         ({"inputs": {"prefix": f"s3://{BUCKET}/uploads/other/"}}, "under your upload prefix"),
         ({"inputs": {"prefix": "s3://another-bucket/uploads/acme/"}}, "under your upload prefix"),

@@ -12,12 +12,18 @@ from botocore.exceptions import ClientError
 
 from tensorgate.adapters.aws import client, error_code
 from tensorgate.adapters.dynamodb import BATCH_GET_LIMIT, DynamoTaskRepository, _from_item, _to_item, _unavailable
+from tensorgate.adapters.listing import PartitionLister
 from tensorgate.errors import StorageUnavailable
 from tensorgate.job_models import Job, JobProgress, JobStatus
+from tensorgate.listing import ListQuery, ListResult
 from tensorgate.models import Task
 
 BATCH_WRITE_LIMIT = 25
 COUNTERS = ("done", "failed", "cancelled")
+# The tasks table's index of jobs by account (template.yaml), and the partition a job's record gives itself there.
+JOBS_INDEX = "JobsByAccount"
+JOBS_PARTITION = "#jobs"
+PROGRESS = "task_id, job_status, done, failed, cancelled, results_key, job_errors, job_error"
 
 
 class DynamoJobRepository:
@@ -34,6 +40,17 @@ class DynamoJobRepository:
         self._counters = counters_table
         self._db = dynamodb or client("dynamodb")
         self._tasks = DynamoTaskRepository(tasks_table, self._db)
+        self._lister = PartitionLister(
+            tasks_table,
+            self._db,
+            "jobs",
+            counters_table,
+            index=JOBS_INDEX,
+            partition_key="job_account",
+            sort_key="task_id",
+            document="job",
+            status="job_status",
+        )
 
     def reserve_ids(self, counter: str, count: int) -> int:
         """`count` consecutive ids from the counter every task id comes from; returns the first."""
@@ -75,14 +92,73 @@ class DynamoJobRepository:
             time.sleep(0.05 * 2**attempt)  # throttled: back off as the SDKs do
         raise StorageUnavailable("The service could not store the job's items right now; retry shortly.")
 
-    def put_job(self, task: Task, job: Job) -> None:
+    def put_job(self, task: Task, job: Job, status: JobStatus = JobStatus.RUNNING) -> None:
+        """The job's record, listed under its account (`job_account`, with the attributes searches read), and
+        the account's count of jobs moved in the same transaction."""
+        partition = job.account_id + JOBS_PARTITION
+        indexed = PartitionLister.index_attributes(job.name, job.description, job.author, status.value)
+        del indexed["status"]  # a task's own `status` attribute; the job's is `job_status`
         item = self._tasks._item(task) | _to_item(
-            {"job": job.model_dump_json(), "job_status": JobStatus.RUNNING.value, **dict.fromkeys(COUNTERS, 0)}
+            {
+                "job": job.model_dump_json(),
+                "job_status": status.value,
+                "job_account": partition,
+                **indexed,
+                **dict.fromkeys(COUNTERS, 0),
+            }
         )
+        put = {"Put": {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(task_id)"}}
         try:
-            self._db.put_item(TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(task_id)")
+            self._db.transact_write_items(TransactItems=[put, self._lister.count_change(partition, +1)])
         except ClientError as error:
             raise _unavailable(error, "store the job") from None
+
+    def page(self, account_id: str, query: ListQuery) -> ListResult[Job]:
+        """A page of the account's jobs, oldest first (their progress is read with `progress_many`)."""
+        return self._lister.page(account_id + JOBS_PARTITION, query).parsed(Job.model_validate_json)
+
+    def last_named(self, account_id: str, name: str) -> int | None:
+        """The newest of the account's jobs named exactly `name`."""
+        return self._lister.last_named(account_id + JOBS_PARTITION, name)
+
+    def start(self, job: Job) -> bool:
+        """pending → running with the items an archive gave (`total`, `first_item_id`, `inputs`); False when
+        the job was not pending (another delivery of the upload started it, or it ended)."""
+        return self._move(job.job_id, JobStatus.PENDING, {"job": job.model_dump_json(), "job_status": "running"})
+
+    def mark_fanned_out(self, job_id: int) -> None:
+        """Every item's message was sent: a later delivery of the same upload sends nothing again."""
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_to_item({"task_id": job_id}),
+                UpdateExpression="SET fanned_out = :yes",
+                ExpressionAttributeValues=_to_item({":yes": True}),
+            )
+        except ClientError as error:
+            raise _unavailable(error, "update the job") from None
+
+    def fanned_out(self, job_id: int) -> bool:
+        try:
+            response = self._db.get_item(
+                TableName=self._table,
+                Key=_to_item({"task_id": job_id}),
+                ConsistentRead=True,
+                ProjectionExpression="fanned_out",
+            )
+        except ClientError as error:
+            raise _unavailable(error, "read the job") from None
+        return bool(_from_item(response.get("Item") or {}).get("fanned_out"))
+
+    def fail(self, task: Task) -> bool:
+        """pending → error, with the sentence on the job and its batch task; False when it was not pending."""
+        values = {
+            "job_status": JobStatus.ERROR.value,
+            "job_error": task.error,
+            "document": task.model_dump_json(),
+            "status": task.status.value,
+        }
+        return self._move(task.task_id, JobStatus.PENDING, values)
 
     def get_job(self, job_id: int) -> tuple[Task, Job, JobProgress] | None:
         try:
@@ -105,7 +181,7 @@ class DynamoJobRepository:
                 self._table: {
                     "Keys": [_to_item({"task_id": job_id}) for job_id in ids[start : start + BATCH_GET_LIMIT]],
                     "ConsistentRead": True,
-                    "ProjectionExpression": "task_id, job_status, done, failed, cancelled, results_key",
+                    "ProjectionExpression": PROGRESS,
                 }
             }
             try:
@@ -153,6 +229,7 @@ class DynamoJobRepository:
             "job_status": status.value,
             "results_key": results_key,
             "job_errors": json.dumps(errors),
+            **({"job_error": task.error} if task.error else {}),
             "document": task.model_dump_json(),
             "status": task.status.value,
         }
@@ -190,5 +267,6 @@ def _progress(values: dict[str, Any], updated: datetime | None) -> JobProgress:
         cancelled=int(values.get("cancelled", 0)),
         results_key=values.get("results_key"),
         errors=tuple(errors),
+        error=values.get("job_error"),
         update_date=updated,
     )

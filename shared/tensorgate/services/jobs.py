@@ -22,9 +22,10 @@ from tensorgate.errors import (
     RecognitionVersionNotFound,
     ValidationFailed,
 )
-from tensorgate.job_models import MAX_JOB_ERRORS, Job, JobProgress, JobStatus, job_wire
+from tensorgate.job_models import MAX_JOB_ERRORS, Job, JobProgress, JobRoute, JobStatus, job_wire
+from tensorgate.listing import ListQuery, ListResult, to_page
 from tensorgate.messages import InferenceInput, InferenceMessage, RecognitionPlan, StoredSource, UrlSource
-from tensorgate.models import Endpoint, EndpointStatus, Task, TaskKind, TaskStatus, utc_now
+from tensorgate.models import Endpoint, EndpointStatus, Page, Task, TaskKind, TaskStatus, utc_now
 from tensorgate.ports import NetworkRepository
 from tensorgate.schemas import validate
 from tensorgate.services.inference import MAX_URL_LENGTH, _check_output_tensors, _require_ready
@@ -38,8 +39,14 @@ class JobRepository(Protocol):
     def reserve_ids(self, counter: str, count: int) -> int: ...
     def put_items(self, items: Sequence[Task]) -> None: ...
     def delete_items(self, task_ids: Sequence[int]) -> None: ...
-    def put_job(self, task: Task, job: Job) -> None: ...
+    def put_job(self, task: Task, job: Job, status: JobStatus = JobStatus.RUNNING) -> None: ...
     def get_job(self, job_id: int) -> tuple[Task, Job, JobProgress] | None: ...
+    def page(self, account_id: str, query: ListQuery) -> ListResult[Job]: ...
+    def last_named(self, account_id: str, name: str) -> int | None: ...
+    def start(self, job: Job) -> bool: ...
+    def fail(self, task: Task) -> bool: ...
+    def fanned_out(self, job_id: int) -> bool: ...
+    def mark_fanned_out(self, job_id: int) -> None: ...
     def progress_many(self, job_ids: Iterable[int]) -> dict[int, JobProgress]: ...
     def count_item(self, job_id: int, item_id: int, counter: str) -> bool: ...
     def cancel(self, job_id: int) -> bool: ...
@@ -55,6 +62,7 @@ class JobFiles(Protocol):
     def list_keys(self, prefix: str) -> list[str]: ...
     def delete_prefix(self, prefix: str) -> int: ...
     def presigned_get(self, key: str, expires_in: int) -> str: ...
+    def presigned_post(self, key: str, max_bytes: int, expires_in: int) -> dict[str, Any]: ...
 
 
 class TaskEnder(Protocol):
@@ -71,6 +79,18 @@ class JobPolicy:
     max_items: int = 10_000
     task_ttl_days: int = 30
     results_url_seconds: int = 3600
+    max_archive_bytes: int = 5 * 1024**3
+    presigned_upload_seconds: int = 900
+
+
+class JobArchiveInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    name: str = Field(
+        default="images.zip",
+        description="The archive's file name (.zip, .tar.gz or .tgz): the answer's `upload` is a presigned POST "
+        "for it.",
+    )
 
 
 class JobSplitInput(BaseModel):
@@ -98,11 +118,16 @@ class JobInputs(BaseModel):
     split: JobSplitInput | None = Field(
         default=None, description="A ready dataset split's part: its images are the items, in the part's order."
     )
+    archive: JobArchiveInput | None = Field(
+        default=None,
+        description="A zip or tar of images uploaded after the create (its `upload`): each image is an item, in "
+        "member path order.",
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> JobInputs:
-        if sum(value is not None for value in (self.urls, self.prefix, self.split)) != 1:
-            raise ValueError("give exactly one of urls and prefix, or a split")
+        if sum(value is not None for value in (self.urls, self.prefix, self.archive, self.split)) != 1:
+            raise ValueError("give exactly one of urls, prefix and archive, or a split")
         return self
 
 
@@ -162,18 +187,39 @@ class JobTargets:
         self._endpoints = endpoints
 
     def resolve(self, account_id: str, target: dict[str, int]) -> tuple[int, RecognitionPlan | None]:
+        main, _ = self.routes(account_id, target)
+        return main.network_id, main.plan
+
+    def routes(self, account_id: str, target: dict[str, int]) -> tuple[JobRoute, JobRoute | None]:
+        """The route the items take and, through an endpoint with a traffic split, its canary's (with its weight)."""
+        ((name, value),) = target.items()
+        if name != "endpoint_id" or self._endpoints is None:
+            network_id, plan = self._resolve(account_id, target)
+            return JobRoute(target=dict(target), network_id=network_id, plan=plan), None
+        try:
+            endpoint = self._endpoints.get(account_id, value)
+        except EndpointNotFound as missing:
+            raise ValidationFailed(
+                missing.message, [{"field": name, "message": "names nothing in this account"}]
+            ) from None
+        if endpoint.status is EndpointStatus.SHUTDOWN:
+            raise EndpointShutdown(f"Endpoint {endpoint.name!r} is shut down: a job cannot run through it.")
+        network_id, plan = self._resolve(account_id, dict(endpoint.target))
+        main = JobRoute(target=dict(endpoint.target), network_id=network_id, plan=plan)
+        if endpoint.canary is None:
+            return main, None
+        chosen = {key: int(item) for key, item in endpoint.canary.items() if key != "weight"}
+        network_id, plan = self._resolve(account_id, chosen)
+        return main, JobRoute(target=chosen, network_id=network_id, plan=plan, weight=float(endpoint.canary["weight"]))
+
+    def _resolve(self, account_id: str, target: dict[str, int]) -> tuple[int, RecognitionPlan | None]:
         ((name, value),) = target.items()
         try:
-            if name == "endpoint_id" and self._endpoints is not None:
-                endpoint = self._endpoints.get(account_id, value)
-                if endpoint.status is EndpointStatus.SHUTDOWN:
-                    raise EndpointShutdown(f"Endpoint {endpoint.name!r} is shut down: a job cannot run through it.")
-                return self.resolve(account_id, dict(endpoint.target))
             if name == "recognition_version_id" and self._recognition is not None:
                 return self._recognition.version_plan(account_id, value)
             if name == "recognition_spec_id" and self._recognition is not None:
                 return self._recognition.spec_plan(account_id, value)
-        except (EndpointNotFound, RecognitionVersionNotFound, RecognitionSpecNotFound) as missing:
+        except (RecognitionVersionNotFound, RecognitionSpecNotFound) as missing:
             raise ValidationFailed(
                 missing.message, [{"field": name, "message": "names nothing in this account"}]
             ) from None
@@ -219,6 +265,8 @@ class JobSettler:
         for index, source in enumerate(inputs):
             item = items.get(index)
             line: dict[str, Any] = {"index": index, "input": source}
+            if item is not None and item.target is not None:
+                line["target"] = item.target  # through an endpoint: the target that served the item
             if item is None:
                 line |= {"status": "error", "error": "The item's task is gone."}
             elif item.status is TaskStatus.SUCCESS:
@@ -278,11 +326,128 @@ class JobService:
         self._clock = clock
         self.settler = JobSettler(jobs, files, clock)
 
-    def create(self, account_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """Everything is checked, then the items, the job and the messages are written, in that order."""
+    def create(self, account_id: str, fields: dict[str, Any], author: str | None = None) -> dict[str, Any]:
+        """Everything is checked, then the items, the job and the messages are written, in that order. An archive
+        job is written `pending`, without items, and answered with the presigned POST its archive goes to."""
         request: JobRequest = validate(JobRequest, fields, "job")
-        sources, described = self._sources(account_id, request.inputs)
-        network_id, plan = self._targets.resolve(account_id, request.target())
+        archive = request.inputs.archive
+        if archive is not None:
+            if not layout.archive_name_ok(archive.name):
+                raise ValidationFailed(
+                    f"inputs.archive.name {archive.name[:60]!r} must be a plain file name ending in .zip, .tar.gz or "
+                    ".tgz.",
+                    [{"field": "inputs.archive.name", "message": "must end in .zip, .tar.gz or .tgz"}],
+                )
+            sources: list[UrlSource | StoredSource] = []
+            described: dict[str, Any] = {"kind": "archive", "name": archive.name, "count": 0}
+        else:
+            sources, described = self._sources(account_id, request.inputs)
+        main, canary = self._targets.routes(account_id, request.target())
+        for route in (main, canary):
+            if route is not None:
+                self._check_network(account_id, route.network_id, request.output_tensors)
+
+        first = self._jobs.reserve_ids("task", len(sources) + 1)
+        job_id, now = first, self._clock()
+        job = Job(
+            account_id=account_id,
+            job_id=job_id,
+            name=request.name,
+            description=request.description,
+            network_id=main.network_id,
+            target=request.target(),
+            output_tensors=request.output_tensors,
+            show_discarded=request.show_discarded or None,
+            gpu_required=request.gpu_required,
+            inputs=described,
+            total=len(sources),
+            first_item_id=first + 1,
+            create_date=now,
+            author=author,
+            plan=main.plan,
+            served=main.target if "endpoint_id" in request.target() else None,
+            canary=canary,
+        )
+        # The job's own record outlives its items' (which expire with every task): lists and counts stay true.
+        task = Task(
+            task_id=job_id,
+            account_id=account_id,
+            kind=TaskKind.BATCH,
+            network_id=main.network_id,
+            create_date=now,
+            update_date=now,
+        )
+        if archive is not None:
+            key = layout.job_archive_key(account_id, job_id, archive.name)
+            self._jobs.put_job(task, job, JobStatus.PENDING)
+            try:
+                upload = self._files.presigned_post(
+                    key, self._policy.max_archive_bytes, self._policy.presigned_upload_seconds
+                )
+            except BaseException:
+                self._jobs.delete_items([job_id])
+                raise
+            upload |= {
+                "key": key,
+                "max_bytes": self._policy.max_archive_bytes,
+                "expires_in": self._policy.presigned_upload_seconds,
+            }
+            return self.get(account_id, job_id) | {"upload": upload}
+        items = self._item_tasks(job, now)
+        inputs_key = layout.job_inputs_key(account_id, job_id)
+        try:
+            self._files.put(
+                inputs_key, json.dumps([self._describe(source) for source in sources]).encode(), "application/json"
+            )
+            self._jobs.put_items(items)
+            self._jobs.put_job(task, job)
+            self._send(job, items, sources, now)
+        except BaseException:
+            # Messages already sent find their tasks gone: the worker ends them without writing anything.
+            self._jobs.delete_items([job_id, *(item.task_id for item in items)])
+            self._files.delete_prefix(inputs_key)
+            raise
+        return self.get(account_id, job_id)
+
+    @property
+    def max_items(self) -> int:
+        return self._policy.max_items
+
+    def get(self, account_id: str, job_id: int) -> dict[str, Any]:
+        found = self._jobs.get_job(job_id)
+        if found is None or found[1].account_id != account_id:
+            raise JobNotFound(job_id)
+        _, job, progress = found
+        return self._wire(job, progress)
+
+    def cancel(self, account_id: str, job_id: int) -> dict[str, Any]:
+        """Items not started yet end as cancelled when the worker meets them; the ones running finish."""
+        self.get(account_id, job_id)  # another account's job answers as a missing one
+        if not self._jobs.cancel(job_id):
+            status = self.get(account_id, job_id)["status"]
+            raise JobNotRunning(f"Job {job_id} is {status}: only a running job can be cancelled.")
+        self.settler.settle([job_id])  # every item may have ended already
+        return self.get(account_id, job_id)
+
+    def list_jobs(self, account_id: str, query: ListQuery) -> Page:
+        """A page of the account's jobs, oldest first, each with its progress (one batch read for the page)."""
+        result = self._jobs.page(account_id, query)
+        progress = self._jobs.progress_many(job.job_id for job in result.items)
+        return to_page(result, query, lambda job: self._wire(job, progress.get(job.job_id)))
+
+    def lookup(self, account_id: str, name: str) -> dict[str, Any]:
+        """The newest of the account's jobs named exactly `name` (case-sensitive); job names need not be unique."""
+        job_id = self._jobs.last_named(account_id, name)
+        if job_id is None:
+            raise JobNotFound(f"named {name!r}")
+        return self.get(account_id, job_id)
+
+    def _wire(self, job: Job, progress: JobProgress | None) -> dict[str, Any]:
+        progress = progress or JobProgress(status=JobStatus.PENDING)
+        url = progress.results_key and self._files.presigned_get(progress.results_key, self._policy.results_url_seconds)
+        return job_wire(job, progress, url or None)
+
+    def _check_network(self, account_id: str, network_id: int, output_tensors: list[str] | None) -> None:
         network = self._networks.get(account_id, network_id)
         if network is None:
             raise ValidationFailed(
@@ -298,88 +463,91 @@ class JobService:
                 "one image per item.",
                 [{"field": "network_id", "message": "does not take one image per sample"}],
             )
-        _check_output_tensors(network, request.output_tensors)
+        _check_output_tensors(network, output_tensors)
 
-        first = self._jobs.reserve_ids("task", len(sources) + 1)
-        job_id, now = first, self._clock()
+    def _item_tasks(self, job: Job, now: datetime) -> list[Task]:
+        """One pending task per item; through an endpoint each records the target that serves it."""
         expires = int((now + timedelta(days=self._policy.task_ttl_days)).timestamp())
-        job = Job(
-            account_id=account_id,
-            job_id=job_id,
-            name=request.name,
-            description=request.description,
-            network_id=network_id,
-            target=request.target(),
-            output_tensors=request.output_tensors,
-            gpu_required=request.gpu_required,
-            inputs=described,
-            total=len(sources),
-            first_item_id=first + 1,
-            create_date=now,
-        )
-        common: dict[str, Any] = {
-            "account_id": account_id,
-            "create_date": now,
-            "update_date": now,
-            "expires_at": expires,
-        }
-        items = [
-            Task(
-                task_id=job.first_item_id + index,
-                kind=TaskKind.INFERENCE,
+        items = []
+        for index in range(job.total):
+            network_id, _, target = job.route(index)
+            items.append(
+                Task(
+                    task_id=job.first_item_id + index,
+                    account_id=job.account_id,
+                    kind=TaskKind.INFERENCE,
+                    network_id=network_id,
+                    job_id=job.job_id,
+                    job_index=index,
+                    endpoint_id=job.target.get("endpoint_id"),
+                    target=target,
+                    create_date=now,
+                    update_date=now,
+                    expires_at=expires,
+                )
+            )
+        return items
+
+    def _send(
+        self, job: Job, items: Sequence[Task], sources: Sequence[UrlSource | StoredSource], now: datetime
+    ) -> None:
+        bodies = []
+        for item, source in zip(items, sources, strict=True):
+            assert item.job_index is not None
+            network_id, plan, _ = job.route(item.job_index)
+            message = InferenceMessage(
+                task_id=item.task_id,
+                account_id=job.account_id,
                 network_id=network_id,
-                job_id=job_id,
-                job_index=index,
-                **common,
+                inputs=[InferenceInput(source=source)],
+                output_tensors=job.output_tensors,
+                recognition=plan,
+                show_discarded=job.show_discarded,
+                submitted_at=now,
+                job_id=job.job_id,
             )
-            for index in range(len(sources))
-        ]
-        inputs_key = layout.job_inputs_key(account_id, job_id)
-        try:
-            self._files.put(
-                inputs_key, json.dumps([self._describe(source) for source in sources]).encode(), "application/json"
-            )
-            self._jobs.put_items(items)
-            self._jobs.put_job(Task(task_id=job_id, kind=TaskKind.BATCH, network_id=network_id, **common), job)
-            self._queue.send_many(
-                [
-                    InferenceMessage(
-                        task_id=item.task_id,
-                        account_id=account_id,
-                        network_id=network_id,
-                        inputs=[InferenceInput(source=source)],
-                        output_tensors=request.output_tensors,
-                        recognition=plan,
-                        show_discarded=request.show_discarded or None,
-                        submitted_at=now,
-                        job_id=job_id,
-                    ).model_dump(mode="json")
-                    for item, source in zip(items, sources, strict=True)
-                ]
-            )
-        except BaseException:
-            # Messages already sent find their tasks gone: the worker ends them without writing anything.
-            self._jobs.delete_items([job_id, *(item.task_id for item in items)])
-            self._files.delete_prefix(inputs_key)
-            raise
-        return self.get(account_id, job_id)
+            bodies.append(message.model_dump(mode="json"))
+        self._queue.send_many(bodies)
 
-    def get(self, account_id: str, job_id: int) -> dict[str, Any]:
-        found = self._jobs.get_job(job_id)
-        if found is None or found[1].account_id != account_id:
-            raise JobNotFound(job_id)
-        _, job, progress = found
-        url = progress.results_key and self._files.presigned_get(progress.results_key, self._policy.results_url_seconds)
-        return job_wire(job, progress, url or None)
+    # -- archive jobs: the upload's arrival turns its images into items ------------------------
 
-    def cancel(self, account_id: str, job_id: int) -> dict[str, Any]:
-        """Items not started yet end as cancelled when the worker meets them; the ones running finish."""
-        self.get(account_id, job_id)  # another account's job answers as a missing one
-        if not self._jobs.cancel(job_id):
-            status = self.get(account_id, job_id)["status"]
-            raise JobNotRunning(f"Job {job_id} is {status}: only a running job can be cancelled.")
-        self.settler.settle([job_id])  # every item may have ended already
-        return self.get(account_id, job_id)
+    def start_archive(self, job: Job, inputs: Sequence[str], keys: Sequence[str], ignored: int) -> bool:
+        """A pending archive job's images (`keys`, stored; `inputs`, their member paths) become its items, and
+        the job runs. False when another delivery of the upload started it first (nothing of this one is kept)."""
+        now = self._clock()
+        first = self._jobs.reserve_ids("task", len(keys))
+        started = job.model_copy(
+            update={
+                "total": len(keys),
+                "first_item_id": first,
+                "inputs": job.inputs | {"count": len(keys), "ignored": ignored},
+            }
+        )
+        items = self._item_tasks(started, now)
+        self._files.put(
+            layout.job_inputs_key(job.account_id, job.job_id), json.dumps(list(inputs)).encode(), "application/json"
+        )
+        self._jobs.put_items(items)
+        if not self._jobs.start(started):
+            self._jobs.delete_items([item.task_id for item in items])
+            return False
+        self._send(started, items, [StoredSource(key=key) for key in keys], now)
+        self._jobs.mark_fanned_out(job.job_id)
+        return True
+
+    def resend_archive(self, job: Job) -> None:
+        """A started archive job whose messages may not all have been sent (its starter died): send them all;
+        an item that ran already is not run again (the worker finds its task ended)."""
+        items = self._jobs.get_items(range(job.first_item_id, job.first_item_id + job.total))
+        items = sorted(items, key=lambda item: item.job_index or 0)
+        keys = [layout.job_item_key(job.account_id, job.job_id, item.job_index or 0) for item in items]
+        self._send(job, items, [StoredSource(key=key) for key in keys], self._clock())
+        self._jobs.mark_fanned_out(job.job_id)
+
+    def fail_archive(self, task: Task, error: str) -> bool:
+        """A pending archive job ends in error with `error`; False when it was not pending."""
+        ended = task.model_copy(update={"status": TaskStatus.ERROR, "error": error, "update_date": self._clock()})
+        return self._jobs.fail(ended)
 
     def fail_item(self, task_id: int, error: str, tasks: TaskEnder) -> bool:
         """End a job's item that never completed (its message kept failing); False when it had ended."""
