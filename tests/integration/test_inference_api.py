@@ -69,7 +69,7 @@ def test_submit_base64_answers_task_id_and_queues_one_message(api: Client, aws: 
 
 def test_submit_multipart_file_and_large_input_go_to_s3(api: Client, aws: dict[str, Any]) -> None:
     network = ready_network(api)
-    big = IMAGE + b"\x01" * 100_000
+    big = IMAGE + b"\x01" * 300_000  # over SQS's 256 KiB message once base64-encoded
     response = api.post(
         f"/v0.7/networks/{network['id']}/inference",
         headers=HEADERS,
@@ -80,6 +80,23 @@ def test_submit_multipart_file_and_large_input_go_to_s3(api: Client, aws: dict[s
     source = message["inputs"][0]["source"]
     assert source["kind"] == "s3" and source["key"] == f"inputs/dev/{response.json['task_id']}/0"
     assert source["key"] in stored_state(aws)["objects"]
+
+
+def test_submit_photo_sized_input_travels_inline_without_s3(api: Client, aws: dict[str, Any]) -> None:
+    # Given a 150 KB image: 200 KB once base64-encoded, within SQS's 256 KiB message
+    network = ready_network(api)
+    photo = IMAGE + b"\x02" * 150_000
+    # When it is submitted
+    response = api.post(
+        f"/v0.7/networks/{network['id']}/inference",
+        headers=HEADERS,
+        json={"inputs": [{"image": {"source": base64.b64encode(photo).decode()}}]},
+    )
+    # Then the message carries it and nothing was written to S3 for it
+    assert response.status_code == 200, response.text
+    [message] = queued(aws)
+    assert base64.b64decode(message["inputs"][0]["source"]["data"]) == photo
+    assert not [key for key in stored_state(aws)["objects"] if key.startswith("inputs/")]
 
 
 def test_submit_url_and_detection_settings_travel_in_the_message(api: Client, aws: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,7 +18,7 @@ from tensorgate_preprocessing.spec import DetectionSettings, PostprocessingSpec,
 from tensorgate import layout
 from tensorgate.errors import NetworkNotFound, NetworkNotReady, PayloadTooLarge, ValidationFailed
 from tensorgate.messages import (
-    MAX_INLINE_BYTES,
+    MAX_MESSAGE_BYTES,
     InferenceInput,
     InferenceMessage,
     InlineSource,
@@ -161,36 +162,14 @@ class InferenceService:
         target: dict[str, Any] | None = None,
         queue: MessageQueue | None = None,
     ) -> Task:
-        """Store a checked request's large inputs, open its task and queue it (on `queue`, else the inference
-        queue); `endpoint_id` and `target` record the endpoint a prediction went through and which of its
+        """Open a checked request's task and queue it (on `queue`, else the inference queue), its image bytes
+        inline when the message fits in SQS's limit, else stored in S3 first; `endpoint_id` and `target` record the endpoint a prediction went through and which of its
         targets answers it."""
         account_id, network_id, request = prepared.account_id, prepared.network_id, prepared.request
-        sources, detection, recognition = prepared.sources, prepared.detection, prepared.recognition
         task_id = self._ids.next_id("task")
         now = self._clock()
-        inline_total = sum(len(data) for data in sources if isinstance(data, bytes))
         stored: list[str] = []
-        inputs: list[InferenceInput] = []
         try:
-            for index, (item, source) in enumerate(zip(request.inputs, sources, strict=True)):
-                if isinstance(source, bytes):
-                    if inline_total <= MAX_INLINE_BYTES:
-                        resolved: Any = InlineSource(data=base64.b64encode(source).decode("ascii"))
-                    else:
-                        key = layout.input_key(account_id, task_id, index)
-                        self._blobs.put(key, source)
-                        stored.append(key)
-                        resolved = StoredSource(key=key)
-                else:
-                    resolved = source
-                inputs.append(
-                    InferenceInput(
-                        source=resolved,
-                        bbox=item.image.bbox,
-                        polygon=[(point.x, point.y) for point in item.image.polygon] if item.image.polygon else None,
-                        crop_uniform_background=item.image.crop_uniform_background,
-                    )
-                )
             task = Task(
                 task_id=task_id,
                 account_id=account_id,
@@ -204,26 +183,54 @@ class InferenceService:
                 endpoint_id=endpoint_id,
                 target=target,
             )
+            body = self._message(prepared, task_id, now, stored=None).model_dump(mode="json")
+            if len(json.dumps(body)) > MAX_MESSAGE_BYTES:
+                body = self._message(prepared, task_id, now, stored=stored).model_dump(mode="json")
             self._tasks.put_new(task)
-            message = InferenceMessage(
-                task_id=task_id,
-                account_id=account_id,
-                network_id=network_id,
-                inputs=inputs,
-                output_tensors=request.output_tensors,
-                detection=detection,
-                show_discarded=request.show_discarded,
-                max_predictions=request.max_predictions,
-                recognition=recognition,
-                submitted_at=now,
-            )
-            (queue or self._queue).send(message.model_dump(mode="json"), group=f"{account_id}/{network_id}")
+            (queue or self._queue).send(body, group=f"{account_id}/{network_id}")
         except BaseException:
             self._tasks.delete(task_id)
             for key in stored:
                 self._blobs.delete_prefix(key)
             raise
         return task
+
+    def _message(
+        self, prepared: PreparedInference, task_id: int, now: datetime, stored: list[str] | None
+    ) -> InferenceMessage:
+        """The queue message: image bytes inline, or (with `stored`, which collects the keys) put in S3 first."""
+        request = prepared.request
+        inputs: list[InferenceInput] = []
+        for index, (item, source) in enumerate(zip(request.inputs, prepared.sources, strict=True)):
+            resolved: Any = source
+            if isinstance(source, bytes):
+                if stored is None:
+                    resolved = InlineSource(data=base64.b64encode(source).decode("ascii"))
+                else:
+                    key = layout.input_key(prepared.account_id, task_id, index)
+                    self._blobs.put(key, source)
+                    stored.append(key)
+                    resolved = StoredSource(key=key)
+            inputs.append(
+                InferenceInput(
+                    source=resolved,
+                    bbox=item.image.bbox,
+                    polygon=[(point.x, point.y) for point in item.image.polygon] if item.image.polygon else None,
+                    crop_uniform_background=item.image.crop_uniform_background,
+                )
+            )
+        return InferenceMessage(
+            task_id=task_id,
+            account_id=prepared.account_id,
+            network_id=prepared.network_id,
+            inputs=inputs,
+            output_tensors=request.output_tensors,
+            detection=prepared.detection,
+            show_discarded=request.show_discarded,
+            max_predictions=request.max_predictions,
+            recognition=prepared.recognition,
+            submitted_at=now,
+        )
 
     def _source(self, account_id: str, index: int, source: str | bytes) -> bytes | UrlSource | StoredSource:
         field = f"inputs[{index}].image.source"
