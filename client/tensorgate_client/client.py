@@ -26,6 +26,7 @@ from tensorgate_client.models import (
     EndpointPage,
     Evaluation,
     Job,
+    JobPage,
     Network,
     NetworkPage,
     Prediction,
@@ -505,8 +506,8 @@ def _job_inputs(urls: Sequence[str] | None, prefix: str | None, split: tuple[int
 
 
 class Jobs:
-    """`/jobs/`: batch inference over a list of URLs, an `s3://` prefix of the account's uploads, or a dataset
-    split's part."""
+    """`/jobs/`: batch inference over a list of URLs, an `s3://` prefix of the account's uploads, an archive of
+    images (or a folder, zipped on the way), or a dataset split's part."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -519,6 +520,7 @@ class Jobs:
         urls: Sequence[str] | None = None,
         prefix: str | None = None,
         split: tuple[int, int, str] | None = None,
+        archive: str | Path | None = None,
         network_id: int | None = None,
         recognition_version_id: int | None = None,
         recognition_spec_id: int | None = None,
@@ -526,11 +528,14 @@ class Jobs:
         output_tensors: Sequence[str] | None = None,
         gpu_required: bool = False,
         description: str | None = None,
+        progress: uploads.Progress | None = None,
     ) -> Job:
-        """A job over `urls`, every object under `prefix`, or the images of `split` (dataset id, split id, part) in
-        the part's order, through one target (or an endpoint's)."""
-        if sum(value is not None for value in (urls, prefix, split)) != 1:
-            raise ValueError("Give one of urls, prefix or split.")
+        """A job over `urls`, every object under `prefix`, the images of `split` (dataset id, split id, part) in
+        the part's order, or the images of `archive` (a .zip/.tar.gz/.tgz, or a folder zipped into a temporary
+        file) in member path order, uploaded by the presigned POST the create answers and streamed from disk
+        (`progress(sent, total)`); through one target (or an endpoint's, following its traffic split)."""
+        if sum(value is not None for value in (urls, prefix, split, archive)) != 1:
+            raise ValueError("Give one of urls, prefix, split or archive.")
         if endpoint_id is not None:
             if any(value is not None for value in (network_id, recognition_version_id, recognition_spec_id)):
                 raise ValueError("Give one target: a network, a recognition version, a spec or an endpoint.")
@@ -546,7 +551,46 @@ class Jobs:
             body["output_tensors"] = list(output_tensors)
         if description is not None:
             body["description"] = description
+        if archive is not None:
+            return self._create_from_archive(Path(archive), body, progress)
         return _parsed(self._http.request("POST", "jobs/", json=body), Job)
+
+    def _create_from_archive(self, path: Path, body: dict[str, Any], progress: uploads.Progress | None) -> Job:
+        files = uploads.collect(path)
+        if files.archive is None and path.is_file():
+            raise uploads.UnusableModelPath(f"{path} is one file: a job's archive is a folder or a .zip of images.")
+        with uploads.as_archive(files, progress) as packed:
+            signed = uploads.archive_name(packed) if files.archive is not None else "images.zip"
+            created = _parsed(
+                self._http.request("POST", "jobs/", json=body | {"inputs": {"archive": {"name": signed}}}), Job
+            )
+            if created.upload is None:
+                raise ApiError(201, "The service created the job but sent no upload instructions.")
+            _post_presigned(self._http, created.upload, packed, signed, progress)
+        return created
+
+    def list(
+        self,
+        offset: int = 0,
+        limit: int = 20,
+        *,
+        search: str | None = None,
+        name: str | None = None,
+        status: str | None = None,
+    ) -> JobPage:
+        """A page of the account's jobs, oldest first; `search` matches parts of name, description or author."""
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        for key, value in (("search", search), ("name", name), ("status", status)):
+            if value:
+                params[key] = value
+        return _parsed(self._http.request("GET", "jobs/", params=params), JobPage)
+
+    def iterate(self, page_size: int = 100, *, search: str | None = None) -> Iterable[Job]:
+        return _every(self._http, self.list(0, page_size, search=search), JobPage)
+
+    def lookup(self, name: str) -> Job:
+        """The newest job named exactly `name` (`ApiError` 404 when none)."""
+        return _parsed(self._http.request("GET", "jobs/lookup", params={"name": name}), Job)
 
     def get(self, job_id: int) -> Job:
         return _parsed(self._http.request("GET", f"jobs/{int(job_id)}/"), Job)

@@ -178,7 +178,11 @@ class Job(_Resource):
     recognition_version_id: int | None = None
     recognition_spec_id: int | None = None
     endpoint_id: int | None = None
+    author: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
     status: Literal["pending", "running", "success", "error", "cancelled"]
+    error: str | None = None
+    upload: UploadInstructions | None = None
     total: int
     done: int = 0
     failed: int = 0
@@ -191,6 +195,13 @@ class Job(_Resource):
     @property
     def ended(self) -> bool:
         return self.status in ("success", "error", "cancelled")
+
+
+class JobPage(_Resource):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[Job]
 
 
 class Dataset(_Resource):

@@ -233,6 +233,11 @@ def jobs() -> None:
     metavar="DATASET_ID SPLIT_ID PART",
     help="A ready dataset split's part: its images, in the part's order.",
 )
+@click.option(
+    "--archive",
+    type=click.Path(exists=True, path_type=Path),
+    help="A .zip/.tar.gz/.tgz of images, or a folder (zipped into a temporary file): its images in path order.",
+)
 @click.option("--output-tensor", "output_tensors", multiple=True, help="A tensor to keep (repeatable).")
 @click.option("--gpu", "gpu_required", is_flag=True)
 @click.option("--description")
@@ -251,38 +256,76 @@ def submit(
     urls_file: Path | None,
     prefix: str | None,
     split: tuple[int, int, str] | None,
+    archive: Path | None,
     output_tensors: tuple[str, ...],
     gpu_required: bool,
     description: str | None,
     watch: bool,
     timeout: float,
 ) -> None:
-    """Submit a job NAME over URLs, an s3:// prefix or a dataset split's part, through one target (or an endpoint)."""
+    """Submit a job NAME over URLs, an s3:// prefix, an archive or folder of images, or a dataset split's part,
+    through one target (or an endpoint)."""
     listed = list(urls)
     if urls_file is not None:
         listed += [line.strip() for line in urls_file.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if sum((bool(listed), prefix is not None, split is not None)) != 1:
-        raise click.UsageError("Give the inputs: --url/--urls-file, --prefix or --split, one of them.")
+    if sum((bool(listed), prefix is not None, split is not None, archive is not None)) != 1:
+        raise click.UsageError("Give the inputs: --url/--urls-file, --prefix, --archive or --split, one of them.")
     if endpoint_id is not None:
         if any(value is not None for value in (network_id, version_id, spec_id)):
             raise click.UsageError("Give exactly one of --network, --version, --spec or --endpoint.")
         target = {"endpoint_id": endpoint_id}
     else:
         target = one_target(network_id, version_id, spec_id)
-    job = state.client.jobs.create(
-        name,
-        urls=listed or None,
-        prefix=prefix,
-        split=split,
-        output_tensors=list(output_tensors) or None,
-        gpu_required=gpu_required,
-        description=description,
-        **target,
-    )
+
+    def create(progress: Any = None) -> Job:
+        return state.client.jobs.create(
+            name,
+            urls=listed or None,
+            prefix=prefix,
+            split=split,
+            archive=archive,
+            output_tensors=list(output_tensors) or None,
+            gpu_required=gpu_required,
+            description=description,
+            progress=progress,
+            network_id=target.get("network_id"),
+            recognition_version_id=target.get("recognition_version_id"),
+            recognition_spec_id=target.get("recognition_spec_id"),
+            endpoint_id=target.get("endpoint_id"),
+        )
+
+    if archive is not None:
+        with state.output.upload_bar(f"uploading {archive.name}") as bar:
+            job = create(bar)
+    else:
+        job = create()
     if watch:
         job = _watch(state, job, timeout)
     _show_job(state, job)
     _job_exit(job)
+
+
+@jobs.command("list")
+@click.option("--search", help="A part of the name, description or author, any case.")
+@click.option("--status", type=click.Choice(["pending", "running", "success", "error", "cancelled"]))
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
+@output_options
+@click.pass_obj
+def list_jobs(state: State, search: str | None, status: str | None, offset: int, limit: int) -> None:
+    """The account's jobs, oldest first, with their progress."""
+    page = state.client.jobs.list(offset, limit, search=search, status=status)
+    if state.output.as_json:
+        state.output.json(page.model_dump(mode="json"))
+        return
+    table = Table()
+    for column in ("id", "name", "status", "done", "failed", "total", "author"):
+        table.add_column(column, overflow="fold")
+    for job in page.results:
+        add_row(
+            table, str(job.id), job.name, job.status, str(job.done), str(job.failed), str(job.total), job.author or ""
+        )
+    state.output.table(table)
 
 
 @jobs.command("get")
