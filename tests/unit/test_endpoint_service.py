@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from tensorgate.errors import EndpointShutdown, ValidationFailed
-from tensorgate.models import Network, NetworkStatus, TaskStatus
+from tensorgate.models import Network, NetworkStatus, Task, TaskStatus
 from tensorgate.services.endpoints import EndpointService, PredictPolicy
 from tensorgate.services.inference import InferencePolicy, InferenceService
 from tensorgate.services.recognition import RecognitionService
@@ -111,6 +111,46 @@ def test_predict_answers_complete_when_the_worker_ends_within_the_budget() -> No
     assert prediction.complete and [task["status"] for task in prediction.tasks] == ["success", "success"]
     # It answered soon after the results, not at the end of the budget.
     assert 0.2 <= harness.clock.now < 0.3
+
+
+def test_predict_first_read_comes_when_recent_predictions_had_ended_one_read_each() -> None:
+    # Given a worker that writes each result 0.2 s after its task was queued, dated accordingly
+    harness = Harness()
+    endpoint = harness.service.create("acme", "ana", {"name": "pets", "network_id": 1})
+    queued_at: dict[int, float] = {}
+    reads: list[float] = []
+    send, get_many = harness.cpu_queue.send, harness.tasks.get_many
+
+    def record_send(body: dict[str, Any], group: str | None = None) -> str:
+        queued_at[body["task_id"]] = harness.clock.now
+        return send(body, group)
+
+    def record_read(task_ids: Any) -> list[Task]:
+        reads.append(harness.clock.now)
+        return get_many(task_ids)
+
+    def work(now: float) -> None:
+        for task_id, sent in queued_at.items():
+            task = harness.tasks.get(task_id)
+            if task is not None and task.status is TaskStatus.PENDING and now >= sent + 0.2:
+                ended = NOW + timedelta(seconds=0.2)
+                harness.tasks.finish(task.model_copy(update={"status": TaskStatus.SUCCESS, "update_date": ended}))
+
+    harness.cpu_queue.send = record_send  # type: ignore[method-assign]
+    harness.tasks.get_many = record_read  # type: ignore[method-assign]
+    harness.clock.on_pause = work
+    # When the endpoint predicts several times, one after another
+    counts = []
+    for _ in range(4):
+        reads.clear()
+        harness.clock.now = 0.0
+        prediction = harness.service.predict("acme", endpoint.endpoint_id, {"features": [IMAGE]}, None)
+        assert prediction.complete
+        counts.append(len(reads))
+    # Then the first waits reading every few milliseconds, and once the process has seen how long results
+    # take, one read at that time answers, no later than the result
+    assert counts[0] >= 5 and counts[-1] == 1
+    assert reads == [pytest.approx(0.2)]
 
 
 def test_predict_answers_pending_at_the_end_of_the_budget_never_later() -> None:

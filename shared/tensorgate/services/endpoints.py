@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,11 +46,15 @@ from tensorgate.services.tasks import TaskService
 ENDPOINT_COUNTER = "endpoint"
 UPDATE_ATTEMPTS = 8
 MAX_FEATURES = 16
-# A demo-sized model's task ends some 50-100 ms after it is queued: the first look comes after 10 ms, the
-# next ones closer than the worker's own latency, and at most every 30 ms while a longer task runs.
+# Each look at the tasks is a read of the table: the first comes when this process's recent predictions were
+# mostly still running (a quarter of them had ended; 10 ms before any was seen), the next ones closer than the
+# worker's own latency, and at most every 30 ms while a longer task runs.
 FIRST_POLL_SECONDS = 0.01
 LAST_POLL_SECONDS = 0.03
 POLL_GROWTH = 1.25
+RECENT_PREDICTIONS = 16
+FIRST_LOOK_QUANTILE = 0.25
+MAX_FIRST_LOOK_SECONDS = 2.0
 TARGET_NAMES = ("network_id", "recognition_version_id", "recognition_spec_id")
 INFERENCE_OPTIONS = (
     "output_tensors",
@@ -101,6 +106,25 @@ class Prediction:
         }
 
 
+class CompletionTimes:
+    """How long this process's recent predictions waited for their results to be written, so that the first
+    read of a new prediction's tasks comes when a quarter of those had ended, not after a fixed 10 ms that
+    finds a demo-sized model's task still running and costs further reads."""
+
+    def __init__(self, size: int = RECENT_PREDICTIONS) -> None:
+        self._recent: deque[float] = deque(maxlen=size)
+
+    def record(self, seconds: float) -> None:
+        self._recent.append(max(0.0, seconds))
+
+    def first_look(self) -> float:
+        if not self._recent:
+            return FIRST_POLL_SECONDS
+        ordered = sorted(self._recent)
+        quantile = ordered[int(FIRST_LOOK_QUANTILE * (len(ordered) - 1))]
+        return min(MAX_FIRST_LOOK_SECONDS, max(FIRST_POLL_SECONDS, quantile))
+
+
 def device(gpu_required: bool) -> str:
     return "gpu" if gpu_required else "cpu"
 
@@ -134,6 +158,7 @@ class EndpointService:
         self._clock = clock
         self._monotonic = monotonic
         self._pause = pause
+        self._completion_times = CompletionTimes()
 
     # -- records ------------------------------------------------------------------------------
 
@@ -333,19 +358,31 @@ class EndpointService:
 
     def _wait(self, account_id: str, tasks: list[Task], budget: float) -> list[dict[str, Any]]:
         ids = [task.task_id for task in tasks]
-        deadline = self._monotonic() + max(0.0, budget)
+        started, started_at = self._monotonic(), self._clock()
+        deadline = started + max(0.0, budget)
         interval = FIRST_POLL_SECONDS
         if budget > 0:  # no worker has answered yet: the first read would only find the tasks pending
-            self._pause(min(interval, budget))
+            self._pause(min(self._completion_times.first_look(), budget))
         while True:
             page = self._tasks.list(account_id, ids, 0, len(ids))
             if all(task["status"] != TaskStatus.PENDING.value for task in page.results):
+                self._record_completion(page.results, started_at, self._monotonic() - started)
                 return page.results
             remaining = deadline - self._monotonic()
             if remaining <= 0:
                 return page.results
             self._pause(min(interval, remaining))
             interval = min(interval * POLL_GROWTH, LAST_POLL_SECONDS)
+
+    def _record_completion(self, tasks: list[dict[str, Any]], started_at: datetime, waited: float) -> None:
+        """How long after the wait began the last result was written, by the tasks' own end dates (the read
+        that found them ended came some time later), never more than this wait saw, whatever the worker's
+        clock says."""
+        try:
+            ended = max(datetime.fromisoformat(task["update_date"]) for task in tasks)
+        except (KeyError, TypeError, ValueError):
+            return
+        self._completion_times.record(min((ended - started_at).total_seconds(), waited))
 
 
 def _found(read: Callable[[], object]) -> bool:
