@@ -1,4 +1,5 @@
-"""Batch inference jobs through `make dev`: 300 images from an s3:// prefix, progress, results, cancel, a killed worker.
+"""Batch inference jobs through `make dev`: 300 images from an s3:// prefix and from an archive, progress, results,
+cancel, a killed worker.
 
 The stack runs with the fault tests' short visibility timeouts, so the messages a killed worker held come back
 within seconds; the tasks table's stream counts the writes that end each item.
@@ -11,13 +12,16 @@ import json
 import os
 import signal
 import time
+import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from PIL import Image
+from tensorgate_client import Client
 
 from tests.e2e.conftest import start_stack, stop_stack
 from tests.e2e.test_faults import FAULT_ENVIRONMENT, Stack, kill
@@ -122,6 +126,38 @@ def test_job_over_an_s3_prefix_reports_progress_and_one_result_line_per_item_in_
     task = requests.get(f"{stack.url}/tasks/{job['task_id']}/", headers=stack.headers(), timeout=30).json()
     assert (task["kind"], task["status"]) == ("batch", "success")
     assert task["data"] == {"job_id": job["id"], "total": ITEMS, "done": ITEMS, "failed": 0, "cancelled": 0}
+
+
+def test_job_over_an_uploaded_archive_runs_its_images_in_member_path_order(
+    stack: Stack, network: dict[str, Any], tmp_path: Path
+) -> None:
+    # Given 300 images zipped the way a desktop zips a folder: a top folder, nested folders, clutter
+    archive = tmp_path / "aisles.zip"
+    members = [f"aisles/aisle-{index % 3}/image-{index:04d}.jpg" for index in range(ITEMS)]
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for index, member in enumerate(members):
+            bundle.writestr(member, tiny_image(index))
+        bundle.writestr("aisles/.DS_Store", b"\0")
+        bundle.writestr("__MACOSX/aisles/._aisle-0", b"\0")
+    # When the client creates a job over it (the archive streamed to the presigned POST the create answers)
+    client = Client(stack.url, stack.running.api_key)
+    sent: list[int] = []
+    job = client.jobs.create(
+        "aisles", archive=archive, network_id=network["id"], progress=lambda done, _: sent.append(done)
+    )
+    assert (job.status, job.total) == ("pending", 0)
+    assert sent == sorted(sent) and sent[-1] > archive.stat().st_size  # the whole POST body: its fields, the file
+    ended, seen = wait_job(stack, job.id, lambda job: job["status"] in JOB_ENDED)
+    # Then its items are the archive's images, run once each, their lines in member path order
+    assert (ended["status"], ended["total"], ended["done"], ended["failed"]) == ("success", ITEMS, ITEMS, 0)
+    assert ended["inputs"] == {"kind": "archive", "name": "aisles.zip", "count": ITEMS, "ignored": 0}
+    assert seen == sorted(seen)
+    lines = results(ended)
+    assert [line["input"] for line in lines] == sorted(members)
+    assert all(line["status"] == "success" and line["data"]["tensors"][0]["shape"] == [1, 4] for line in lines)
+    # And the account's jobs find it by name
+    assert client.jobs.lookup("aisles").id == job.id
+    assert [found.id for found in client.jobs.iterate(search="AISLE")] == [job.id]
 
 
 def test_job_cancelled_midway_runs_no_item_that_had_not_started(
