@@ -144,6 +144,14 @@ class Sample:
     plan: NetworkPlan
     images: list[PreparedImage]
     ready_at: float = field(default_factory=time.monotonic)
+    # Its recognition version's post-processings, validated once here: the batch reads them three times.
+    recognition: list[RecognitionPostProcessing] = field(init=False)
+
+    def __post_init__(self) -> None:
+        plan = self.message.recognition
+        self.recognition = (
+            [] if plan is None else [RecognitionPostProcessing.model_validate(item) for item in plan.post_processings]
+        )
 
     @property
     def batch_key(self) -> Hashable:
@@ -446,7 +454,7 @@ class InferencePipeline:
         plan = samples[0].plan
         names = [name for sample in samples for name in _requested(sample)]
         names += [name for post in plan.postprocessings for name in post.tensor_names()]
-        names += [name for sample in samples for post in _recognition(sample) for name in post.tensor_names()]
+        names += [name for sample in samples for post in sample.recognition for name in post.tensor_names()]
         wanted = {}
         for name in dict.fromkeys(names):
             resolved = plan.resolve_output(name)
@@ -456,7 +464,7 @@ class InferencePipeline:
 
     def _result(self, sample: Sample, row: int, values: dict[str, np.ndarray]) -> Outcome:
         # Anchors are one tensor for the whole batch, with or without a batch dimension: taken whole.
-        shared = shared_tensors(_recognition(sample))
+        shared = shared_tensors(sample.recognition)
         mine = {name: value if name in shared else value[row : row + 1] for name, value in values.items()}
         try:
             # The layer's postprocessing makes the detections and labels; the tensors are the ones the
@@ -476,7 +484,7 @@ class InferencePipeline:
                 result["outputs"] = recognize(
                     mine,
                     recognition.labels,
-                    _recognition(sample),
+                    sample.recognition,
                     sample.images[0].transform if sample.images else None,
                     show_discarded=bool(sample.message.show_discarded),
                     max_predictions=sample.message.max_predictions,
@@ -485,13 +493,6 @@ class InferencePipeline:
         except PreprocessingError as error:
             return Outcome(sample.message.task_id, error=error.message)
         return Outcome(sample.message.task_id, data=dict(sorted(result.items(), key=lambda item: item[0] != "tensors")))
-
-
-def _recognition(sample: Sample) -> list[RecognitionPostProcessing]:
-    plan = sample.message.recognition
-    if plan is None:
-        return []
-    return [RecognitionPostProcessing.model_validate(item) for item in plan.post_processings]
 
 
 def _requested(sample: Sample) -> list[str]:

@@ -6,9 +6,11 @@ from typing import Any
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper
 from tensorgate.messages import RecognitionPlan
 from tensorgate.models import TaskStatus
+from tensorgate_preprocessing.spec import RecognitionPostProcessing
 
 from tests.integration.test_worker import BLUE, GREEN, RED, Service, service  # noqa: F401 (fixture)
 from tests.unit.worker.tiny_models import channel_mean_model, solid_image, ssd_style_detector, yolo_v8_style_detector
@@ -116,6 +118,34 @@ def test_classification_version_answers_labels_at_or_above_their_threshold(servi
     # A plain network inference is unchanged: its tensors, no labelled outputs
     assert "outputs" not in tasks[plain_green].data
     assert [t["name"] for t in tasks[plain_green].data["tensors"]] == ["mean", "scaled"]
+
+
+def test_recognition_post_processings_validated_once_per_sample_in_a_batch(
+    service: Service,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given three inferences through a version with one post-processing
+    network = service.network(channel_mean_model(), preprocessing=UNIT_PIXELS)
+    plan = RecognitionPlan(
+        spec_id=1,
+        version_id=1,
+        labels=[COLOURS],
+        post_processings=[{"classification": {"output_tensor": "channel_mean", "thresholds": [0.5, 0.5, 0.5]}}],
+    )
+    tasks = [submit(service, network, colour, plan) for colour in (RED, GREEN, BLUE)]
+    validated: list[Any] = []
+    validate = RecognitionPostProcessing.model_validate
+
+    def counting(value: Any) -> RecognitionPostProcessing:
+        validated.append(value)
+        return validate(value)
+
+    monkeypatch.setattr(RecognitionPostProcessing, "model_validate", counting)
+    # When the worker serves them
+    service.serve(tasks)
+    # Then each answered, and each sample's post-processing was validated once, not once per use in the batch
+    assert [task.status for task in service.get(tasks)] == [TaskStatus.SUCCESS] * 3
+    assert len(validated) == 3
 
 
 def test_detection_version_answers_boxes_in_original_pixels(service: Service) -> None:  # noqa: F811
