@@ -111,6 +111,17 @@ def retry_dataset(dataset_id: str) -> Response:
     return http.json_response(200, dataset_wire(created.dataset, created.upload))
 
 
+@app.post("/v0.7/datasets/<dataset_id>/cancel")
+@tracer.capture_method
+def cancel_dataset_extraction(dataset_id: str) -> Response:
+    from tensorgate.dataset_models import dataset_wire
+
+    account_id = authenticate(app)
+    dataset = wiring.dataset_service().cancel_extraction(account_id, http.integer_id(dataset_id, DATASET))
+    metrics.add_metric(name="DatasetJobsCancelled", unit="Count", value=1)
+    return http.json_response(200, dataset_wire(dataset))
+
+
 @app.get("/v0.7/datasets/<dataset_id>/errors")
 @tracer.capture_method
 def list_dataset_item_errors(dataset_id: str) -> Response:
@@ -150,6 +161,19 @@ def get_dataset_version(dataset_id: str, version: str) -> Response:
     account_id = authenticate(app)
     found = wiring.dataset_service().version(account_id, http.integer_id(dataset_id, DATASET), _version_name(version))
     return http.json_response(200, version_wire(found))
+
+
+@app.post("/v0.7/datasets/<dataset_id>/versions/<version>/cancel")
+@tracer.capture_method
+def cancel_dataset_version(dataset_id: str, version: str) -> Response:
+    from tensorgate.dataset_models import version_wire
+
+    account_id = authenticate(app)
+    cancelled = wiring.dataset_service().cancel_version(
+        account_id, http.integer_id(dataset_id, DATASET), _version_name(version)
+    )
+    metrics.add_metric(name="DatasetJobsCancelled", unit="Count", value=1)
+    return http.json_response(200, version_wire(cancelled))
 
 
 @app.get("/v0.7/datasets/<dataset_id>/versions/<version>/items")
@@ -234,6 +258,21 @@ def get_dataset_evaluation_metrics(dataset_id: str, split_id: str, evaluation_id
         http.integer_id(evaluation_id, "evaluation"),
     )
     return http.json_response(200, body)
+
+
+@app.post("/v0.7/datasets/<dataset_id>/splits/<split_id>/evaluations/<evaluation_id>/cancel")
+@tracer.capture_method
+def cancel_dataset_evaluation(dataset_id: str, split_id: str, evaluation_id: str) -> Response:
+    account_id = authenticate(app)
+    service = wiring.dataset_service()
+    ids = (
+        http.integer_id(dataset_id, DATASET),
+        http.integer_id(split_id, SPLIT),
+        http.integer_id(evaluation_id, "evaluation"),
+    )
+    service.cancel_evaluation(account_id, *ids)
+    metrics.add_metric(name="DatasetJobsCancelled", unit="Count", value=1)
+    return http.json_response(200, service.evaluation_metrics(account_id, *ids))
 
 
 def _required_part() -> str:

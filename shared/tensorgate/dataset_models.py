@@ -36,6 +36,7 @@ class DatasetStatus(StrEnum):
     PENDING = "pending"
     READY = "ready"
     ERROR = "error"
+    CANCELLED = "cancelled"
 
 
 class _Record(BaseModel):

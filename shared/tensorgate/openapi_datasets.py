@@ -36,6 +36,13 @@ VERSION = {
 }
 
 
+CANCEL = (
+    "As a batch job's cancel: the record and its task end `cancelled` at once, the worker stops at its next chunk of "
+    "1,000 items and removes what it wrote. Cancelling a cancelled job answers it again."
+)
+ENDED = "The job has ended (ready or error): only a pending one can be cancelled."
+
+
 def _query(name: str, description: str) -> dict[str, Any]:
     return {
         "name": name,
@@ -123,6 +130,28 @@ DATASET_OPERATIONS: tuple[Operation, ...] = (
         parameters=(DATASET_ID,),
         success=Success(204, "Deleted."),
         errors={404: NOT_FOUND},
+    ),
+    Operation(
+        "POST",
+        "/v0.7/datasets/{dataset_id}/cancel",
+        "CancelDatasetExtraction",
+        TAG,
+        "Cancel a pending extraction",
+        description=CANCEL + " `retry` extracts again.",
+        parameters=(DATASET_ID,),
+        success=Success(200, "The dataset, `cancelled` (and its v1).", DatasetBody),
+        errors={404: NOT_FOUND, 409: ENDED},
+    ),
+    Operation(
+        "POST",
+        "/v0.7/datasets/{dataset_id}/versions/{version}/cancel",
+        "CancelDatasetVersion",
+        TAG,
+        "Cancel a pending transformation",
+        description=CANCEL + " No item of the version is left.",
+        parameters=(DATASET_ID, VERSION),
+        success=Success(200, "The version, `cancelled`.", DatasetVersionBody),
+        errors={400: "`v1`: cancel the dataset's extraction instead.", 404: NOT_FOUND, 409: ENDED},
     ),
     Operation(
         "POST",
@@ -305,5 +334,16 @@ DATASET_OPERATIONS: tuple[Operation, ...] = (
         parameters=(DATASET_ID, SPLIT_ID, EVALUATION_ID),
         success=Success(200, "The evaluation: `metrics` once `ready`, `plots` as PNG download URLs.", EvaluationBody),
         errors={404: "No such dataset, split or evaluation."},
+    ),
+    Operation(
+        "POST",
+        "/v0.7/datasets/{dataset_id}/splits/{split_id}/evaluations/{evaluation_id}/cancel",
+        "CancelDatasetEvaluation",
+        TAG,
+        "Cancel a pending evaluation",
+        description=CANCEL + " Its batch job is cancelled too; nothing is scored.",
+        parameters=(DATASET_ID, SPLIT_ID, EVALUATION_ID),
+        success=Success(200, "The evaluation, `cancelled`.", EvaluationBody),
+        errors={404: "No such dataset, split or evaluation.", 409: ENDED},
     ),
 )

@@ -217,6 +217,7 @@ def dataset_service() -> DatasetService:
         queue=SqsQueue(settings.dataset_queue_url),
         networks=DynamoNetworkRepository(settings.networks_table),
         targets=JobTargets(recognition_service(), endpoint_service()),
+        jobs=job_service,  # built on first use: the job service takes this one for split inputs
         policy=DatasetPolicy(
             max_archive_bytes=settings.max_archive_bytes,
             presigned_upload_seconds=settings.presigned_upload_seconds,

@@ -217,3 +217,30 @@ def test_another_accounts_dataset_answers_404_on_every_route_and_delete_leaves_n
     listed = aws["session"].client("s3").list_objects_v2(Bucket=bucket).get("Contents", [])
     assert [item["Key"] for item in listed if f"/{dataset['id']}/" in item["Key"]] == []
     assert api.get(f"{base}/splits/{split['id']}", headers=HEADERS).status_code == 404
+
+
+def test_cancelling_a_pending_extraction_answers_it_cancelled_twice_and_its_upload_then_changes_nothing(
+    api: Client, aws: dict[str, Any]
+) -> None:
+    created = api.post("/v0.7/datasets", headers=HEADERS, json={"name": "late"}).json
+    first = api.post(f"/v0.7/datasets/{created['id']}/cancel", headers=HEADERS)
+    again = api.post(f"/v0.7/datasets/{created['id']}/cancel", headers=HEADERS)
+    assert first.status_code == again.status_code == 200 and first.json == again.json
+    assert first.json["status"] == "cancelled"
+    task = api.get(f"/v0.7/tasks/{created['task_id']}", headers=HEADERS).json
+    assert task["status"] == "error" and task["error"] == "Cancelled on request."
+    version = api.get(f"/v0.7/datasets/{created['id']}/versions/v1", headers=HEADERS).json
+    assert version["status"] == "cancelled"
+
+    upload(aws, created["upload"], zip_archive(folder_per_class({"cat": 2, "dog": 1})))
+    run_dataset_worker(aws)
+    assert api.get(f"/v0.7/datasets/{created['id']}", headers=HEADERS).json["status"] == "cancelled"
+    refused = api.post(f"/v0.7/datasets/{created['id']}/versions/v1/cancel", headers=HEADERS)
+    assert refused.status_code == 400 and f"/v0.7/datasets/{created['id']}/cancel" in refused.json["error"]
+    retried = api.post(f"/v0.7/datasets/{created['id']}/retry", headers=HEADERS, json={})
+    assert retried.status_code == 200, retried.json
+    run_dataset_worker(aws)
+    ready = api.get(f"/v0.7/datasets/{created['id']}", headers=HEADERS).json
+    assert ready["status"] == "ready" and ready["extraction"]["items"] == 3
+    ended = api.post(f"/v0.7/datasets/{created['id']}/cancel", headers=HEADERS)
+    assert ended.status_code == 409 and "only a pending job" in ended.json["error"]

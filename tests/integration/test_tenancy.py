@@ -108,6 +108,17 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any], int]] = {
         {},
         404,
     ),
+    ("POST", "/v0.7/datasets/{dataset_id}/splits/{split_id}/evaluations/{evaluation_id}/cancel"): (
+        "/v0.7/datasets/{d}/splits/1/evaluations/1/cancel",
+        {},
+        404,
+    ),
+    ("POST", "/v0.7/datasets/{dataset_id}/cancel"): ("/v0.7/datasets/{d}/cancel", {}, 404),
+    ("POST", "/v0.7/datasets/{dataset_id}/versions/{version}/cancel"): (
+        "/v0.7/datasets/{d}/versions/v1/cancel",
+        {},
+        404,
+    ),
 }
 DOCUMENTATION_ROUTES = {("GET", "/v0.7/openapi.json"), ("GET", "/v0.7/docs")}
 

@@ -314,3 +314,148 @@ def test_a_dataset_deleted_during_its_extraction_leaves_no_item_behind() -> None
     files.put(created.dataset.archive_key, b"zip")
     assert jobs.handle_upload(created.dataset.archive_key) == "ignored: the dataset was deleted during the extraction"
     assert not [key for key in files.objects if key.startswith("datasets/")]
+
+
+def many_items(count: int, during: Callable[[int], None] = lambda n: None) -> Callable[..., dict[str, Any]]:
+    """An extractor of `count` items that calls `during(n)` before adding item n."""
+
+    def extract(
+        archive: Path, workdir: Path, labels: Path | None, dataset: Dataset, sink: ItemSink, progress: Any
+    ) -> dict[str, Any]:
+        for n in range(count):
+            during(n)
+            sink.add({"name": f"{n}.jpg", "labels": ["cat"], "width": 4, "height": 3}, b"image %d" % n)
+        return {"layout": "folders", "classes": {"cat": 0}, "label_counts": {"cat": count}}
+
+    return extract
+
+
+def objects_under(files: Files, prefix: str) -> list[str]:
+    return [key for key in files.objects if key.startswith(prefix)]
+
+
+def test_an_extraction_cancelled_while_it_runs_stops_at_the_chunks_end_and_leaves_no_item() -> None:
+    from tensorgate import dataset_layout
+    from tensorgate.errors import DatasetNotReady
+
+    cancel_at = {200}
+    added: list[int] = []
+
+    def during(n: int) -> None:
+        added.append(n)
+        if n in cancel_at:
+            api.cancel_extraction("acct", created.dataset.dataset_id)
+
+    api, jobs, (records, tasks, files), _ = world(many_items(1500, during))
+    created = api.create("acct", "me", {"name": "pets"})
+    dataset_id = created.dataset.dataset_id
+    files.put(created.dataset.archive_key, b"zip")
+
+    # The cancel lands at item 200: the worker stops at the end of the first chunk of 1,000, its items removed
+    assert jobs.handle_upload(created.dataset.archive_key).startswith("cancelled")
+    assert len(added) == 1000
+    assert objects_under(files, dataset_layout.version_prefix("acct", dataset_id, "v1")) == []
+    dataset, first = records.get("acct", dataset_id), records.get_version("acct", dataset_id, "v1")
+    assert dataset is not None and dataset.status is DatasetStatus.CANCELLED
+    assert first is not None and first.status is DatasetStatus.CANCELLED
+    task = tasks.get(created.dataset.task_id)
+    assert task is not None and task.status is TaskStatus.ERROR and task.error == "Cancelled on request."
+    # Cancelling again answers the same; a duplicate message is dropped
+    assert api.cancel_extraction("acct", dataset_id).status is DatasetStatus.CANCELLED
+    assert jobs.handle_upload(created.dataset.archive_key).startswith("ignored")
+    # A retry extracts again, whole; a ready dataset cannot be cancelled
+    cancel_at.clear()
+    retried = api.retry("acct", dataset_id, {})
+    assert jobs.extract("acct", dataset_id, task_id=retried.dataset.task_id).startswith("success: 1500 items")
+    with pytest.raises(DatasetNotReady, match="only a pending job can be cancelled"):
+        api.cancel_extraction("acct", dataset_id)
+
+
+class Transformed:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.width, self.height, self.boxes, self.kept = data, 4, 3, [], []
+
+
+def test_a_transformation_cancelled_while_it_runs_leaves_no_item_and_v1_cannot_be_cancelled_as_a_version() -> None:
+    from tensorgate import dataset_layout
+    from tensorgate.errors import ValidationFailed
+
+    api, jobs, (records, tasks, files), clock = world(many_items(1500))
+    created = api.create("acct", "me", {"name": "pets"})
+    dataset_id = created.dataset.dataset_id
+    files.put(created.dataset.archive_key, b"zip")
+    jobs.handle_upload(created.dataset.archive_key)
+    version = api.create_version("acct", "me", dataset_id, {"name": "small", "transformations": [{"grayscale": True}]})
+    calls: list[bytes] = []
+
+    def transformer(data: bytes, steps: list[dict[str, Any]], boxes: list[list[float]]) -> Transformed:
+        calls.append(data)
+        if len(calls) == 10:
+            api.cancel_version("acct", dataset_id, "small")
+        return Transformed(data)
+
+    worker = DatasetJobService(records, tasks, files, transformer=transformer, clock=clock)
+    assert worker.transform("acct", dataset_id, "small").startswith("cancelled")
+    assert len(calls) == 1000
+    assert objects_under(files, dataset_layout.version_prefix("acct", dataset_id, "small")) == []
+    cancelled = records.get_version("acct", dataset_id, "small")
+    assert cancelled is not None and cancelled.status is DatasetStatus.CANCELLED
+    assert tasks.get(version.task_id).status is TaskStatus.ERROR  # type: ignore[union-attr]
+    assert worker.transform("acct", dataset_id, "small").startswith("ignored")
+    with pytest.raises(ValidationFailed, match="made by the extraction"):
+        api.cancel_version("acct", dataset_id, "v1")
+
+
+def test_a_cancelled_evaluation_cancels_its_batch_job_and_scores_nothing() -> None:
+    api, _, (records, tasks, files), clock = world()
+    jobs_port, queue = CancellableJobs(files), LaterQueue()
+    api = DatasetService(
+        records, tasks, CountingIdAllocator(), files, InMemoryMessageQueue(), clock=clock, jobs=lambda: jobs_port
+    )
+    created = api.create("acct", "me", {"name": "pets"})
+    files.put(created.dataset.archive_key, b"zip")
+    worker = DatasetJobService(
+        records, tasks, files, extractor=two_items, clock=clock, jobs=jobs_port, queue=queue, bucket="b"
+    )
+    worker.handle_upload(created.dataset.archive_key)
+    split = api.create_split(
+        "acct", "me", created.dataset.dataset_id, {"name": "s", "parts": [{"name": "test", "percentage": 100}]}
+    )
+    worker.split("acct", split.split_id)
+    now = clock.now
+    records.put_evaluation(
+        DatasetEvaluation(
+            account_id="acct",
+            evaluation_id=5,
+            dataset_id=created.dataset.dataset_id,
+            split_id=split.split_id,
+            part="test",
+            network_id=1,
+            author="me",
+            task_id=77,
+            create_date=now,
+            update_date=now,
+        )
+    )
+    from tensorgate.models import Task, TaskKind
+
+    tasks.put_new(Task(task_id=77, account_id="acct", kind=TaskKind.EVALUATION, create_date=now, update_date=now))
+    assert worker.evaluate("acct", 5) == "waiting: job 900 runs 2 items"
+
+    evaluation = api.cancel_evaluation("acct", created.dataset.dataset_id, split.split_id, 5)
+    assert evaluation.status is DatasetStatus.CANCELLED and jobs_port.cancelled == [900]
+    assert tasks.get(77).status is TaskStatus.ERROR  # type: ignore[union-attr]
+    # The check queued before the cancel finds it cancelled: the job is cancelled again (idempotent), nothing scored
+    assert worker.evaluate("acct", 5).startswith("cancelled")
+    assert records.get_evaluation("acct", 5).metrics is None  # type: ignore[union-attr]
+    assert api.cancel_evaluation("acct", created.dataset.dataset_id, split.split_id, 5).version == evaluation.version
+
+
+class CancellableJobs(Jobs):
+    def __init__(self, files: Files) -> None:
+        super().__init__(files)
+        self.cancelled: list[int] = []
+
+    def cancel(self, account_id: str, job_id: int) -> dict[str, Any]:
+        self.cancelled.append(job_id)
+        return {"id": job_id, "status": "cancelled"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,15 +28,23 @@ from tensorgate.dataset_models import (
     split_wire,
     version_wire,
 )
-from tensorgate.errors import ConcurrentUpdate, DatasetNotFound, DatasetNotReady, DuplicateName, ValidationFailed
+from tensorgate.errors import (
+    ConcurrentUpdate,
+    DatasetNotFound,
+    DatasetNotReady,
+    DuplicateName,
+    JobNotRunning,
+    ValidationFailed,
+)
 from tensorgate.listing import ListQuery, ListResult, to_page
 from tensorgate.messages import RecognitionPlan, StoredSource
-from tensorgate.models import NetworkStatus, Page, Task, TaskKind, utc_now
+from tensorgate.models import NetworkStatus, Page, Task, TaskKind, TaskStatus, utc_now
 from tensorgate.ports import IdAllocator, MessageQueue, NetworkRepository, TaskRepository
 from tensorgate.schemas import validate
 from tensorgate.services.dataset_manifest import decode_lines, iter_chunks, read_page
 
 MAX_LABELS_BYTES = 512 * 1024**2
+CANCELLED = "Cancelled on request."
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,10 @@ class EvaluationTargets(Protocol):
     def resolve(self, account_id: str, target: dict[str, int]) -> tuple[int, RecognitionPlan | None]: ...
 
 
+class BatchJobCanceller(Protocol):
+    def cancel(self, account_id: str, job_id: int) -> Any: ...
+
+
 class DatasetRepository(Protocol):
     def put_new(self, dataset: Dataset, first_version: DatasetVersion, taken: DuplicateName) -> None: ...
     def get(self, account_id: str, dataset_id: int) -> Dataset | None: ...
@@ -77,6 +90,7 @@ class DatasetRepository(Protocol):
     def replace_split(self, split: DatasetSplit, expected_version: int) -> None: ...
     def put_evaluation(self, evaluation: DatasetEvaluation) -> None: ...
     def get_evaluation(self, account_id: str, evaluation_id: int) -> DatasetEvaluation | None: ...
+    def replace_evaluation(self, evaluation: DatasetEvaluation, expected_version: int) -> None: ...
 
 
 @dataclass
@@ -104,9 +118,11 @@ class DatasetService:
         clock: Callable[[], datetime] = utc_now,
         networks: NetworkRepository | None = None,
         targets: EvaluationTargets | None = None,
+        jobs: Callable[[], BatchJobCanceller] | None = None,
     ) -> None:
         self._networks = networks
         self._targets = targets
+        self._batch_jobs = jobs
         self._datasets = datasets
         self._tasks = tasks
         self._ids = ids
@@ -548,12 +564,104 @@ class DatasetService:
         )
         return evaluation
 
-    def evaluation_metrics(self, account_id: str, dataset_id: int, split_id: int, evaluation_id: int) -> dict[str, Any]:
-        """SBrain's `get_result_metrics`: the metrics once scored, and the plots as short-lived download URLs."""
+    # -- cancelling -----------------------------------------------------------------------------------------
+
+    def cancel_extraction(self, account_id: str, dataset_id: int) -> Dataset:
+        """The worker stops at its next chunk and removes what it wrote; `retry` extracts again."""
+        self.get(account_id, dataset_id)
+        dataset: Dataset = self._cancel(
+            lambda: self._datasets.get(account_id, dataset_id),
+            self._datasets.replace,
+            f"Dataset {dataset_id}'s extraction",
+        )
+        self._cancel_quietly(
+            lambda: self._datasets.get_version(account_id, dataset_id, FIRST_VERSION), self._datasets.replace_version
+        )
+        return dataset
+
+    def cancel_version(self, account_id: str, dataset_id: int, name: str) -> DatasetVersion:
+        """A transformation cancelled leaves no item of its version behind (the worker removes what it wrote)."""
+        self.version(account_id, dataset_id, name)
+        if name == FIRST_VERSION:
+            raise ValidationFailed(
+                f"{FIRST_VERSION} is made by the extraction: cancel it with POST /v0.7/datasets/{dataset_id}/cancel."
+            )
+        version: DatasetVersion = self._cancel(
+            lambda: self._datasets.get_version(account_id, dataset_id, name),
+            self._datasets.replace_version,
+            f"Version {name!r}'s transformation",
+        )
+        return version
+
+    def cancel_evaluation(
+        self, account_id: str, dataset_id: int, split_id: int, evaluation_id: int
+    ) -> DatasetEvaluation:
+        """Its batch job is cancelled too: items not started end as cancelled, nothing is scored."""
+        self._evaluation(account_id, dataset_id, split_id, evaluation_id)
+        evaluation: DatasetEvaluation = self._cancel(
+            lambda: self._datasets.get_evaluation(account_id, evaluation_id),
+            self._datasets.replace_evaluation,
+            f"Evaluation {evaluation_id}",
+        )
+        if evaluation.job_id is not None and self._batch_jobs is not None:
+            with contextlib.suppress(JobNotRunning):  # it had ended: nothing to stop
+                self._batch_jobs().cancel(account_id, evaluation.job_id)
+        return evaluation
+
+    def _cancel(self, get: Callable[[], Any], replace: Callable[[Any, int], None], what: str) -> Any:
+        """Pending → cancelled once, its task ended once; cancelled again answers the same (idempotent)."""
+        for _ in range(5):
+            current = get()
+            if current is None:
+                raise DatasetNotFound(f"{what} is gone.")
+            if current.status is DatasetStatus.CANCELLED:
+                return current
+            if current.status is not DatasetStatus.PENDING:
+                raise DatasetNotReady(
+                    f"{what} has ended ({current.status.value}): only a pending job can be cancelled."
+                )
+            now = self._clock()
+            cancelled = current.model_copy(
+                update={
+                    "status": DatasetStatus.CANCELLED,
+                    "error": CANCELLED,
+                    "update_date": now,
+                    "version": current.version + 1,
+                }
+            )
+            try:
+                replace(cancelled, current.version)
+            except ConcurrentUpdate:
+                continue
+            task = self._tasks.get(current.task_id)
+            if task is not None:
+                self._tasks.finish(
+                    task.model_copy(update={"status": TaskStatus.ERROR, "error": CANCELLED, "update_date": now})
+                )
+            return cancelled
+        raise ConcurrentUpdate(f"{what} kept changing; retry.")
+
+    def _cancel_quietly(self, get: Callable[[], Any], replace: Callable[[Any, int], None]) -> None:
+        with contextlib.suppress(DatasetNotReady, DatasetNotFound, ConcurrentUpdate):
+            current = get()
+            if current is not None and current.status is DatasetStatus.PENDING:
+                replace(
+                    current.model_copy(
+                        update={"status": DatasetStatus.CANCELLED, "error": CANCELLED, "version": current.version + 1}
+                    ),
+                    current.version,
+                )
+
+    def _evaluation(self, account_id: str, dataset_id: int, split_id: int, evaluation_id: int) -> DatasetEvaluation:
         self.split(account_id, dataset_id, split_id)
         evaluation = self._datasets.get_evaluation(account_id, evaluation_id)
         if evaluation is None or (evaluation.dataset_id, evaluation.split_id) != (dataset_id, split_id):
             raise DatasetNotFound(f"Split {split_id} of dataset {dataset_id} has no evaluation {evaluation_id}.")
+        return evaluation
+
+    def evaluation_metrics(self, account_id: str, dataset_id: int, split_id: int, evaluation_id: int) -> dict[str, Any]:
+        """SBrain's `get_result_metrics`: the metrics once scored, and the plots as short-lived download URLs."""
+        evaluation = self._evaluation(account_id, dataset_id, split_id, evaluation_id)
         prefix = dataset_layout.evaluation_prefix(account_id, dataset_id, evaluation_id)
         urls = {name: self._files.presigned_get(f"{prefix}{name}.png", 3600) for name in evaluation.plots}
         return evaluation_wire(evaluation, urls)

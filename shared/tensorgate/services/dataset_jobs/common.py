@@ -43,6 +43,10 @@ class DatasetJobInProgress(Exception):
     """Another worker holds a live claim on this job: the message comes back later."""
 
 
+class DatasetJobCancelled(Exception):
+    """The job's record was cancelled (or deleted) while it ran: the worker stops and removes what it wrote."""
+
+
 class ItemSink(Protocol):
     def add(self, line: dict[str, Any], image: bytes) -> None: ...
     def error(self, item: str, message: str) -> None: ...
@@ -105,6 +109,7 @@ class DetectionEvaluator(Protocol):
 class BatchJobs(Protocol):
     def create(self, account_id: str, fields: dict[str, Any]) -> dict[str, Any]: ...
     def get(self, account_id: str, job_id: int) -> dict[str, Any]: ...
+    def cancel(self, account_id: str, job_id: int) -> dict[str, Any]: ...
 
 
 class LaterQueue(Protocol):
@@ -126,7 +131,10 @@ class VersionWriter:
     """A version's items as they are made: images appended to the chunk's shard file on disk, lines to the
     manifest; both stored every CHUNK_ITEMS items, so memory holds one chunk of lines and no image."""
 
-    def __init__(self, files: DatasetFiles, prefix: str, workdir: Path) -> None:
+    def __init__(
+        self, files: DatasetFiles, prefix: str, workdir: Path, check: Callable[[], None] | None = None
+    ) -> None:
+        self._check = check
         self._files = files
         self._prefix = prefix
         self._manifest = ManifestWriter(files, prefix)
@@ -142,6 +150,8 @@ class VersionWriter:
         self._offset += len(image)
         self._manifest.add(stored)
         if self._manifest.count % CHUNK_ITEMS == 0:
+            if self._check is not None:
+                self._check()  # a cancelled job stops here, at a chunk's end
             self._store_shard(index // CHUNK_ITEMS)
 
     def error(self, item: str, message: str) -> None:
@@ -152,6 +162,10 @@ class VersionWriter:
         self._files.upload(str(self._shard_path), dataset_layout.images_chunk_key(self._prefix, chunk))
         self._shard = self._shard_path.open("wb")
         self._offset = 0
+
+    def abandon(self) -> None:
+        """The job stopped: nothing more is stored (the caller removes what was)."""
+        self._shard.close()
 
     def close(self) -> int:
         count = self._manifest.count
@@ -225,6 +239,16 @@ class JobBase:
             except ConcurrentUpdate:
                 continue
         raise ConcurrentUpdate("A dataset record kept changing while its job ended.")
+
+    def _stop_if_cancelled(self, get: Callable[[], Any]) -> Callable[[], None]:
+        """A check run at each chunk: one read of the record, which a cancel (or a delete) has moved off pending."""
+
+        def check() -> None:
+            current = get()
+            if current is None or current.status is DatasetStatus.CANCELLED:
+                raise DatasetJobCancelled()
+
+        return check
 
     def _progress(self, task_id: int) -> Callable[[int, int], None]:
         last = [0.0]

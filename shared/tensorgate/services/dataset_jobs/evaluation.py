@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Iterator
@@ -39,6 +40,9 @@ class EvaluationJobs(JobBase):
         evaluation = self._datasets.get_evaluation(account_id, evaluation_id)
         if evaluation is None:
             return "ignored: the evaluation was deleted"
+        if evaluation.status is DatasetStatus.CANCELLED and evaluation.job_id is not None:
+            self._cancel_job(account_id, evaluation.job_id)  # its cancel may have come before the job's id
+            return "cancelled: the evaluation's job was cancelled"
         if evaluation.status is not DatasetStatus.PENDING:
             return f"ignored: the evaluation already ended ({evaluation.status.value})"
         get = lambda: self._datasets.get_evaluation(account_id, evaluation_id)  # noqa: E731
@@ -65,7 +69,9 @@ class EvaluationJobs(JobBase):
             except BaseException:
                 self._update(get, replace, {"claimed_at": None})
                 raise
-            self._update(get, replace, {"job_id": int(job["id"]), "claimed_at": None})
+            if self._update(get, replace, {"job_id": int(job["id"]), "claimed_at": None}) is None:
+                self._cancel_job(account_id, int(job["id"]))  # cancelled (or deleted) while its job was created
+                return "cancelled: the evaluation ended while its job was created"
             self._queue.send_later(again, EVALUATION_CHECK_SECONDS)
             return f"waiting: job {job['id']} runs {job['total']} items"
         job = self._jobs.get(account_id, evaluation.job_id)
@@ -190,6 +196,11 @@ class EvaluationJobs(JobBase):
             return "No item of the part got an answer from the recognition version; see its job."
         metrics, plots = self._detection_evaluator(truths, detections, labels)
         return metrics | {"items": len(truths), "failed": failed}, plots
+
+    def _cancel_job(self, account_id: str, job_id: int) -> None:
+        assert self._jobs is not None
+        with contextlib.suppress(TensorgateError):  # ended already, or gone: nothing to stop
+            self._jobs.cancel(account_id, job_id)
 
     def _fail_evaluation(self, evaluation: DatasetEvaluation, message: str) -> str:
         get = lambda: self._datasets.get_evaluation(evaluation.account_id, evaluation.evaluation_id)  # noqa: E731

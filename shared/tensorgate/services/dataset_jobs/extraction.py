@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from tensorgate import dataset_layout
@@ -12,8 +14,10 @@ from tensorgate.dataset_models import (
     Dataset,
     DatasetStatus,
 )
+from tensorgate.errors import ConcurrentUpdate
 from tensorgate.models import TaskStatus
 from tensorgate.services.dataset_jobs.common import (
+    DatasetJobCancelled,
     ExtractionRejected,
     JobBase,
     VersionWriter,
@@ -49,15 +53,19 @@ class ExtractionJobs(JobBase):
                     labels.parent.mkdir()
                     self._files.download(claimed.labels_key, str(labels))
                 self._files.delete_prefix(prefix)  # a retry's items replace the last extraction's
-                writer = VersionWriter(self._files, prefix, work)
+                writer = VersionWriter(self._files, prefix, work, self._stop_if_cancelled(self._ours(claimed)))
                 try:
                     summary = self._extractor(
                         archive, work / "extracted", labels, claimed, writer, self._progress(claimed.task_id)
                     )
-                finally:
-                    count = writer.close()
+                except BaseException:
+                    writer.abandon()
+                    raise
+                count = writer.close()
         except ExtractionRejected as rejection:
             return self._fail_extraction(claimed, rejection.message)
+        except DatasetJobCancelled:
+            return self._cancelled(claimed)
         except BaseException:
             self._update(
                 lambda: self._datasets.get(account_id, dataset_id), self._datasets.replace, {"claimed_at": None}
@@ -91,6 +99,8 @@ class ExtractionJobs(JobBase):
             self._files.delete_prefix(dataset_layout.dataset_prefix(account_id, dataset_id))
             return "ignored: the dataset was deleted during the extraction"
         if ended is None or version is None:
+            if self._ours(claimed)() is not None:
+                return self._cancelled(claimed)
             return "ignored: the extraction was ended meanwhile (a retry or the last delivery's error)"
         self._end_task(
             claimed.task_id,
@@ -99,6 +109,28 @@ class ExtractionJobs(JobBase):
             {k: v for k, v in summary.items() if k != "errors"} | {"dataset_id": dataset_id},
         )
         return f"success: {count} items, {len(writer.errors)} item errors"
+
+    def _ours(self, claimed: Dataset) -> Callable[[], Dataset | None]:
+        """The dataset while this extraction is still its latest one (a retry after a cancel starts another)."""
+
+        def get() -> Dataset | None:
+            current = self._datasets.get(claimed.account_id, claimed.dataset_id)
+            return current if current is not None and current.task_id == claimed.task_id else None
+
+        return get
+
+    def _cancelled(self, claimed: Dataset) -> str:
+        """Cancelled while it ran: its items go, unless a retry already started writing its own."""
+        account_id, dataset_id = claimed.account_id, claimed.dataset_id
+        current = self._ours(claimed)()
+        if current is not None and current.status is DatasetStatus.CANCELLED:
+            self._files.delete_prefix(dataset_layout.version_prefix(account_id, dataset_id, FIRST_VERSION))
+            first = self._datasets.get_version(account_id, dataset_id, FIRST_VERSION)
+            if first is not None and first.task_id == claimed.task_id and first.status is not DatasetStatus.CANCELLED:
+                with contextlib.suppress(ConcurrentUpdate):  # a retry took it meanwhile
+                    changes = {"status": DatasetStatus.CANCELLED, "items": 0, "version": first.version + 1}
+                    self._datasets.replace_version(first.model_copy(update=changes), first.version)
+        return "cancelled: the extraction stopped and its items were removed"
 
     def _fail_extraction(self, dataset: Dataset, message: str) -> str:
         account_id, dataset_id = dataset.account_id, dataset.dataset_id

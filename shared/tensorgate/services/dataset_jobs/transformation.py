@@ -16,6 +16,7 @@ from tensorgate.dataset_models import (
 )
 from tensorgate.models import TaskStatus
 from tensorgate.services.dataset_jobs.common import (
+    DatasetJobCancelled,
     JobBase,
     VersionWriter,
 )
@@ -52,9 +53,11 @@ class TransformationJobs(JobBase):
             self._files.delete_prefix(prefix)
             with tempfile.TemporaryDirectory(prefix="tensorgate-transform-") as workdir:
                 work = Path(workdir)
-                writer = VersionWriter(self._files, prefix, work)
+                check = self._stop_if_cancelled(get)
+                writer = VersionWriter(self._files, prefix, work, check)
                 shard = work / "source.bin"
                 for chunk, lines in iter_chunks(self._files, source_prefix, source.items):
+                    check()
                     progress(chunk * CHUNK_ITEMS, source.items)
                     self._files.download(dataset_layout.images_chunk_key(source_prefix, chunk), str(shard))
                     with shard.open("rb") as images:
@@ -64,6 +67,9 @@ class TransformationJobs(JobBase):
                                 line, images.read(line["size"]), claimed.transformations, writer, counts
                             )
                 count = writer.close()
+        except DatasetJobCancelled:
+            self._files.delete_prefix(prefix)
+            return "cancelled: the transformation stopped and its items were removed"
         except BaseException:
             self._update(get, self._datasets.replace_version, {"claimed_at": None})
             raise
@@ -80,7 +86,7 @@ class TransformationJobs(JobBase):
         }
         if self._update(get, self._datasets.replace_version, changes) is None:
             self._files.delete_prefix(prefix)
-            return "ignored: the version was deleted during the transformation"
+            return "ignored: the version was deleted or cancelled during the transformation"
         self._end_task(
             claimed.task_id,
             TaskStatus.SUCCESS,
