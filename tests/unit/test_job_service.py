@@ -116,10 +116,10 @@ class InMemoryJobRepository:
         self.progress[job.job_id] = replace(self.progress[job.job_id], status=JobStatus.RUNNING)
         return True
 
-    def fail(self, task: Task) -> bool:
+    def fail(self, task: Task, status: JobStatus = JobStatus.ERROR) -> bool:
         if self.progress[task.task_id].status is not JobStatus.PENDING:
             return False
-        self.progress[task.task_id] = replace(self.progress[task.task_id], status=JobStatus.ERROR, error=task.error)
+        self.progress[task.task_id] = replace(self.progress[task.task_id], status=status, error=task.error)
         self.tasks.records[task.task_id] = task
         return True
 

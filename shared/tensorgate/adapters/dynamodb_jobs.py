@@ -150,10 +150,11 @@ class DynamoJobRepository:
             raise _unavailable(error, "read the job") from None
         return bool(_from_item(response.get("Item") or {}).get("fanned_out"))
 
-    def fail(self, task: Task) -> bool:
-        """pending → error, with the sentence on the job and its batch task; False when it was not pending."""
+    def fail(self, task: Task, status: JobStatus = JobStatus.ERROR) -> bool:
+        """pending → error (or cancelled), with the sentence on the job and its batch task; False when it was not
+        pending."""
         values = {
-            "job_status": JobStatus.ERROR.value,
+            "job_status": status.value,
             "job_error": task.error,
             "document": task.model_dump_json(),
             "status": task.status.value,

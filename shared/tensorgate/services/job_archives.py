@@ -93,6 +93,7 @@ class JobArchives:
             self._service.resend_archive(job)
             return f"resent: job {job_id}'s {job.total} items"
         if progress.status is not JobStatus.PENDING:
+            self._files.delete_prefix(key)  # cancelled before it arrived, or ended: the archive has no use
             return f"ignored: job {job_id} is {progress.status.value}"
 
         items_prefix = layout.job_items_prefix(job.account_id, job_id)

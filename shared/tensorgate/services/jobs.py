@@ -44,7 +44,7 @@ class JobRepository(Protocol):
     def page(self, account_id: str, query: ListQuery) -> ListResult[Job]: ...
     def last_named(self, account_id: str, name: str) -> int | None: ...
     def start(self, job: Job) -> bool: ...
-    def fail(self, task: Task) -> bool: ...
+    def fail(self, task: Task, status: JobStatus = JobStatus.ERROR) -> bool: ...
     def fanned_out(self, job_id: int) -> bool: ...
     def mark_fanned_out(self, job_id: int) -> None: ...
     def progress_many(self, job_ids: Iterable[int]) -> dict[int, JobProgress]: ...
@@ -421,11 +421,20 @@ class JobService:
         return self._wire(job, progress)
 
     def cancel(self, account_id: str, job_id: int) -> dict[str, Any]:
-        """Items not started yet end as cancelled when the worker meets them; the ones running finish."""
+        """Items not started yet end as cancelled when the worker meets them; the ones running finish. A job
+        still waiting for its archive ends cancelled at once (an archive arriving later is ignored)."""
         self.get(account_id, job_id)  # another account's job answers as a missing one
         if not self._jobs.cancel(job_id):
+            found = self._jobs.get_job(job_id)
+            if found is not None and found[2].status is JobStatus.PENDING:
+                error = "Cancelled before its archive arrived: no item ran."
+                ended = found[0].model_copy(
+                    update={"status": TaskStatus.ERROR, "error": error, "update_date": self._clock()}
+                )
+                if self._jobs.fail(ended, JobStatus.CANCELLED):
+                    return self.get(account_id, job_id)
             status = self.get(account_id, job_id)["status"]
-            raise JobNotRunning(f"Job {job_id} is {status}: only a running job can be cancelled.")
+            raise JobNotRunning(f"Job {job_id} is {status}: only a pending or running job can be cancelled.")
         self.settler.settle([job_id])  # every item may have ended already
         return self.get(account_id, job_id)
 
