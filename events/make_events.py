@@ -266,6 +266,14 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "jobs_api/03_get_unknown.json": {"method": "GET", "path": "/v0.7/jobs/99/"},
     "jobs_api/04_cancel_unknown.json": {"method": "POST", "path": "/v0.7/jobs/99/cancel"},
     "jobs_api/05_unknown_key.json": {"method": "GET", "path": "/v0.7/jobs/1/", "api_key": UNKNOWN_KEY},
+    "jobs_api/06_list_search.json": {"method": "GET", "path": "/v0.7/jobs/", "query": {"search": "shelf"}},
+    "jobs_api/07_lookup_unknown.json": {"method": "GET", "path": "/v0.7/jobs/lookup", "query": {"name": "shelves"}},
+    "jobs_api/08_create_archive_network_pending.json": {
+        "method": "POST",
+        "path": "/v0.7/jobs/",
+        "content_type": "application/json",
+        "body": json.dumps({"name": "aisles", "network_id": 1, "inputs": {"archive": {"name": "aisles.zip"}}}).encode(),
+    },
 }
 
 
