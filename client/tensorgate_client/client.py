@@ -703,6 +703,21 @@ class Datasets:
     def delete(self, dataset_id: int) -> None:
         self._http.request("DELETE", f"datasets/{int(dataset_id)}/")
 
+    def cancel(self, dataset_id: int) -> Dataset:
+        """Cancel a pending extraction: the worker stops at its next chunk and removes what it wrote. `ApiError`
+        409 once it ended; cancelling twice answers the same."""
+        return _parsed(self._http.request("POST", f"datasets/{int(dataset_id)}/cancel"), Dataset)
+
+    def cancel_version(self, dataset_id: int, version: str) -> dict[str, Any]:
+        """Cancel a pending transformation: no item of the version is left."""
+        answer = self._http.request("POST", f"datasets/{int(dataset_id)}/versions/{version}/cancel")
+        return dict(answer.json())
+
+    def cancel_evaluation(self, dataset_id: int, split_id: int, evaluation_id: int) -> Evaluation:
+        """Cancel a pending evaluation and its batch job; nothing is scored."""
+        path = f"datasets/{int(dataset_id)}/splits/{int(split_id)}/evaluations/{int(evaluation_id)}/cancel"
+        return _parsed(self._http.request("POST", path), Evaluation)
+
     def errors(self, dataset_id: int, offset: int = 0, limit: int = 100) -> dict[str, Any]:
         """The last extraction's item errors, one by one."""
         answer = self._http.request(

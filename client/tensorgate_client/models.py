@@ -214,7 +214,7 @@ class Dataset(_Resource):
     kind: Literal["classification", "detection"] = "classification"
     classes: dict[str, int] | None = None
     collection_date: str | None = None
-    status: Literal["pending", "ready", "error"] = "pending"
+    status: Literal["pending", "ready", "error", "cancelled"] = "pending"
     task_id: int
     attempt: int = 1
     extraction: dict[str, Any] | None = None
@@ -260,7 +260,7 @@ class Evaluation(_Resource):
     recognition_version_id: int | None = None
     recognition_spec_id: int | None = None
     endpoint_id: int | None = None
-    status: Literal["pending", "ready", "error"] = "pending"
+    status: Literal["pending", "ready", "error", "cancelled"] = "pending"
     task_id: int
     job_id: int | None = None
     metrics: dict[str, Any] | None = None

@@ -157,6 +157,37 @@ def delete(state: State, datasets_given: tuple[str, ...]) -> None:
             state.output.line(f"Deleted dataset {dataset_id}.")
 
 
+@datasets.command("cancel")
+@click.argument("dataset")
+@click.option("--version", "version_name", help="Cancel this version's transformation.")
+@click.option(
+    "--evaluation",
+    type=(int, int),
+    default=None,
+    metavar="SPLIT_ID EVALUATION_ID",
+    help="Cancel this evaluation (and its batch job).",
+)
+@output_options
+@click.pass_obj
+def cancel(state: State, dataset: str, version_name: str | None, evaluation: tuple[int, int] | None) -> None:
+    """Cancel DATASET's pending extraction, or one of its transformations or evaluations: nothing half-made stays."""
+    if version_name is not None and evaluation is not None:
+        raise click.UsageError("Give at most one of --version and --evaluation.")
+    dataset_id = _dataset(state, dataset).id
+    answer: dict[str, Any]
+    if version_name is not None:
+        answer, what = state.client.datasets.cancel_version(dataset_id, version_name), f"version {version_name}"
+    elif evaluation is not None:
+        cancelled = state.client.datasets.cancel_evaluation(dataset_id, *evaluation)
+        answer, what = cancelled.model_dump(mode="json"), f"evaluation {cancelled.id}"
+    else:
+        answer, what = state.client.datasets.cancel(dataset_id).model_dump(mode="json"), "extraction"
+    if state.output.as_json:
+        state.output.json(answer)
+    else:
+        state.output.line(f"Dataset {dataset_id}: {what} {answer.get('status')}.")
+
+
 def _dataset(state: State, given: str) -> Dataset:
     return state.client.datasets.get(int(given)) if given.isdigit() else state.client.datasets.lookup(given)
 
@@ -298,8 +329,8 @@ def evaluate(
             )
         except WaitTimeout:
             raise Failed(f"Evaluation {evaluation.id} had not ended after {timeout:g} s.", TIMEOUT) from None
-    if evaluation.status == "error":
-        raise Failed(f"Evaluation {evaluation.id} failed: {evaluation.error or 'no reason given'}")
+    if evaluation.status in ("error", "cancelled"):
+        raise Failed(f"Evaluation {evaluation.id} {evaluation.status}: {evaluation.error or 'no reason given'}")
     saved = {}
     if plots_to is not None:
         plots_to.mkdir(parents=True, exist_ok=True)

@@ -508,3 +508,23 @@ def test_cli_datasets_evaluate_through_a_spec_shows_the_detection_figures(
     printed = capsys.readouterr().out
     assert "mAP@0.5 0.6000" in printed and "mAP@0.5:0.95 0.5000" in printed and "0.802" in printed
     assert run(["datasets", "evaluate", "4", "7", "--spec", "3", "--network", "1"]) == 2
+
+
+@responses.activate
+def test_cli_datasets_cancel_posts_to_the_extraction_version_or_evaluation(configured: Path) -> None:
+    responses.get(f"{URL}/datasets/4/", json={"id": 4, "name": "orchard", "status": "pending", "task_id": 1})
+    responses.post(f"{URL}/datasets/4/cancel", json={"id": 4, "name": "orchard", "status": "cancelled", "task_id": 1})
+    responses.post(f"{URL}/datasets/4/versions/small/cancel", json={"name": "small", "status": "cancelled"})
+    evaluation = {"id": 9, "dataset_id": 4, "split_id": 7, "part": "test", "network_id": 2, "task_id": 5}
+    responses.post(f"{URL}/datasets/4/splits/7/evaluations/9/cancel", json=evaluation | {"status": "cancelled"})
+
+    assert run(["datasets", "cancel", "4", "-q"]) == 0
+    assert run(["datasets", "cancel", "4", "--version", "small", "-q"]) == 0
+    assert run(["datasets", "cancel", "4", "--evaluation", "7", "9", "-q"]) == 0
+    posted = [call.request.url for call in responses.calls if call.request.method == "POST"]
+    assert [url.removeprefix(URL) for url in posted] == [
+        "/datasets/4/cancel",
+        "/datasets/4/versions/small/cancel",
+        "/datasets/4/splits/7/evaluations/9/cancel",
+    ]
+    assert run(["datasets", "cancel", "4", "--version", "small", "--evaluation", "7", "9"]) == 2
