@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -483,6 +485,47 @@ def test_cli_jobs_submit_split_sends_the_part_as_the_input(configured: Path) -> 
     assert sent["inputs"] == {"split": {"dataset_id": 4, "split_id": 7, "part": "test"}}
     assert run(["jobs", "submit", "m", "--network", "1", "--split", "4", "7", "test", "--prefix", "s3://b/p/"]) == 2
     assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_cli_jobs_submit_archive_zips_a_folder_and_posts_it_to_the_upload_the_create_answers(configured: Path) -> None:
+    upload = {
+        "url": "https://uploads.example.test/",
+        "fields": {"key": "job-uploads/dev/32/images.zip", "policy": "p"},
+        "key": "job-uploads/dev/32/images.zip",
+        "max_bytes": 10**6,
+        "expires_in": 900,
+    }
+    job = {"id": 32, "name": "aisles", "network_id": 1, "status": "pending", "total": 0, "upload": upload}
+    responses.post(f"{URL}/jobs/", status=201, json=job)
+    responses.post(upload["url"], status=204)
+    folder = configured / "aisles"
+    (folder / "aisle-1").mkdir(parents=True)
+    (folder / "aisle-1" / "b.jpg").write_bytes(b"jpeg b")
+    (folder / "a.png").write_bytes(b"png a")
+    (folder / ".DS_Store").write_bytes(b"clutter")
+
+    assert run(["jobs", "submit", "aisles", "--network", "1", "--archive", str(folder), "-q"]) == 0
+    assert json.loads(responses.calls[0].request.body)["inputs"] == {"archive": {"name": "images.zip"}}
+    posted = responses.calls[1].request
+    body = posted.body.read() if hasattr(posted.body, "read") else bytes(posted.body)
+    assert b'name="policy"' in body and b'filename="images.zip"' in body
+    archive = zipfile.ZipFile(io.BytesIO(body[body.index(b"PK\x03\x04") :]))
+    assert sorted(archive.namelist()) == ["a.png", "aisle-1/b.jpg"]
+    assert run(["jobs", "submit", "aisles", "--network", "1", "--archive", str(folder), "--prefix", "s3://b/p/"]) == 2
+
+
+@responses.activate
+def test_cli_jobs_list_sends_the_search_and_status_and_prints_the_progress(
+    configured: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = {"id": 33, "name": "aisles", "network_id": 1, "status": "running", "total": 300, "done": 120, "author": "me"}
+    responses.get(f"{URL}/jobs/", json={"count": 1, "next": None, "previous": None, "results": [job]})
+
+    assert run(["jobs", "list", "--search", "aisle", "--status", "running"]) == 0
+    assert "search=aisle" in responses.calls[0].request.url and "status=running" in responses.calls[0].request.url
+    printed = capsys.readouterr().out
+    assert "aisles" in printed and "120" in printed and "300" in printed
 
 
 @responses.activate
