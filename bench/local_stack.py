@@ -117,14 +117,20 @@ class Stack:
             time.sleep(0.5)
 
 
-def start(extra_environment: dict[str, str] | None = None) -> Stack:
-    """`tensorgate-dev` as `make dev` runs it (this environment, a free port, a known key)."""
+def start(extra_environment: dict[str, str] | None = None, tree: Path | None = None) -> Stack:
+    """`tensorgate-dev` as `make dev` runs it (this environment, a free port, a known key); with `tree`, the
+    code of that source tree instead of this checkout's (`git archive <commit> | tar -x -C DIR`), for a
+    before/after comparison in one run."""
     environment = {name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "POWERTOOLS_"))}
     environment |= {"PORT": str(free_port()), "TENSORGATE_DEV_API_KEY": BENCH_KEY, "PYTHONUNBUFFERED": "1"}
+    if tree is not None:
+        # Ahead of the editable install's finder, which maps the packages to this checkout.
+        folders = ("", "shared", "local", "layers/preprocessing", "client")
+        environment["PYTHONPATH"] = os.pathsep.join(str(tree.resolve() / folder) for folder in folders)
     environment |= extra_environment or {}
     process = subprocess.Popen(
         [script("tensorgate-dev")],
-        cwd=REPO_ROOT,
+        cwd=tree or REPO_ROOT,
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

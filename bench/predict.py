@@ -10,6 +10,7 @@ every 10 ms until it ended, the way a client without endpoints got its result.
 Goals (issue 12): p50 <= 150 ms with one client, p99 <= 400 ms with 8 clients.
 
     python bench/predict.py [--requests 100] [--clients 8] [--json results.json]
+    python bench/predict.py --baseline-tree /tmp/before   # a commit's tree against this checkout, one run
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import statistics
 import sys
 import threading
@@ -86,41 +88,88 @@ def run(clients: int, count: int, call: Any) -> dict[str, Any]:
     }
 
 
+def endpoint_on_demo(stack: Stack) -> tuple[dict[str, Any], dict[str, Any]]:
+    network = deploy_demo(stack)
+    endpoint = requests.post(
+        f"{stack.url}/endpoints/",
+        headers={"X-API-KEY": stack.api_key},
+        json={"name": "bench", "network_id": network["id"]},
+        timeout=60,
+    ).json()
+    return network, endpoint
+
+
+def compare_trees(args: argparse.Namespace, body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The predict rows on a stack of `--baseline-tree` and on one of this checkout, both up at once and
+    measured in turn, `--rounds` times, so that both meet the same load on the machine."""
+    stacks = {"baseline": start(tree=args.baseline_tree), "this checkout": start()}
+    rows: dict[str, dict[str, Any]] = {}
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            endpoints = dict(
+                zip(stacks, pool.map(lambda stack: endpoint_on_demo(stack)[1], stacks.values()), strict=True)
+            )
+        for name, stack in stacks.items():  # as the single-checkout run warms
+            run(
+                2, 10, lambda session, stack=stack, name=name: predict_once(session, stack, endpoints[name]["id"], body)
+            )
+        for round_number in range(1, args.rounds + 1):
+            for clients in (1, args.clients):
+                for name, stack in stacks.items():
+                    endpoint_id = endpoints[name]["id"]
+                    rows[f"{name}, predict, {clients} client(s), round {round_number}"] = run(
+                        clients,
+                        args.requests,
+                        lambda s, stack=stack, endpoint_id=endpoint_id: predict_once(s, stack, endpoint_id, body),
+                    )
+    finally:
+        for stack in stacks.values():
+            stack.stop()
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=100, help="predictions per row")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="instead of the queue + poll rows: the predict rows of a stack run from this source tree "
+        "(git archive <commit> | tar -x -C DIR), alternated with this checkout's",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="with --baseline-tree: rounds of the four rows")
     args = parser.parse_args()
 
-    stack = start()
-    try:
-        network = deploy_demo(stack)
-        endpoint = requests.post(
-            f"{stack.url}/endpoints/",
-            headers={"X-API-KEY": stack.api_key},
-            json={"name": "bench", "network_id": network["id"]},
-            timeout=60,
-        ).json()
-        image = photo(1)
-        body = {"features": [base64.b64encode(image).decode()]}
-        # Warm every handler and the worker's session before measuring.
-        run(2, 10, lambda session: predict_once(session, stack, endpoint["id"], body))
-        rows = {
-            "predict, 1 client": run(1, args.requests, lambda s: predict_once(s, stack, endpoint["id"], body)),
-            f"predict, {args.clients} clients": run(
-                args.clients, args.requests, lambda s: predict_once(s, stack, endpoint["id"], body)
-            ),
-            "before: queue + poll, 1 client": run(
-                1, args.requests, lambda s: poll_once(s, stack, network["id"], image)
-            ),
-            f"before: queue + poll, {args.clients} clients": run(
-                args.clients, args.requests, lambda s: poll_once(s, stack, network["id"], image)
-            ),
-        }
-    finally:
-        stack.stop()
-    print("\n| run | requests | req/s | p50 | p99 | answers |")
+    image = photo(1)
+    body = {"features": [base64.b64encode(image).decode()]}
+    load_before = os.getloadavg()
+    if args.baseline_tree is not None:
+        rows = compare_trees(args, body)
+    else:
+        stack = start()
+        try:
+            network, endpoint = endpoint_on_demo(stack)
+            # Warm every handler and the worker's session before measuring.
+            run(2, 10, lambda session: predict_once(session, stack, endpoint["id"], body))
+            rows = {
+                "predict, 1 client": run(1, args.requests, lambda s: predict_once(s, stack, endpoint["id"], body)),
+                f"predict, {args.clients} clients": run(
+                    args.clients, args.requests, lambda s: predict_once(s, stack, endpoint["id"], body)
+                ),
+                "before: queue + poll, 1 client": run(
+                    1, args.requests, lambda s: poll_once(s, stack, network["id"], image)
+                ),
+                f"before: queue + poll, {args.clients} clients": run(
+                    args.clients, args.requests, lambda s: poll_once(s, stack, network["id"], image)
+                ),
+            }
+        finally:
+            stack.stop()
+    load_after = os.getloadavg()
+    print(f"\nload average (1, 5, 15 min) before {load_before}, after {load_after}")
+    print("| run | requests | req/s | p50 | p99 | answers |")
     print("|---|---|---|---|---|---|")
     for name, row in rows.items():
         print(
