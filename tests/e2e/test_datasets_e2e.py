@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.datasets_samples import coco_archive, csv_labels, folder_per_class, jpeg, zip_archive
+from tests.datasets_samples import coco_archive, coco_dataset, csv_labels, folder_per_class, jpeg, zip_archive
 from tests.e2e.conftest import RunningStack
 from tests.e2e.test_inference_e2e import wait_all
 
@@ -28,7 +28,7 @@ def create_dataset(stack: RunningStack, archive: bytes, **fields: Any) -> dict[s
     return dict(requests.get(f"{stack.url}/datasets/{created.json()['id']}/", headers=headers, timeout=30).json())
 
 
-def test_datasets_from_each_layout_a_transformation_version_and_a_reproducible_split(
+def test_datasets_from_each_layout_a_transformation_version_a_reproducible_split_and_a_detection_evaluation(
     local_stack_with_workers: RunningStack,
 ) -> None:
     stack = local_stack_with_workers
@@ -44,6 +44,7 @@ def test_datasets_from_each_layout_a_transformation_version_and_a_reproducible_s
     streets = create_dataset(stack, coco_archive(200, bad_annotation=True), name="e2e streets", kind="detection")
     assert streets["extraction"]["items"] == 200 and streets["extraction"]["item_errors"] == 1
     assert streets["classes"] == {"car": 1, "person": 2}
+    check_detection_evaluation(stack, streets, coco_dataset(200)[1])
 
     # Images with a CSV of labels, one line naming an image the archive lacks.
     files = {f"{n}.jpg": jpeg((n * 10, 50, 50), seed=n) for n in range(20)}
@@ -188,3 +189,125 @@ def test_evaluation_of_a_network_whose_predictions_are_known_equals_hand_compute
         assert picture.format == "PNG" and picture.size == (500, 400)
         pixels = np.asarray(picture.convert("L"))
     assert pixels.std() > 10 and (pixels < 128).mean() > 0.01
+
+
+def check_detection_evaluation(stack: RunningStack, dataset: dict[str, Any], document: dict[str, Any]) -> None:
+    """The 200-image COCO dataset split 90/10; a detector whose two boxes are fixed and whose scores are the image's
+    red and green means, through a spec (car: box 0, person: box 1): the test part's mAP is pycocotools' on the
+    detections the job answered (the detector's two boxes on every image), and the PR curves are a drawn PNG."""
+    import io
+    import json
+
+    import numpy as np
+    from PIL import Image
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from tests.integration.test_recognition_worker import two_box_detector
+
+    headers = {"X-API-KEY": stack.api_key}
+    base = f"{stack.url}/datasets/{dataset['id']}"
+    parts = [{"name": "rest", "percentage": 90}, {"name": "test", "percentage": 10}]
+    split = requests.post(
+        f"{base}/splits", headers=headers, json={"name": "held", "parts": parts, "stratify": False}, timeout=30
+    ).json()
+    preprocessing = {
+        "inputs": [
+            {"tensor_name": "image", "image": {"dimension_order": "NHWC", "target_size": "4x4", "pixel_scaling": 1.0}}
+        ]
+    }
+    network = requests.post(
+        f"{stack.url}/networks/",
+        headers=headers,
+        data={"name": "two boxes", "framework": "onnx", "preprocessing": json.dumps(preprocessing)},
+        files={"model.onnx": ("model.onnx", two_box_detector())},
+        timeout=30,
+    ).json()
+    [deploy, drawn] = wait_all(stack, [network["task_id"], split["task_id"]], seconds=300)
+    assert deploy["status"] == "success" and drawn["status"] == "success", (deploy, drawn)
+    labels = [{"id": 1, "name": "car"}, {"id": 2, "name": "person"}]
+    spec = requests.post(
+        f"{stack.url}/recognition/specs",
+        headers=headers,
+        json={"name": "streets", "outputs": [{"labels": {"roi": "BBOX", "exclusive": False, "labels": labels}}]},
+        timeout=30,
+    ).json()
+    decoder = {"direct_output": {"boxes_tensor": "boxes", "scores_tensor": "scores"}, "thresholds": [0.5, 0.5]}
+    version = requests.post(
+        f"{stack.url}/recognition/versions",
+        headers=headers,
+        json={"spec_id": spec["id"], "network_id": network["id"], "post_processings": [{"detection": decoder}]},
+        timeout=30,
+    )
+    assert version.status_code == 201, version.text
+
+    created = requests.post(
+        f"{base}/splits/{split['id']}/evaluations",
+        headers=headers,
+        json={"recognition_spec_id": spec["id"], "part": "test"},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    [task] = wait_all(stack, [created.json()["task_id"]], seconds=300)
+    assert task["status"] == "success", task
+    evaluation = requests.get(
+        f"{base}/splits/{split['id']}/evaluations/{created.json()['id']}/metrics", headers=headers, timeout=30
+    ).json()
+    metrics = evaluation["metrics"]
+    assert metrics["items"] == 20 and metrics["failed"] == 0
+
+    # pycocotools on the test part's ground truth and the detections the detector makes on each (grey) image
+    items = requests.get(f"{base}/splits/{split['id']}/items?part=test&limit=100", headers=headers, timeout=30)
+    by_name = {image["file_name"]: image for image in document["images"]}
+    chosen = [by_name[item["name"].removeprefix("images/")] for item in items.json()["results"]]
+    order = {image["id"]: n + 1 for n, image in enumerate(chosen)}  # ids in the part's order: ties rank alike
+    truth = COCO()
+    truth.dataset = {
+        "images": [image | {"id": order[image["id"]]} for image in chosen],
+        "annotations": [
+            annotation
+            | {"image_id": order[annotation["image_id"]], "area": annotation["bbox"][2] * annotation["bbox"][3]}
+            for annotation in document["annotations"]
+            if annotation["image_id"] in order
+        ],
+        "categories": document["categories"],
+    }
+    truth.createIndex()
+    # the detections as the job answered them: the detector's two boxes on every image, its scores as computed
+    job = requests.get(f"{stack.url}/jobs/{evaluation['job_id']}", headers=headers, timeout=30).json()
+    lines = [json.loads(text) for text in requests.get(job["results_url"], timeout=30).text.splitlines() if text]
+    known = [[6.4, 9.6, 32.0, 28.8], [38.4, 24.0, 57.6, 43.2]]  # two_box_detector's corners in 64×48 pixels
+    categories = {"car": 1, "person": 2}
+    found = []
+    for line in lines:
+        (output,) = line["data"]["outputs"]
+        for prediction in output["labels"]["predicted"] + output["labels"]["discarded"]:
+            box = prediction["roi"]["bbox"]
+            corners = [box["xmin"], box["ymin"], box["xmax"], box["ymax"]]
+            assert any(corners == pytest.approx(candidate, abs=0.01) for candidate in known), corners
+            found.append(
+                {
+                    "image_id": line["index"] + 1,
+                    "category_id": categories[prediction["label_name"]],
+                    "bbox": [corners[0], corners[1], corners[2] - corners[0], corners[3] - corners[1]],
+                    "score": prediction["score"],
+                }
+            )
+    assert len(found) == 4 * 20  # both labels in both boxes, on each image
+    reference = COCOeval(truth, truth.loadRes(found), "bbox")
+    reference.evaluate()
+    reference.accumulate()
+    precision = reference.eval["precision"][:, :, :, 0, -1]  # IoU × recall × category, all areas, 100 detections
+    present = [name for name, category in categories.items() if truth.getAnnIds(catIds=[category])]
+    assert sorted(metrics["per_class"]) == sorted(present)
+    for name in present:
+        k = categories[name] - 1
+        assert metrics["per_class"][name]["ap_50"] == pytest.approx(precision[0, :, k].mean(), abs=1e-9)
+        assert metrics["per_class"][name]["ap_50_95"] == pytest.approx(precision[:, :, k].mean(), abs=1e-9)
+    assert metrics["map_50"] == pytest.approx(np.mean([metrics["per_class"][n]["ap_50"] for n in present]))
+
+    png = requests.get(evaluation["plots"]["precision_recall"], timeout=30)
+    with Image.open(io.BytesIO(png.content)) as picture:
+        assert picture.format == "PNG" and picture.size == (700, 500)
+        pixels = np.asarray(picture.convert("L"))
+    assert pixels.std() > 10

@@ -101,8 +101,8 @@ def pycocotools_ap(document: dict[str, Any]) -> dict[str, tuple[float, float]]:
 
 @pytest.fixture
 def worker(aws: dict[str, Any], tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Service:
-    # The evaluation looks at its job again at once rather than 10 s later.
-    monkeypatch.setattr("tensorgate.services.dataset_jobs.evaluation.EVALUATION_CHECK_SECONDS", 0)
+    # The evaluation looks at its job again at once rather than seconds later.
+    monkeypatch.setattr("tensorgate.services.dataset_jobs.evaluation.evaluation_check_delay", lambda checks: 0)
     return Service(aws, tmp_path)
 
 

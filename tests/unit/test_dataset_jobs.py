@@ -279,9 +279,14 @@ def test_an_evaluation_runs_a_job_over_the_part_checks_back_and_scores_its_answe
     }
     assert jobs_port.created[0]["network_id"] == 1 and jobs_port.created[0]["output_tensors"] == ["prob"]
     assert files.objects.keys() == before.keys()
-    assert queue.sent[-1][1] == 10
-    # While the job runs: checked again later, nothing scored.
-    assert jobs.evaluate("acct", 5) == "waiting: job 900 is running" and len(queue.sent) == 2
+    assert queue.sent[-1] == (
+        {"dataset_job": {"kind": "evaluate", "account_id": "acct", "evaluation_id": 5, "checks": 1}},
+        2,
+    )
+    # While the job runs: checked again later, each time twice as late up to every 10 s, nothing scored.
+    assert jobs.evaluate("acct", 5, checks=1) == "waiting: job 900 is running" and len(queue.sent) == 2
+    assert queue.sent[-1][1] == 4 and queue.sent[-1][0]["dataset_job"]["checks"] == 2
+    assert jobs.evaluate("acct", 5, checks=5) == "waiting: job 900 is running" and queue.sent[-1][1] == 10
     # Once it ended: item 0 answered cat (the only class), item 1 failed.
     jobs_port.status = "success"
     results = [

@@ -81,7 +81,7 @@ class DatasetJobService(ExtractionJobs, TransformationJobs, SplitJobs, Evaluatio
         if kind == "split":
             return self.split(account_id, int(job.get("split_id", -1)))
         if kind == "evaluate":
-            return self.evaluate(account_id, int(job.get("evaluation_id", -1)))
+            return self.evaluate(account_id, int(job.get("evaluation_id", -1)), int(job.get("checks", 0)))
         return f"ignored: no job kind {kind!r}"
 
     def give_up(self, key: str | None, job: dict[str, Any] | None, message: str) -> bool:

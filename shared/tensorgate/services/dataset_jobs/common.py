@@ -27,8 +27,15 @@ log = logging.getLogger(__name__)
 # A job outlives the worker's 15-minute timeout by 5 minutes at most: an older claim is a dead worker's.
 DEFAULT_CLAIM_SECONDS = 1200
 PROGRESS_SECONDS = 2.0
-# How often an evaluation looks at its batch job again while the job runs.
+# How often an evaluation looks at its batch job again while the job runs: after 2 s, then twice as long each time
+# up to every 10 s (a small part is scored seconds after its job ended, a large one costs few checks).
+FIRST_EVALUATION_CHECK_SECONDS = 2
 EVALUATION_CHECK_SECONDS = 10
+
+
+def evaluation_check_delay(checks: int) -> int:
+    """Seconds before the next look at an evaluation's job, after `checks` looks."""
+    return min(EVALUATION_CHECK_SECONDS, FIRST_EVALUATION_CHECK_SECONDS * 2 ** min(checks, 8))
 
 
 class ExtractionRejected(Exception):

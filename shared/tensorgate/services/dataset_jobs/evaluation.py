@@ -18,11 +18,11 @@ from tensorgate.dataset_models import (
 from tensorgate.errors import TensorgateError
 from tensorgate.models import TaskStatus
 from tensorgate.services.dataset_jobs.common import (
-    EVALUATION_CHECK_SECONDS,
     ExtractionRejected,
     FoundBoxes,
     JobBase,
     TruthBoxes,
+    evaluation_check_delay,
 )
 from tensorgate.services.dataset_manifest import iter_chunks
 
@@ -33,7 +33,7 @@ Scored = tuple[dict[str, Any], dict[str, bytes]]
 class EvaluationJobs(JobBase):
     """A split's part through a batch job, then scored; the evaluation and its task end once."""
 
-    def evaluate(self, account_id: str, evaluation_id: int) -> str:
+    def evaluate(self, account_id: str, evaluation_id: int, checks: int = 0) -> str:
         """First a batch job is created over the part's images; then, checked every few seconds, the job's answers
         are scored once it ended."""
         assert self._jobs is not None and self._queue is not None
@@ -47,7 +47,14 @@ class EvaluationJobs(JobBase):
             return f"ignored: the evaluation already ended ({evaluation.status.value})"
         get = lambda: self._datasets.get_evaluation(account_id, evaluation_id)  # noqa: E731
         replace = self._datasets.replace_evaluation
-        again = {"dataset_job": {"kind": "evaluate", "account_id": account_id, "evaluation_id": evaluation_id}}
+        again = {
+            "dataset_job": {
+                "kind": "evaluate",
+                "account_id": account_id,
+                "evaluation_id": evaluation_id,
+                "checks": checks + 1,
+            }
+        }
         if evaluation.job_id is None:
             claimed: DatasetEvaluation = self._claim(evaluation, replace)
             try:
@@ -72,11 +79,11 @@ class EvaluationJobs(JobBase):
             if self._update(get, replace, {"job_id": int(job["id"]), "claimed_at": None}) is None:
                 self._cancel_job(account_id, int(job["id"]))  # cancelled (or deleted) while its job was created
                 return "cancelled: the evaluation ended while its job was created"
-            self._queue.send_later(again, EVALUATION_CHECK_SECONDS)
+            self._queue.send_later(again, evaluation_check_delay(checks))
             return f"waiting: job {job['id']} runs {job['total']} items"
         job = self._jobs.get(account_id, evaluation.job_id)
         if job["status"] in ("pending", "running"):
-            self._queue.send_later(again, EVALUATION_CHECK_SECONDS)
+            self._queue.send_later(again, evaluation_check_delay(checks))
             return f"waiting: job {evaluation.job_id} is {job['status']}"
         claimed = self._claim(evaluation, replace)
         try:
