@@ -274,6 +274,14 @@ REQUESTS: dict[str, dict[str, Any]] = {
         "content_type": "application/json",
         "body": json.dumps({"name": "aisles", "network_id": 1, "inputs": {"archive": {"name": "aisles.zip"}}}).encode(),
     },
+    "datasets_api/15_cancel_extraction_of_a_deleted_dataset.json": {
+        "method": "POST",
+        "path": "/v0.7/datasets/1/cancel",
+    },
+    "datasets_api/16_cancel_evaluation_unknown.json": {
+        "method": "POST",
+        "path": "/v0.7/datasets/1/splits/1/evaluations/1/cancel",
+    },
 }
 
 

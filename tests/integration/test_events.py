@@ -72,6 +72,8 @@ EXPECTED_STATUS: dict[str, int] = {
     "datasets_api/12_delete.json": 204,
     "datasets_api/13_evaluation_of_a_deleted_dataset.json": 404,
     "datasets_api/14_evaluation_metrics_unknown.json": 404,
+    "datasets_api/15_cancel_extraction_of_a_deleted_dataset.json": 404,
+    "datasets_api/16_cancel_evaluation_unknown.json": 404,
 }
 
 # Events of other folders replayed first, for a folder whose handler only reads what others write.
