@@ -1,4 +1,4 @@
-"""`tensorgate-admin`: the operator's command for API keys and public networks.
+"""`tensorgate-admin`: the operator's command for API keys, public networks and storage backfills.
 
 It talks to the same tables and bucket as the API, through the environment's AWS credentials
 (or the local stack's endpoint when AWS_ENDPOINT_URL is set), with names from the environment:
@@ -38,6 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     publish_spec.add_argument("slug", help="the public id, e.g. imagenet-classes")
     unpublish_spec = commands.add_parser("unpublish-spec", help="remove a public recognition spec")
     unpublish_spec.add_argument("slug")
+    backfill = commands.add_parser(
+        "backfill-search",
+        help="give networks and recognition specs stored before search the attributes lists search on "
+        "(idempotent; prints progress per page)",
+    )
+    backfill.add_argument("--page-size", type=int, default=100, help="items read per page (1-1000)")
     args = parser.parse_args(argv)
 
     try:
@@ -64,9 +70,25 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "unpublish-spec":
             wiring.recognition_service().unpublish_spec(args.slug)
             print(f"Removed public recognition spec {args.slug}.")
+        elif args.command == "backfill-search":
+            return backfill_search(args.page_size)
     except TensorgateError as error:
         print(error.message, file=sys.stderr)
         return 2
+    return 0
+
+
+def backfill_search(page_size: int) -> int:
+    from tensorgate.adapters.search_backfill import SearchBackfill
+    from tensorgate.config import get_settings
+
+    if not 1 <= page_size <= 1000:
+        print(f"--page-size takes 1 to 1000 items; got {page_size}.", file=sys.stderr)
+        return 2
+    settings = get_settings()
+    backfill = SearchBackfill(settings.networks_table, settings.counters_table)
+    counts = backfill.run(page_size, on_page=lambda so_far: print(json.dumps(so_far.to_wire()), file=sys.stderr))
+    print(json.dumps(counts.to_wire()))
     return 0
 
 
