@@ -237,6 +237,22 @@ def test_classification_evaluation_through_a_version_maps_labels_by_name_and_nev
     assert metrics["per_class"]["purple"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
     assert metrics["per_class"]["blue"] == pytest.approx({"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1})
 
+    # Through an endpoint serving that version: the same answers, the same metrics
+    endpoint = api.post(
+        "/v0.7/endpoints", headers=HEADERS, json={"name": "colours", "recognition_version_id": version["id"]}
+    )
+    assert endpoint.status_code == 201, endpoint.json
+    through = api.post(base, headers=HEADERS, json={"endpoint_id": endpoint.json["id"]})
+    assert through.status_code == 201 and through.json["endpoint_id"] == endpoint.json["id"], through.json
+    run_dataset_worker(aws, rounds=1)
+    job_id = api.get(f"{base}/{through.json['id']}/metrics", headers=HEADERS).json["job_id"]
+    worker.serve(list(range(job_id + 1, job_id + 7)))
+    run_dataset_worker(aws)
+    served = api.get(f"{base}/{through.json['id']}/metrics", headers=HEADERS).json["metrics"]
+    assert {key: served[key] for key in ("confusion_matrix", "per_class", "accuracy")} == {
+        key: metrics[key] for key in ("confusion_matrix", "per_class", "accuracy")
+    }
+
     # A batch job takes the split's part as its input too: its items are the part's images, in the part's order
     split_input = {"dataset_id": dataset["id"], "split_id": split["id"], "part": "test"}
     for bad, mentions in (({**split_input, "part": "train"}, "no part"), ({**split_input, "split_id": 999}, "999")):
