@@ -130,8 +130,10 @@ class DatasetEvaluation(_Record):
     target: dict[str, int] = Field(default_factory=dict)
     kind: DatasetKind = DatasetKind.CLASSIFICATION
     output_tensor: str | None = None
-    # Through a recognition version: which of the spec's outputs holds the predictions scored.
+    # Through a recognition version: which of the spec's outputs holds the predictions scored, and the dataset's
+    # classes none of its labels names (scored as never predicted).
     recognition_output: int | None = None
+    classes_without_label: list[str] = Field(default_factory=list)
     author: str
     task_id: int
     job_id: int | None = None
@@ -550,7 +552,8 @@ class EvaluationBody(_Body):
     metrics: dict[str, Any] | None = Field(
         description="Classification: accuracy, top_5, macro and per_class precision/recall/f1, confusion_matrix (rows "
         "true, columns predicted), labels. Detection: map_50, map_50_95, per_class ap_50, ap_50_95 and ground_truths. "
-        "Both: items scored, failed items."
+        "Both: items scored, failed items; through a recognition version, classes_without_label (the dataset's "
+        "classes no label names, scored as never predicted)."
     )
     plots: dict[str, str] = Field(
         description="PNG images by name (`confusion_matrix`, or `precision_recall` for detection): presigned GET "

@@ -157,6 +157,7 @@ def test_detection_evaluation_through_a_recognition_version_equals_hand_computed
     assert evaluation["status"] == "ready", evaluation
     metrics = evaluation["metrics"]
     assert metrics["items"] == len(IMAGES) and metrics["failed"] == 0
+    assert metrics["classes_without_label"] == ["stem"]
     apple, leaf_50_95 = 81 / 101, (3 * 1.0 + 7 * 51 / 101) / 10
     expected = {"apple": (apple, apple), "leaf": (1.0, leaf_50_95), "stem": (0.0, 0.0)}
     for label, (ap_50, ap_50_95) in expected.items():
@@ -232,6 +233,7 @@ def test_classification_evaluation_through_a_version_maps_labels_by_name_and_nev
     metrics = api.get(f"{base}/{created.json['id']}/metrics", headers=HEADERS).json["metrics"]
     assert metrics["items"] == 6 and metrics["failed"] == 0
     assert metrics["labels"] == ["blue", "green", "purple", "red"]
+    assert metrics["classes_without_label"] == ["purple"]
     assert metrics["confusion_matrix"] == [[1, 0, 0, 0], [0, 2, 0, 0], [1, 0, 0, 0], [0, 0, 0, 2]]
     assert metrics["accuracy"] == pytest.approx(5 / 6)
     assert metrics["per_class"]["purple"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}

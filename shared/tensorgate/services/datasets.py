@@ -504,7 +504,7 @@ class DatasetService:
             )
         if network.status is not NetworkStatus.READY:
             raise DatasetNotReady(f"Network {network_id} is {network.status.value}; it must be ready.")
-        output_tensor, recognition_output = None, None
+        output_tensor, recognition_output, unnamed = None, None, []
         if plan is None:
             if dataset.kind is DatasetKind.DETECTION:
                 raise ValidationFailed(
@@ -528,6 +528,8 @@ class DatasetService:
                 )
             version = self.version(account_id, dataset_id, split.version_name)
             recognition_output = _recognition_output(plan, dataset.kind, set(version.classes), field)
+            named = {str(label["name"]) for label in plan.labels[recognition_output]}
+            unnamed = sorted(set(version.classes) - named)
         now = self._clock()
         task = self._new_task(account_id, TaskKind.EVALUATION, now)
         evaluation = DatasetEvaluation(
@@ -541,6 +543,7 @@ class DatasetService:
             kind=dataset.kind,
             output_tensor=output_tensor,
             recognition_output=recognition_output,
+            classes_without_label=unnamed,
             author=author,
             task_id=task.task_id,
             create_date=now,

@@ -120,6 +120,8 @@ class EvaluationJobs(JobBase):
             return self._fail_evaluation(evaluation, scored)
         metrics, plots = scored
         metrics |= {"job_id": evaluation.job_id}
+        if evaluation.recognition_output is not None:
+            metrics["classes_without_label"] = evaluation.classes_without_label
         prefix = dataset_layout.evaluation_prefix(account_id, evaluation.dataset_id, evaluation.evaluation_id)
         self._files.put(f"{prefix}metrics.json", json.dumps(metrics).encode(), "application/json")
         for name, png in plots.items():
