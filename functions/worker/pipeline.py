@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 from tensorgate import layout
 from tensorgate.adapters.aws import error_code
-from tensorgate.messages import InferenceMessage, InlineSource, StoredSource, UrlSource
+from tensorgate.messages import InferenceMessage, InlineSource, StoredSource, TensorSource
 from tensorgate.models import Network, NetworkStatus
 from tensorgate_preprocessing.errors import PreprocessingError
 from tensorgate_preprocessing.geometry import resolve_target_size
@@ -97,6 +97,15 @@ class InputPlan:
     dtype: np.dtype[Any]
 
 
+@dataclass(frozen=True)
+class TensorInputPlan:
+    """A non-image input: the requests send its samples as arrays of numbers (checked by the API)."""
+
+    onnx_name: str
+    dtype: np.dtype[Any]
+    shape: tuple[int | str | None, ...]  # the model's, batch dimension first
+
+
 @dataclass
 class NetworkPlan:
     key: ModelKey
@@ -110,6 +119,12 @@ class NetworkPlan:
     # A model whose batch dimension is a fixed number runs exactly that many rows (padded).
     fixed_batch: int | None = None
     model_dir: Path | None = None
+    # A network without preprocessing takes arrays of numbers instead of images, one per model input.
+    tensor_inputs: list[TensorInputPlan] = field(default_factory=list)
+
+    @property
+    def input_count(self) -> int:
+        return len(self.inputs) or len(self.tensor_inputs)
 
     @property
     def nbytes(self) -> int:
@@ -146,6 +161,8 @@ class Sample:
     ready_at: float = field(default_factory=time.monotonic)
     # Its recognition version's post-processings, validated once here: the batch reads them three times.
     recognition: list[RecognitionPostProcessing] = field(init=False)
+    # A non-image network's inputs, one array each without the batch dimension.
+    tensors: list[np.ndarray] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         plan = self.message.recognition
@@ -156,7 +173,8 @@ class Sample:
     @property
     def batch_key(self) -> Hashable:
         # NETWORK resizes give each image its own size: only equal sizes share a batch array.
-        return (self.plan.key, tuple(image.transform.input_size for image in self.images))
+        sizes = tuple(image.transform.input_size for image in self.images)
+        return (self.plan.key, sizes, tuple(array.shape for array in self.tensors))
 
 
 @dataclass
@@ -239,16 +257,21 @@ class InferencePipeline:
 
     def _load_plan(self, key: ModelKey, network: Network) -> NetworkPlan:
         started = time.monotonic()
-        if network.preprocessing is None:
+        if network.preprocessing is None and not network.inputs:
             raise InputRejected(f"Network {network.public_id} declares no image input, so it takes no images.")
-        preprocessing = PreprocessingSpec.model_validate(network.preprocessing)
+        declared = PreprocessingSpec.model_validate(network.preprocessing).inputs if network.preprocessing else []
         postprocessings = [PostprocessingSpec.model_validate(item) for item in network.postprocessings]
         name_map = {str(k): str(v) for k, v in ((network.conversion or {}).get("name_map") or {}).items()}
         directory = self.options.model_dir / key.account_id / str(key.network_id) / key.version
         path, nbytes = self._download_model(network, directory)
         try:
             session = self._runtime.open(path, nbytes=nbytes)
-            inputs = [self._input_plan(network, session, name_map, item) for item in preprocessing.inputs]
+            inputs = [self._input_plan(network, session, name_map, item) for item in declared]
+            tensor_inputs = (
+                []
+                if inputs
+                else [self._tensor_input_plan(network, session, name_map, item) for item in network.inputs or []]
+            )
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
@@ -263,8 +286,11 @@ class InferencePipeline:
             max_queue_delay_ms=int(
                 network.conversion_options.get("max_queue_delay_ms", self.options.max_queue_delay_ms)
             ),
-            fixed_batch=_fixed_batch(session, [item.onnx_name for item in inputs]),
+            fixed_batch=_fixed_batch(
+                session, [item.onnx_name for item in inputs] + [item.onnx_name for item in tensor_inputs]
+            ),
             model_dir=directory,
+            tensor_inputs=tensor_inputs,
         )
         if plan.fixed_batch is not None:
             plan.max_batch_size = plan.fixed_batch
@@ -302,25 +328,14 @@ class InferencePipeline:
             total += target.stat().st_size
         return main, total
 
+    def _tensor_input_plan(
+        self, network: Network, session: ModelSession, name_map: dict[str, str], item: dict[str, Any]
+    ) -> TensorInputPlan:
+        meta = session.input(_onnx_input(network, session, name_map, str(item.get("name"))))
+        return TensorInputPlan(onnx_name=meta.name, dtype=meta.numpy_dtype, shape=meta.shape)
+
     def _input_plan(self, network: Network, session: ModelSession, name_map: dict[str, str], item: Any) -> InputPlan:
-        names = session.input_names
-        onnx_name = next(
-            (
-                candidate
-                for candidate in (
-                    item.tensor_name,
-                    name_map.get(item.tensor_name),
-                    name_map.get(item.tensor_name.removesuffix(":0")),
-                    item.tensor_name.removesuffix(":0"),
-                )
-                if candidate in names
-            ),
-            None,
-        )
-        if onnx_name is None:
-            raise InputRejected(
-                f"Network {network.public_id}'s input {item.tensor_name!r} is not an input of its converted model."
-            )
+        onnx_name = _onnx_input(network, session, name_map, item.tensor_name)
         meta = session.input(onnx_name)
         try:
             target = resolve_target_size(item.image, list(meta.shape) if len(meta.shape) == 4 else None)
@@ -362,11 +377,13 @@ class InferencePipeline:
     def fetch(self, message: InferenceMessage) -> Fetched:
         """The network's plan and the input bytes (waits on S3 or URLs: the worker runs many at once)."""
         plan = self.plan_for(message)
-        if len(message.inputs) != len(plan.inputs):
+        if len(message.inputs) != plan.input_count:
             raise InputRejected(
-                f"Network {message.network_id} takes {len(plan.inputs)} input(s); "
+                f"Network {message.network_id} takes {plan.input_count} input(s); "
                 f"the request had {len(message.inputs)}."
             )
+        if plan.tensor_inputs:
+            return Fetched(message, plan, [])  # the arrays travel in the message
         for name in message.output_tensors or []:
             if plan.resolve_output(name) is None:
                 raise InputRejected(f"Unknown output tensor {name!r} for network {message.network_id}.")
@@ -375,6 +392,8 @@ class InferencePipeline:
     def preprocess(self, fetched: Fetched) -> Sample:
         """Decode and resize each input for its network input (CPU work: one thread per core)."""
         plan, message = fetched.plan, fetched.message
+        if plan.tensor_inputs:
+            return Sample(message=message, plan=plan, images=[], tensors=_arrays(message, plan))
         images = []
         for index, (item, spec, data) in enumerate(zip(message.inputs, plan.inputs, fetched.data, strict=True)):
             try:
@@ -418,7 +437,8 @@ class InferencePipeline:
                 if error_code(error) in MISSING_OBJECT_CODES:
                     raise InputRejected(_for_input(index, total, "The stored input no longer exists.")) from None
                 raise
-        assert isinstance(source, UrlSource)
+        if isinstance(source, TensorSource):
+            raise InputRejected(_for_input(index, total, "This network takes images, not arrays of numbers."))
         try:
             return self._fetch(source.url, self.options.fetch)
         except FetchFailed as failure:
@@ -438,6 +458,10 @@ class InferencePipeline:
                 writer.write(row, samples[min(row, len(samples) - 1)].images[position].pixels)
             array = writer.array
             feeds[spec.onnx_name] = array if array.dtype == spec.dtype else array.astype(spec.dtype)
+        for position, tensor in enumerate(plan.tensor_inputs):
+            feeds[tensor.onnx_name] = np.stack(
+                [samples[min(row, len(samples) - 1)].tensors[position] for row in range(rows)]
+            )
         wanted = self._output_names(samples)
         try:
             values = plan.session.run(feeds, list(wanted.values()))
@@ -493,6 +517,41 @@ class InferencePipeline:
         except PreprocessingError as error:
             return Outcome(sample.message.task_id, error=error.message)
         return Outcome(sample.message.task_id, data=dict(sorted(result.items(), key=lambda item: item[0] != "tensors")))
+
+
+def _onnx_input(network: Network, session: ModelSession, name_map: dict[str, str], name: str) -> str:
+    """A declared input name (ONNX, TF or Keras) to the converted model's input name."""
+    names = session.input_names
+    for candidate in (name, name_map.get(name), name_map.get(name.removesuffix(":0")), name.removesuffix(":0")):
+        if candidate in names:
+            return candidate
+    raise InputRejected(f"Network {network.public_id}'s input {name!r} is not an input of its converted model.")
+
+
+def _arrays(message: InferenceMessage, plan: NetworkPlan) -> list[np.ndarray]:
+    """A non-image request's arrays in the model's dtypes, each one sample of its input (no batch dimension)."""
+    arrays = []
+    total = len(plan.tensor_inputs)
+    for index, (item, spec) in enumerate(zip(message.inputs, plan.tensor_inputs, strict=True)):
+        source = item.source
+        if not isinstance(source, TensorSource):
+            raise InputRejected(_for_input(index, total, "This network takes arrays of numbers, not images."))
+        try:
+            array = np.asarray(source.values, dtype=spec.dtype)
+        except (TypeError, ValueError, OverflowError):
+            raise InputRejected(_for_input(index, total, f"The array cannot be read as {spec.dtype}.")) from None
+        expected = spec.shape[1:]
+        if array.ndim != len(expected) or any(
+            isinstance(size, int) and size >= 0 and size != given
+            for size, given in zip(expected, array.shape, strict=True)
+        ):
+            raise InputRejected(
+                _for_input(
+                    index, total, f"The array's shape {list(array.shape)} does not fit the model's {list(spec.shape)}."
+                )
+            )
+        arrays.append(array)
+    return arrays
 
 
 def _requested(sample: Sample) -> list[str]:

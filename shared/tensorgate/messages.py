@@ -36,7 +36,19 @@ class UrlSource(BaseModel):
     url: str
 
 
-Source = Annotated[InlineSource | StoredSource | UrlSource, Field(discriminator="kind")]
+class TensorSource(BaseModel):
+    """A non-image input given as numbers: one sample's array (without the batch dimension), checked by the API
+    against the network's input."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    kind: Literal["tensor"] = "tensor"
+    values: list[Any] = Field(description="Nested lists of numbers, row-major.")
+    dtype: str = Field(description="The network input's numpy dtype, which the worker casts the values to.")
+    shape: list[int]
+
+
+Source = Annotated[InlineSource | StoredSource | UrlSource | TensorSource, Field(discriminator="kind")]
 
 
 class InferenceInput(BaseModel):

@@ -518,8 +518,8 @@ CASES: dict[str, BadRequest] = {
     ),
     "endpoint_patch_null_replicas": endpoint_call("PATCH", "/v0.7/endpoints/1", {"replicas": None}, "replicas"),
     "endpoint_predict_nothing_to_predict": endpoint_call("POST", "/v0.7/endpoints/1/predict", {}, "features"),
-    "endpoint_predict_numbers_for_an_image": endpoint_call(
-        "POST", "/v0.7/endpoints/1/predict", {"features": [[0.5, 0.25]]}, "features[0]"
+    "endpoint_predict_feature_neither_image_nor_array": endpoint_call(
+        "POST", "/v0.7/endpoints/1/predict", {"features": [{"x": 0.5}]}, "features[0]"
     ),
     "endpoint_predict_wait_not_seconds": endpoint_call(
         "POST", "/v0.7/endpoints/1/predict?wait=later", {"features": ["aGVsbG8="]}, "wait"

@@ -70,11 +70,13 @@ class PredictRequest(InferenceRequest):
     """What a predict takes: SBrain's `features` (one sample each) or the v0.7 `inputs` (one sample), with the
     v0.7 inference options. Described for the API document; `_samples` reads it."""
 
-    features: list[str] | None = Field(
+    features: list[str | list[Any]] | None = Field(
         default=None,
         min_length=1,
         max_length=MAX_FEATURES,
-        description="One sample per feature: a base64 image (or a data: URL, an https URL, an s3:// URI).",
+        description="One sample per feature: a base64 image (or a data: URL, an https URL, an s3:// URI), or "
+        "for a network without image inputs a nested array of numbers (the input's shape without its batch "
+        "dimension).",
     )
     inputs: list[InputRequest] | None = Field(  # type: ignore[assignment]
         default=None, min_length=1, max_length=8, description="The v0.7 form: one sample, one entry per input."
@@ -318,11 +320,17 @@ class EndpointService:
             )
         samples = _samples(fields)
         prepared: list[tuple[PreparedInference, dict[str, Any]]] = []
-        for sample in samples:
+        for index, sample in enumerate(samples):
             target = self._route(endpoint)
             try:
                 network_id, plan = self._resolve(account_id, target)
                 prepared.append((self._inference.prepare(account_id, network_id, sample, recognition=plan), target))
+            except ValidationFailed as refused:
+                if "features" not in fields:
+                    raise
+                # Each feature is one sample of one input: name the feature the sentence is about.
+                details = [detail | {"field": f"features[{index}]"} for detail in refused.details]
+                raise ValidationFailed(f"features[{index}]: {refused.message}", details) from None
             except (NetworkNotFound, RecognitionSpecNotFound, RecognitionVersionNotFound) as gone:
                 raise TargetGone(
                     f"Endpoint {endpoint.name!r} cannot predict: {gone.message.rstrip('.')}; PATCH the endpoint to "
@@ -394,7 +402,8 @@ def _found(read: Callable[[], object]) -> bool:
 
 
 def _samples(fields: dict[str, Any]) -> list[dict[str, Any]]:
-    """SBrain's `{"features": [...]}` (one sample per feature, each a base64 image) or the v0.7 `inputs` (one
+    """SBrain's `{"features": [...]}` (one sample per feature, each a base64 image or an array of numbers for a
+    network's one non-image input) or the v0.7 `inputs` (one
     sample); either with the v0.7 inference options."""
     if "features" not in fields:
         if "inputs" not in fields:
@@ -424,11 +433,14 @@ def _samples(fields: dict[str, Any]) -> list[dict[str, Any]]:
     options = {name: fields[name] for name in INFERENCE_OPTIONS if name in fields}
     samples = []
     for index, feature in enumerate(features):
+        if isinstance(feature, list):
+            samples.append({"inputs": [{"tensor": feature}]} | options)
+            continue
         if not isinstance(feature, str):
             raise ValidationFailed(
-                f"features[{index}] is not an image: each feature is a base64 image (or a data: or https URL); "
-                "an endpoint serves networks whose inputs are images.",
-                [{"field": f"features[{index}]", "message": "must be a base64 image"}],
+                f"features[{index}] is neither an image nor an array: each feature is a base64 image (or a data: "
+                "or https URL), or a nested array of numbers for a network without image inputs.",
+                [{"field": f"features[{index}]", "message": "must be a base64 image or an array of numbers"}],
             )
         samples.append({"inputs": [{"image": {"source": feature}}]} | options)
     return samples

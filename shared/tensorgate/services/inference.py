@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tensorgate_preprocessing.errors import InvalidBoundingBox
 from tensorgate_preprocessing.geometry import MAX_POLYGON_POINTS, parse_polygon
 from tensorgate_preprocessing.spec import DetectionSettings, PostprocessingSpec, PreprocessingSpec
@@ -24,11 +24,13 @@ from tensorgate.messages import (
     InlineSource,
     RecognitionPlan,
     StoredSource,
+    TensorSource,
     UrlSource,
 )
 from tensorgate.models import Network, NetworkStatus, Task, TaskKind, utc_now
 from tensorgate.ports import BlobStore, IdAllocator, MessageQueue, NetworkRepository, TaskRepository
 from tensorgate.schemas import validate
+from tensorgate.services.tensor_inputs import tensor_source
 
 MAX_URL_LENGTH = 2048
 
@@ -70,7 +72,18 @@ class ImageRequest(BaseModel):
 class InputRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
-    image: ImageRequest
+    image: ImageRequest | None = Field(default=None, description="An image, for a network that preprocesses it.")
+    tensor: list[Any] | None = Field(
+        default=None,
+        description="For a network without image inputs: one sample as nested arrays of numbers, the input's "
+        "shape without its batch dimension, cast to its dtype.",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> InputRequest:
+        if (self.image is None) == (self.tensor is None):
+            raise ValueError("an input is an image or a tensor: send exactly one of them")
+        return self
 
 
 class InferenceRequest(BaseModel):
@@ -97,7 +110,7 @@ class PreparedInference:
     network_id: int
     request: InferenceRequest
     detection: dict[str, Any] | None
-    sources: list[bytes | UrlSource | StoredSource]
+    sources: list[bytes | UrlSource | StoredSource | TensorSource]
     recognition: RecognitionPlan | None
 
 
@@ -139,9 +152,7 @@ class InferenceService:
         preprocessing = network.preprocessing and PreprocessingSpec.model_validate(network.preprocessing)
         expected = len(preprocessing.inputs) if preprocessing else 0
         if expected == 0:
-            raise ValidationFailed(
-                f"Network {network_id} declares no image input in its preprocessing, so it takes no images."
-            )
+            return self._prepare_tensors(network, request, recognition)
         if len(request.inputs) != expected:
             raise ValidationFailed(
                 f"Network {network_id} takes {expected} input(s), in preprocessing.inputs order; "
@@ -150,10 +161,47 @@ class InferenceService:
             )
         _check_output_tensors(network, request.output_tensors)
         detection = _detection(request)
-        sources = [self._source(account_id, index, item.image.source) for index, item in enumerate(request.inputs)]
+        sources: list[bytes | UrlSource | StoredSource | TensorSource] = []
         for index, item in enumerate(request.inputs):
+            if item.image is None:
+                raise ValidationFailed(
+                    f"Network {network_id} takes images (its preprocessing declares {expected} image input(s)); "
+                    f"input {index} is an array of numbers.",
+                    [{"field": f"inputs[{index}].image", "message": "is required for this network"}],
+                )
+            sources.append(self._source(account_id, index, item.image.source))
             _check_region(index, item.image)
         return PreparedInference(account_id, network_id, request, detection, sources, recognition)
+
+    def _prepare_tensors(
+        self, network: Network, request: InferenceRequest, recognition: RecognitionPlan | None
+    ) -> PreparedInference:
+        """A network without image inputs takes one array of numbers per input, in its inputs' order."""
+        specs = network.inputs or []
+        if not specs:
+            raise ValidationFailed(
+                f"Network {network.public_id} declares no image input in its preprocessing and no model inputs, "
+                "so it takes no request."
+            )
+        if len(request.inputs) != len(specs):
+            raise ValidationFailed(
+                f"Network {network.public_id} takes {len(specs)} input(s) "
+                f"({', '.join(str(spec.get('name')) for spec in specs)}); {len(request.inputs)} were sent.",
+                [{"field": "inputs", "message": f"must have {len(specs)} entries"}],
+            )
+        _check_output_tensors(network, request.output_tensors)
+        sources: list[bytes | UrlSource | StoredSource | TensorSource] = []
+        for index, (item, spec) in enumerate(zip(request.inputs, specs, strict=True)):
+            if item.tensor is None:
+                raise ValidationFailed(
+                    f"Network {network.public_id} declares no image input in its preprocessing, so it takes no "
+                    f"images: send input {index} ({spec.get('name')!r}) as a nested array of numbers.",
+                    [{"field": f"inputs[{index}].tensor", "message": "is required for this network"}],
+                )
+            sources.append(tensor_source(item.tensor, spec, index, network.public_id))
+        return PreparedInference(
+            network.account_id, network.network_id, request, _detection(request), sources, recognition
+        )
 
     def send(
         self,
@@ -163,8 +211,8 @@ class InferenceService:
         queue: MessageQueue | None = None,
     ) -> Task:
         """Open a checked request's task and queue it (on `queue`, else the inference queue), its image bytes
-        inline when the message fits in SQS's limit, else stored in S3 first; `endpoint_id` and `target` record the endpoint a prediction went through and which of its
-        targets answers it."""
+        inline when the message fits in SQS's limit, else stored in S3 first; `endpoint_id` and `target`
+        record the endpoint a prediction went through and which of its targets answers it."""
         account_id, network_id, request = prepared.account_id, prepared.network_id, prepared.request
         task_id = self._ids.next_id("task")
         now = self._clock()
@@ -211,12 +259,13 @@ class InferenceService:
                     self._blobs.put(key, source)
                     stored.append(key)
                     resolved = StoredSource(key=key)
+            image = item.image
             inputs.append(
                 InferenceInput(
                     source=resolved,
-                    bbox=item.image.bbox,
-                    polygon=[(point.x, point.y) for point in item.image.polygon] if item.image.polygon else None,
-                    crop_uniform_background=item.image.crop_uniform_background,
+                    bbox=image.bbox if image else None,
+                    polygon=[(point.x, point.y) for point in image.polygon] if image and image.polygon else None,
+                    crop_uniform_background=bool(image and image.crop_uniform_background),
                 )
             )
         return InferenceMessage(
