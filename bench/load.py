@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import random
 import tarfile
 import threading
@@ -26,6 +27,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -252,9 +254,10 @@ def baseline(stack: Stack, demo_id: int) -> dict[str, float]:
     return {operation: percentile(values, 0.5) for operation, values in figures.seconds.items()}
 
 
-def measure(args: argparse.Namespace, mode: str) -> tuple[bool, float, float]:
-    """One stack in one gateway mode under the load; prints its figures, returns (goals met, requests/s, p50 s)."""
-    stack = start(GATEWAY_MODES[mode])
+def measure(args: argparse.Namespace, mode: str, tree: Path | None = None) -> tuple[bool, float, float]:
+    """One stack in one gateway mode under the load (of `tree`'s code, else this checkout's); prints its figures,
+    returns (goals met, requests/s, p50 s)."""
+    stack = start(GATEWAY_MODES[mode], tree=tree)
     try:
         demo = deploy_demo(stack)
         stack.add_keys(args.clients - 1)
@@ -287,7 +290,8 @@ def measure(args: argparse.Namespace, mode: str) -> tuple[bool, float, float]:
     pending = sum(task["status"] == "pending" for task in tasks.values())
     missing = len(figures.tasks) - len(tasks)
     print(
-        f"bench/load.py, gateway mode {mode}: {args.clients} clients (one API key each) for {elapsed:.0f} s through "
+        f"bench/load.py, gateway mode {mode}{f', code of {tree}' if tree else ''}: {args.clients} clients "
+        f"(one API key each) for {elapsed:.0f} s through "
         f"tensorgate-dev; stack stopped {stopped:.1f} s after SIGINT; memory after the run: {used.processes} "
         f"processes, resident {used.rss_mib:.0f} MiB summed, {used.pss_mib:.0f} MiB proportional"
     )
@@ -324,8 +328,26 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--drain", type=float, default=180, help="seconds to wait for the tasks to end afterwards")
     parser.add_argument("--mode", choices=[*GATEWAY_MODES, "both"], default="both", help="how the gateway runs")
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="instead of the two modes: --mode's stack of this source tree (git archive <commit> | tar -x -C DIR), "
+        "then this checkout's, in one run",
+    )
     args = parser.parse_args()
     modes = list(GATEWAY_MODES) if args.mode == "both" else [args.mode]
+    print(f"load average (1, 5, 15 min) at the start: {os.getloadavg()}")
+    if args.baseline_tree is not None:
+        mode = modes[-1]
+        before = measure(args, mode, args.baseline_tree)
+        print(f"load average now: {os.getloadavg()}\n")
+        after = measure(args, mode)
+        print(f"load average at the end: {os.getloadavg()}")
+        print(
+            f"this checkout / {args.baseline_tree} ({mode}): requests/s {after[1] / before[1]:.2f}x, "
+            f"p50 latency {after[2] / before[2]:.2f}x"
+        )
+        return 0 if before[0] and after[0] else 1
     results = {}
     for mode in modes:
         results[mode] = measure(args, mode)
