@@ -67,6 +67,8 @@ CASES: dict[tuple[str, str], tuple[str, dict[str, Any], int]] = {
     ("POST", "/v0.7/endpoints/{endpoint_id}/predict"): ("/v0.7/endpoints/{e}/predict", INFERENCE, 404),
     # The owner's batch job `j`; a stranger's job through the owner's network names no network of theirs.
     ("POST", "/v0.7/jobs"): ("/v0.7/jobs/", {"json": {"name": "x", "network_id": "{n}", "inputs": JOB_INPUTS}}, 400),
+    ("GET", "/v0.7/jobs"): ("/v0.7/jobs/?search=owner", {}, 200),
+    ("GET", "/v0.7/jobs/lookup"): ("/v0.7/jobs/lookup?name=owners", {}, 404),
     ("GET", "/v0.7/jobs/{job_id}"): ("/v0.7/jobs/{j}/", {}, 404),
     ("POST", "/v0.7/jobs/{job_id}/cancel"): ("/v0.7/jobs/{j}/cancel", {}, 404),
     # The owner's dataset `d` (a split or evaluation id of it answers the same: the dataset is not the stranger's).
