@@ -178,7 +178,8 @@ def _inference(source: str) -> Request:
 
 
 SMALL_IMAGE = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64).decode()
-LARGE_IMAGE = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x01" * 100_000).decode()
+# Over SQS's 256 KiB message once base64-encoded: the request stores it in S3 for the worker.
+LARGE_IMAGE = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x01" * 300_000).decode()
 ROUTES: dict[str, Request] = {
     "create json": lambda api, state: api.post("/v0.7/networks", headers=HEADERS, json={"name": "n"}),
     "create multipart": lambda api, state: api.post(
