@@ -41,6 +41,7 @@ from tensorgate.adapters.s3 import S3BlobStore
 from tensorgate.adapters.sqs import SqsQueue
 from tensorgate.job_models import JobStatus
 from tensorgate.messages import InferenceMessage
+from tensorgate.models import Task
 from tensorgate.services.jobs import CANCELLED_ITEM, JobRepository, JobSettler
 
 from functions.worker.fetch import FetchPolicy
@@ -518,8 +519,9 @@ class Worker:
 
     def _complete(self, deliveries: Sequence[Delivery], outcomes: Sequence[Outcome]) -> None:
         """Write the outcomes, delete the messages whose tasks ended, release the others."""
+        stored = _carried_tasks(deliveries)
         try:
-            ended = self.results.end(outcomes)
+            ended = self.results.end(outcomes, stored)
         except Exception:
             log.exception("writing %d result(s) failed; the messages will be retried", len(outcomes))
             self._release(deliveries)
@@ -577,6 +579,18 @@ class Worker:
             for delivery in expiring:
                 delivery.visible_until = now + self.settings.visibility_seconds
         return len(expiring)
+
+
+def _carried_tasks(deliveries: Sequence[Delivery]) -> dict[int, Task]:
+    """The tasks the messages carry as the API stored them; one that cannot be read is read from the table."""
+    carried = {}
+    for delivery in deliveries:
+        if delivery.message is not None and delivery.message.task is not None:
+            try:
+                carried[delivery.message.task_id] = Task.model_validate(delivery.message.task)
+            except ValidationError:
+                continue
+    return carried
 
 
 def runtime_options(settings: WorkerSettings, available: Sequence[str] | None = None) -> RuntimeOptions:

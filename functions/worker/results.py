@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -41,11 +41,17 @@ class TaskResults:
         self._jobs = jobs
         self._settler = settler
 
-    def end(self, outcomes: Sequence[Outcome]) -> set[int]:
-        """The task ids that are now over (ended here, earlier, or deleted); errors propagate for a retry."""
+    def end(self, outcomes: Sequence[Outcome], stored: Mapping[int, Task] | None = None) -> set[int]:
+        """The task ids that are now over (ended here, earlier, or deleted); errors propagate for a retry.
+
+        `stored` holds tasks as their messages carried them (pending, as the API wrote them): those are
+        ended from that copy without a read; the conditional write refuses it if they ended meanwhile."""
         # A duplicate delivery can bring one task twice into a batch; BatchGetItem refuses repeated keys.
         task_ids = list(dict.fromkeys(outcome.task_id for outcome in outcomes))
-        found = {task.task_id: task for task in self._tasks.get_many(task_ids)}
+        found = {task_id: task for task_id, task in (stored or {}).items() if task_id in task_ids}
+        unread = [task_id for task_id in task_ids if task_id not in found]
+        if unread:
+            found |= {task.task_id: task for task in self._tasks.get_many(unread)}
         ended: set[int] = set()
         for outcome in outcomes:
             task = found.get(outcome.task_id)
@@ -73,7 +79,7 @@ class TaskResults:
             if self._tasks.finish(finished):
                 found[task.task_id] = finished
             else:
-                log.info("task %s had already ended (a duplicate delivery)", task.task_id)
+                log.info("task %s had already ended (a duplicate delivery) or was deleted", task.task_id)
                 found.pop(task.task_id)  # what the other delivery wrote is read again below
             ended.add(outcome.task_id)
         if self._jobs is not None:

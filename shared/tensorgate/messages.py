@@ -91,3 +91,6 @@ class InferenceMessage(BaseModel):
     # An item of a batch job (its task is the item's): the worker serves it from the batch queue, skips it
     # once the job is cancelled, and counts its end on the job.
     job_id: int | None = None
+    # The task as the API stored it (pending, unchanged until it ends): the worker writes its end from this
+    # copy with the conditional write every task ends with, instead of reading the task first.
+    task: dict[str, Any] | None = None

@@ -65,6 +65,8 @@ def test_submit_base64_answers_task_id_and_queues_one_message(api: Client, aws: 
     assert message["task_id"] == task_id and message["network_id"] == network["id"]
     assert message["inputs"][0]["source"] == {"kind": "inline", "data": source}
     assert message["output_tensors"] == ["probabilities"]
+    # The task as stored travels with the message: the worker ends it without reading it first
+    assert message["task"]["task_id"] == task_id and message["task"]["status"] == "pending"
 
 
 def test_submit_multipart_file_and_large_input_go_to_s3(api: Client, aws: dict[str, Any]) -> None:

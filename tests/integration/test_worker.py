@@ -434,10 +434,10 @@ class CrashingResults(TaskResults):
         self.survive = survive
         self.killed = killed
 
-    def end(self, outcomes: Any) -> set[int]:
+    def end(self, outcomes: Any, stored: Any = None) -> set[int]:
         if not self.killed.is_set():
             self.killed.set()
-            super().end(list(outcomes)[: self.survive])
+            super().end(list(outcomes)[: self.survive], stored)
         raise SystemExit("worker killed mid-batch")  # not an Exception: nothing is released or deleted
 
 

@@ -231,9 +231,11 @@ class InferenceService:
                 endpoint_id=endpoint_id,
                 target=target,
             )
-            body = self._message(prepared, task_id, now, stored=None).model_dump(mode="json")
+            snapshot = task.model_dump(mode="json", exclude_none=True)
+            body = self._message(prepared, task_id, now, stored=None).model_dump(mode="json") | {"task": snapshot}
             if len(json.dumps(body)) > MAX_MESSAGE_BYTES:
                 body = self._message(prepared, task_id, now, stored=stored).model_dump(mode="json")
+                body["task"] = snapshot
             self._tasks.put_new(task)
             (queue or self._queue).send(body, group=f"{account_id}/{network_id}")
         except BaseException:

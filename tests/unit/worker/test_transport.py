@@ -257,6 +257,24 @@ def test_results_duplicate_outcomes_of_one_task_read_it_once_and_write_once() ->
     assert ended == {1} and tasks.asked == [[1]] and tasks.tasks[1].data == {"tensors": [1]}
 
 
+def test_results_tasks_their_messages_carry_end_without_a_read() -> None:
+    tasks = FakeTasks([task(1), task(2)])
+    ended = TaskResults(tasks, FakeBlobs(), inline_bytes=1000).end(
+        [Outcome(1, data={"tensors": [1]}), Outcome(2, data={"tensors": [2]})], stored={1: task(1)}
+    )
+    # Only the task no message carried was read; both ended with their results
+    assert ended == {1, 2} and tasks.asked == [[2]]
+    assert [tasks.tasks[n].data for n in (1, 2)] == [{"tensors": [1]}, {"tensors": [2]}]
+
+
+def test_results_carried_copy_of_a_task_that_ended_meanwhile_writes_nothing() -> None:
+    tasks = FakeTasks([task(1, TaskStatus.ERROR)])
+    ended = TaskResults(tasks, FakeBlobs(), inline_bytes=1000).end(
+        [Outcome(1, data={"tensors": [1]})], stored={1: task(1)}
+    )
+    assert ended == {1} and tasks.tasks[1].status is TaskStatus.ERROR and tasks.tasks[1].data is None
+
+
 @dataclass
 class CountingQueue:
     """A queue that always has messages, counting the receives it answered; or none when `empty`."""
