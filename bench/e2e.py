@@ -18,12 +18,14 @@ default); goal (issue 12): the pools at least double the 8 clients' tasks/s. The
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import requests
 from local_stack import (
@@ -141,9 +143,12 @@ class Measured:
     memory: Memory
 
 
-def measure(args: argparse.Namespace, environment: dict[str, str], images: list[bytes]) -> Measured:
-    """One stack started with `environment`: the serial baseline, then the clients at once, then its memory."""
-    stack = start(environment)
+def measure(
+    args: argparse.Namespace, environment: dict[str, str], images: list[bytes], tree: Path | None = None
+) -> Measured:
+    """One stack started with `environment` (of `tree`'s code, else this checkout's): the serial baseline, then
+    the clients at once, then its memory."""
+    stack = start(environment, tree=tree)
     try:
         began = time.monotonic()
         network = deploy_demo(stack)
@@ -176,11 +181,26 @@ def main() -> int:
     parser.add_argument(
         "--mode", choices=[*GATEWAY_MODES, "both"], default="both", help="how the gateway runs handlers"
     )
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="instead of the two modes: --mode's stack (the pools unless told) of this source tree "
+        "(git archive <commit> | tar -x -C DIR), then this checkout's, in one run",
+    )
     args = parser.parse_args()
     width, height = (int(part) for part in args.size.split("x"))
     images = [photo(seed, width, height) for seed in range(32)]
-    modes = list(GATEWAY_MODES) if args.mode == "both" else [args.mode]
-    results = {mode: measure(args, GATEWAY_MODES[mode], images) for mode in modes}
+    print(f"load average (1, 5, 15 min) at the start: {os.getloadavg()}")
+    if args.baseline_tree is not None:
+        mode = "process pools" if args.mode == "both" else args.mode
+        results = {
+            f"{mode}, {args.baseline_tree}": measure(args, GATEWAY_MODES[mode], images, args.baseline_tree),
+            f"{mode}, this checkout": measure(args, GATEWAY_MODES[mode], images),
+        }
+    else:
+        modes = list(GATEWAY_MODES) if args.mode == "both" else [args.mode]
+        results = {mode: measure(args, GATEWAY_MODES[mode], images) for mode in modes}
+    print(f"load average at the end: {os.getloadavg()}")
 
     print(
         f"bench/e2e.py: {args.requests} inference requests from {args.clients} clients (one API key each) through "
@@ -223,11 +243,18 @@ def main() -> int:
         )
         for failure in result.run.failed[:5]:
             print("  refused:", failure)
-    if len(results) == 2:
-        single, pooled = (results[mode] for mode in GATEWAY_MODES)
 
-        def rate(result: Measured) -> float:
-            return sum(task["status"] in ENDED for task in result.tasks.values()) / result.span
+    def rate(result: Measured) -> float:
+        return sum(task["status"] in ENDED for task in result.tasks.values()) / result.span
+
+    if args.baseline_tree is not None:
+        before, after = results.values()
+        print(
+            f"this checkout / {args.baseline_tree}, {args.clients} clients: "
+            f"throughput {rate(after) / rate(before):.2f}x"
+        )
+    elif len(results) == 2:
+        single, pooled = (results[mode] for mode in GATEWAY_MODES)
 
         p50_ratio = percentile(latencies(pooled.run, pooled.tasks), 0.5) / percentile(
             latencies(single.run, single.tasks), 0.5
