@@ -154,6 +154,7 @@ def preprocessing_alone(images: list[bytes], batch: int) -> Callable[[], None]:
 @contextmanager
 def emulated_aws() -> Iterator[None]:
     from moto import mock_aws
+    from tensorgate_local.sqs_emulation import atomic_deletes
 
     os.environ.update(
         {
@@ -165,6 +166,7 @@ def emulated_aws() -> Iterator[None]:
     )
     os.environ.pop("AWS_ENDPOINT_URL", None)
     fix_moto_receive()
+    atomic_deletes()
     with mock_aws():
         yield
 

@@ -62,6 +62,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """Tables, bucket, queues and notifications created from template.yaml's own properties, under moto."""
     from tensorgate import wiring
     from tensorgate_local.resources import create_all
+    from tensorgate_local.sqs_emulation import atomic_deletes
     from tensorgate_local.template import Template
 
     for name, value in {
@@ -72,6 +73,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    atomic_deletes()
     with mock_aws():
         template = Template(parameters={"ApiKeyPepper": "test-pepper-0123456789abcdef0123456789"})
         template.endpoint = "https://sqs.us-east-1.amazonaws.com"

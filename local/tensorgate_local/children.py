@@ -91,6 +91,9 @@ def run_aws(host: str, port: int) -> int:
     from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import make_server
 
+    from tensorgate_local.sqs_emulation import atomic_deletes
+
+    atomic_deletes()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per AWS call otherwise
     application = SerialDynamoDB(remembering_dispatcher())
     server = make_server(host, port, application, threaded=True, request_handler=MotoRequestHandler)

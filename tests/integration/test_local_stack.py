@@ -88,6 +88,56 @@ def test_poller_receive_visibility_is_the_queues_own_unless_set(
     assert sqs.receives[0].get("VisibilityTimeout") == expected
 
 
+def test_emulated_queue_deletes_beside_sends_lose_no_message_and_revive_none(aws: Any) -> None:
+    # Given one queue, four threads sending and four receiving and deleting at once (as the API and the
+    # worker's two completion threads do)
+    sqs = aws["session"].client("sqs")
+    url = sqs.create_queue(QueueName="race", Attributes={"VisibilityTimeout": "120"})["QueueUrl"]
+    sent = [f"{sender}-{number}" for sender in range(4) for number in range(100)]
+    received: list[str] = []
+    senders_done = threading.Event()
+
+    def send(sender: int) -> None:
+        for body in sent[sender * 100 : (sender + 1) * 100]:
+            sqs.send_message(QueueUrl=url, MessageBody=body)
+
+    def consume() -> None:
+        while True:
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                if senders_done.is_set() and len(set(received)) >= len(sent):
+                    return
+                if senders_done.is_set() and _queued(sqs, url) == 0:
+                    return
+                continue
+            entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)]
+            sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+            received.extend(message["Body"] for message in messages)
+
+    # When they run until the senders are done and the queue is drained
+    senders = [threading.Thread(target=send, args=(n,)) for n in range(4)]
+    consumers = [threading.Thread(target=consume) for _ in range(4)]
+    for thread in (*senders, *consumers):
+        thread.start()
+    for thread in senders:
+        thread.join()
+    senders_done.set()
+    for thread in consumers:
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "a consumer never saw the queue drained"
+
+    # Then every message sent was received, and no deleted message is left in flight
+    assert set(received) == set(sent)
+    assert _queued(sqs, url) == 0
+
+
+def _queued(sqs: Any, url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
 # ---- supervised child processes ------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +11,8 @@ from botocore.exceptions import ClientError
 
 from tensorgate.adapters.aws import client, error_code
 from tensorgate.errors import StorageUnavailable
+
+log = logging.getLogger(__name__)
 
 
 class SqsQueue:
@@ -78,7 +81,10 @@ class SqsQueue:
                 {"Id": str(index), "ReceiptHandle": handle}
                 for index, handle in enumerate(receipt_handles[start : start + 10])
             ]
-            self._sqs.delete_message_batch(QueueUrl=self.url, Entries=entries)
+            response = self._sqs.delete_message_batch(QueueUrl=self.url, Entries=entries)
+            for failure in response.get("Failed", []):
+                # A stale receipt handle (the message was delivered again meanwhile): it comes back and is deleted then.
+                log.warning("a message could not be deleted (%s: %s)", failure.get("Code"), failure.get("Message"))
 
     def extend(self, receipt_handles: list[str], visibility_seconds: int) -> None:
         for start in range(0, len(receipt_handles), 10):
@@ -86,4 +92,5 @@ class SqsQueue:
                 {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": visibility_seconds}
                 for index, handle in enumerate(receipt_handles[start : start + 10])
             ]
+            # Entries refused are messages deleted meanwhile (a heartbeat racing a completion): nothing to do.
             self._sqs.change_message_visibility_batch(QueueUrl=self.url, Entries=entries)
