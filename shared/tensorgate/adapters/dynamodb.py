@@ -31,6 +31,23 @@ def _unavailable(error: ClientError, what: str) -> StorageUnavailable:
     return StorageUnavailable(f"The service could not {what} right now ({error_code(error)}); retry shortly.")
 
 
+def _put_if_version(db: Any, table: str, item: dict[str, Any], expected_version: int, what: str) -> bool:
+    """Write a record over the stored one if that one is still at `expected_version` (optimistic concurrency).
+    False when it is not: changed meanwhile, or gone; the caller tells which."""
+    try:
+        db.put_item(
+            TableName=table,
+            Item=item,
+            ConditionExpression="attribute_exists(network_id) AND version = :expected",
+            ExpressionAttributeValues=_to_item({":expected": expected_version}),
+        )
+    except ClientError as error:
+        if error_code(error) == "ConditionalCheckFailedException":
+            return False
+        raise _unavailable(error, what) from None
+    return True
+
+
 class DynamoNetworkRepository:
     """Key: account_id (S) + network_id (N). The record itself is a JSON document attribute, beside the
     small attributes lists filter on (adapters/listing.py); each account's count is an item of its own."""
@@ -122,19 +139,10 @@ class DynamoNetworkRepository:
             raise _unavailable(error, "list networks") from None
 
     def replace(self, network: Network, expected_version: int) -> None:
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item=self._item(network),
-                ConditionExpression="attribute_exists(network_id) AND version = :expected",
-                ExpressionAttributeValues=_to_item({":expected": expected_version}),
-            )
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                if self.get(network.account_id, network.network_id) is None:
-                    raise NetworkNotFound(network.public_id) from None
-                raise ConcurrentUpdate(f"Network {network.public_id} changed meanwhile.") from None
-            raise _unavailable(error, "update the network") from None
+        if not _put_if_version(self._db, self._table, self._item(network), expected_version, "update the network"):
+            if self.get(network.account_id, network.network_id) is None:
+                raise NetworkNotFound(network.public_id)
+            raise ConcurrentUpdate(f"Network {network.public_id} changed meanwhile.")
 
     def delete(self, account_id: str, network_id: int) -> None:
         key = _to_item({"account_id": account_id, "network_id": network_id})
@@ -213,19 +221,11 @@ class DynamoRecognitionRepository:
         return None
 
     def replace_spec(self, spec: RecognitionSpec, expected_version: int) -> None:
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item=self._spec_item(spec),
-                ConditionExpression="attribute_exists(network_id) AND version = :expected",
-                ExpressionAttributeValues=_to_item({":expected": expected_version}),
-            )
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                if self.get_spec(spec.account_id, spec.spec_id) is None:
-                    raise RecognitionSpecNotFound(spec.public_id) from None
-                raise ConcurrentUpdate(f"Recognition spec {spec.public_id} changed meanwhile.") from None
-            raise _unavailable(error, "update the recognition spec") from None
+        item = self._spec_item(spec)
+        if not _put_if_version(self._db, self._table, item, expected_version, "update the recognition spec"):
+            if self.get_spec(spec.account_id, spec.spec_id) is None:
+                raise RecognitionSpecNotFound(spec.public_id)
+            raise ConcurrentUpdate(f"Recognition spec {spec.public_id} changed meanwhile.")
 
     def delete_spec(self, account_id: str, spec_id: int) -> None:
         partition = account_id + SPECS_PARTITION

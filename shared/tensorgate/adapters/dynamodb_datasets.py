@@ -8,7 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from tensorgate.adapters.aws import client, error_code
-from tensorgate.adapters.dynamodb import _from_item, _to_item, _unavailable
+from tensorgate.adapters.dynamodb import _from_item, _put_if_version, _to_item, _unavailable
 from tensorgate.dataset_models import Dataset, DatasetEvaluation, DatasetSplit, DatasetVersion
 from tensorgate.errors import ConcurrentUpdate, DuplicateName
 
@@ -109,17 +109,9 @@ class DynamoDatasetRepository:
             raise _unavailable(error, "list dataset records") from None
 
     def _replace(self, partition: str, key: int, record: Any, expected_version: int) -> None:
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item=self._record(partition, key, record),
-                ConditionExpression="attribute_exists(network_id) AND version = :expected",
-                ExpressionAttributeValues=_to_item({":expected": expected_version}),
-            )
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                raise ConcurrentUpdate("The dataset record changed meanwhile; try again.") from None
-            raise _unavailable(error, "update a dataset record") from None
+        item = self._record(partition, key, record)
+        if not _put_if_version(self._db, self._table, item, expected_version, "update a dataset record"):
+            raise ConcurrentUpdate("The dataset record changed meanwhile; try again.")
 
     def _delete_keys(self, keys: list[tuple[str, int]]) -> None:
         try:

@@ -435,29 +435,30 @@ class DatasetService:
         return split
 
     def split_items(self, account_id: str, dataset_id: int, split_id: int, part: str, offset: int, limit: int) -> Page:
-        split = self.split(account_id, dataset_id, split_id)
-        if split.status is not DatasetStatus.READY:
-            raise DatasetNotReady(f"Split {split_id} is {split.status.value}; its items are listed once it is ready.")
-        if part not in split.counts:
-            raise ValidationFailed(
-                f"Split {split_id} has no part {part[:64]!r}; its parts are {', '.join(split.counts)}.",
-                [{"field": "part", "message": f"must be one of {', '.join(split.counts)}"}],
-            )
+        split = self._ready_part(account_id, dataset_id, split_id, part, "part", "its items are listed")
         prefix = dataset_layout.split_part_prefix(account_id, dataset_id, split_id, part)
         lines = read_page(self._files, prefix, split.counts[part], offset, limit)
         return Page(count=split.counts[part], offset=offset, limit=limit, results=[item_wire(line) for line in lines])
 
     def part_size(self, account_id: str, dataset_id: int, split_id: int, part: str) -> int:
         """The items of a ready split's part (a batch job's input)."""
+        split = self._ready_part(account_id, dataset_id, split_id, part, "inputs.split.part", "a job takes it")
+        return split.counts[part]
+
+    def _ready_part(
+        self, account_id: str, dataset_id: int, split_id: int, part: str, field: str, use: str
+    ) -> DatasetSplit:
+        """The split, once it is ready and has the part: 409 while it is not ready (saying when `use` can
+        happen), 400 on `field` listing the parts."""
         split = self.split(account_id, dataset_id, split_id)
         if split.status is not DatasetStatus.READY:
-            raise DatasetNotReady(f"Split {split_id} is {split.status.value}; a job takes it once it is ready.")
+            raise DatasetNotReady(f"Split {split_id} is {split.status.value}; {use} once it is ready.")
         if part not in split.counts:
             raise ValidationFailed(
                 f"Split {split_id} has no part {part[:64]!r}; its parts are {', '.join(split.counts)}.",
-                [{"field": "inputs.split.part", "message": f"must be one of {', '.join(split.counts)}"}],
+                [{"field": field, "message": f"must be one of {', '.join(split.counts)}"}],
             )
-        return split.counts[part]
+        return split
 
     def part_sources(self, account_id: str, dataset_id: int, split_id: int, part: str) -> Sequence[StoredSource]:
         """A ready split part's images in its order, each a byte range of its version's image shard: a job reads
