@@ -91,18 +91,43 @@ def _read_definition(path: Path, label: str) -> Any:
         net = proto.parse_net_text(text)
     except text_format.ParseError as error:
         raise ConversionFailed(
-            Reason.CORRUPT_FILE, f"{label} is not a readable Caffe prototxt: {error}.", {"file": label}
-        ) from None
-    if len(net.layers) and not len(net.layer):
-        raise ConversionFailed(
-            Reason.UNSUPPORTED_FORMAT,
-            f"{label} uses Caffe's old V1 layer format ('layers {{ type: CONVOLUTION ... }}'); upgrade it with "
-            "Caffe's upgrade_net_proto_text tool and upload the result.",
+            Reason.CORRUPT_FILE,
+            f"{label} is not a readable Caffe prototxt: {str(error).rstrip('.')}.",
             {"file": label},
-        )
+        ) from None
+    if len(net.layers):
+        _upgrade_v1(net, label)
     if not len(net.layer):
         raise ConversionFailed(Reason.CORRUPT_FILE, f"{label} defines no layers.", {"file": label})
     return net
+
+
+def _upgrade_v1(net: Any, label: str) -> None:
+    """Caffe's V1 layers (`layers { type: CONVOLUTION }`) rewritten as `layer` messages, as UpgradeV1Net does."""
+    if len(net.layer):
+        raise ConversionFailed(
+            Reason.CORRUPT_FILE,
+            f"{label} mixes Caffe's two layer formats ('layer {{ type: \"Convolution\" }}' and the old "
+            "'layers { type: CONVOLUTION }'), which Caffe refuses too; write every layer in one of them.",
+            {"file": label},
+        )
+    if any(old.HasField("layer") for old in net.layers):
+        raise ConversionFailed(
+            Reason.UNSUPPORTED_FORMAT,
+            f"{label} uses Caffe's first layer format ('layers {{ layer {{ type: \"conv\" }} }}', before 2014); "
+            "upgrade it with Caffe's upgrade_net_proto_text tool and upload the result.",
+            {"file": label},
+        )
+    for old in net.layers:
+        layer = net.layer.add(name=old.name, type=proto.V1_LAYER_TYPES[old.type][1])
+        layer.bottom.extend(old.bottom)
+        layer.top.extend(old.top)
+        layer.include.extend(old.include)
+        layer.exclude.extend(old.exclude)
+        for field_name in proto.V1_PARAM_FIELDS:
+            if old.HasField(field_name):
+                getattr(layer, field_name).CopyFrom(getattr(old, field_name))
+    net.ClearField("layers")
 
 
 def _read_weights(path: Path, label: str) -> dict[str, list[np.ndarray]]:
@@ -219,7 +244,12 @@ def build(
             blobs=weights.get(layer_message.name, []),
             input_shapes=[values[bottom] for bottom in bottoms],
         )
-        _resolve(layer, where, caffemodel_label)
+        try:
+            _resolve(layer, where, caffemodel_label)
+        except ConversionFailed as failure:
+            if layer.blobs or failure.reason is not Reason.MISSING_FILE:
+                raise
+            raise _no_weights_named(layer, definition, weights, caffemodel_label) from None
         for value, shape in zip(layer.tops, layer.output_shapes, strict=True):
             values[value] = shape
         layers.append(layer)
@@ -232,6 +262,25 @@ def build(
         values=values,
         blob_values=dict(current),
         outputs=outputs,
+    )
+
+
+def _no_weights_named(
+    layer: Layer, definition: Any, weights: dict[str, list[np.ndarray]], caffemodel_label: str
+) -> ConversionFailed:
+    """A layer that needs weights found none under its name: say which names the .caffemodel holds instead."""
+    defined = {message.name for message in definition.layer}
+    others = [name for name in weights if name not in defined]
+    found = (
+        f"its weights are under names the prototxt does not use: {listing(others, 10)}; Caffe finds weights by "
+        "layer name, so name the prototxt's layers as in the network that was trained."
+        if others
+        else "is it the .caffemodel trained with this prototxt?"
+    )
+    return ConversionFailed(
+        Reason.MISSING_FILE,
+        f"{caffemodel_label} holds no weights for the layer {layer.name!r} ({layer.type}); {found}",
+        {"layer": layer.name, "unmatched": others},
     )
 
 
@@ -265,6 +314,12 @@ def _declared_inputs(definition: Any, messages: Sequence[Any], label: str) -> di
             declared = [tuple(int(dim) for dim in shape.dim) for shape in definition.input_shape]
         else:
             dims = [int(dim) for dim in definition.input_dim]
+            if len(dims) != 4 * len(names):
+                raise ConversionFailed(
+                    Reason.CORRUPT_FILE,
+                    f"{label} declares {len(names)} input(s) ({listing(names)}) with {len(dims)} input_dim values; "
+                    "Caffe reads four per input (batch, channels, height, width), or use input_shape.",
+                )
             declared = [tuple(dims[index : index + 4]) for index in range(0, len(dims), 4)]
         if len(declared) != len(names):
             raise ConversionFailed(

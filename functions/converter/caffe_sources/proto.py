@@ -29,6 +29,62 @@ _SCALARS = {
     "bytes": _FIELD.TYPE_BYTES,
 }
 
+# V1LayerParameter.LayerType: number -> (enum name, the layer type Caffe's UpgradeV1LayerType gives it).
+V1_LAYER_TYPES: dict[int, tuple[str, str]] = {
+    0: ("NONE", ""),
+    1: ("ACCURACY", "Accuracy"),
+    2: ("BNLL", "BNLL"),
+    3: ("CONCAT", "Concat"),
+    4: ("CONVOLUTION", "Convolution"),
+    5: ("DATA", "Data"),
+    6: ("DROPOUT", "Dropout"),
+    7: ("EUCLIDEAN_LOSS", "EuclideanLoss"),
+    8: ("FLATTEN", "Flatten"),
+    9: ("HDF5_DATA", "HDF5Data"),
+    10: ("HDF5_OUTPUT", "HDF5Output"),
+    11: ("IM2COL", "Im2col"),
+    12: ("IMAGE_DATA", "ImageData"),
+    13: ("INFOGAIN_LOSS", "InfogainLoss"),
+    14: ("INNER_PRODUCT", "InnerProduct"),
+    15: ("LRN", "LRN"),
+    16: ("MULTINOMIAL_LOGISTIC_LOSS", "MultinomialLogisticLoss"),
+    17: ("POOLING", "Pooling"),
+    18: ("RELU", "ReLU"),
+    19: ("SIGMOID", "Sigmoid"),
+    20: ("SOFTMAX", "Softmax"),
+    21: ("SOFTMAX_LOSS", "SoftmaxWithLoss"),
+    22: ("SPLIT", "Split"),
+    23: ("TANH", "TanH"),
+    24: ("WINDOW_DATA", "WindowData"),
+    25: ("ELTWISE", "Eltwise"),
+    26: ("POWER", "Power"),
+    27: ("SIGMOID_CROSS_ENTROPY_LOSS", "SigmoidCrossEntropyLoss"),
+    28: ("HINGE_LOSS", "HingeLoss"),
+    29: ("MEMORY_DATA", "MemoryData"),
+    30: ("ARGMAX", "ArgMax"),
+    31: ("THRESHOLD", "Threshold"),
+    32: ("DUMMY_DATA", "DummyData"),
+    33: ("SLICE", "Slice"),
+    34: ("MVN", "MVN"),
+    35: ("ABSVAL", "AbsVal"),
+    36: ("SILENCE", "Silence"),
+    37: ("CONTRASTIVE_LOSS", "ContrastiveLoss"),
+    38: ("EXP", "Exp"),
+    39: ("DECONVOLUTION", "Deconvolution"),
+}
+# The parameter messages a V1 layer of a supported type carries, by their (shared) field name.
+V1_PARAM_FIELDS = (
+    "concat_param",
+    "convolution_param",
+    "dropout_param",
+    "eltwise_param",
+    "inner_product_param",
+    "lrn_param",
+    "pooling_param",
+    "relu_param",
+    "softmax_param",
+)
+
 # message -> enums declared inside it: name -> [(value name, number)]
 _ENUMS: dict[str, dict[str, list[tuple[str, int]]]] = {
     "PoolingParameter": {
@@ -37,6 +93,7 @@ _ENUMS: dict[str, dict[str, list[tuple[str, int]]]] = {
     },
     "LRNParameter": {"NormRegion": [("ACROSS_CHANNELS", 0), ("WITHIN_CHANNEL", 1)]},
     "EltwiseParameter": {"EltwiseOp": [("PROD", 0), ("SUM", 1), ("MAX", 2)]},
+    "V1LayerParameter": {"LayerType": [(name, number) for number, (name, _) in sorted(V1_LAYER_TYPES.items())]},
 }
 _TOP_ENUMS = {
     "Phase": [("TRAIN", 0), ("TEST", 1)],
@@ -98,13 +155,29 @@ _MESSAGES: dict[str, list[tuple[str, int, str, bool, str | None]]] = {
         ("scale_param", 142, "ScaleParameter", False, None),
         ("softmax_param", 125, "SoftmaxParameter", False, None),
     ],
-    # Weights only: prototxt files in this format are refused with a pointer to Caffe's upgrade tool.
+    # Caffe's format before 2015 (`layers { type: CONVOLUTION }`), upgraded by `network` as Caffe's
+    # UpgradeV1Net does: the same parameter messages, under other field numbers.
     "V1LayerParameter": [
         ("bottom", 2, "string", True, None),
         ("top", 3, "string", True, None),
         ("name", 4, "string", False, None),
+        ("include", 32, "NetStateRule", True, None),
+        ("exclude", 33, "NetStateRule", True, None),
+        ("type", 5, "V1LayerParameter.LayerType", False, None),
         ("blobs", 6, "BlobProto", True, None),
+        ("concat_param", 9, "ConcatParameter", False, None),
+        ("convolution_param", 10, "ConvolutionParameter", False, None),
+        ("dropout_param", 12, "DropoutParameter", False, None),
+        ("eltwise_param", 24, "EltwiseParameter", False, None),
+        ("inner_product_param", 17, "InnerProductParameter", False, None),
+        ("lrn_param", 18, "LRNParameter", False, None),
+        ("pooling_param", 19, "PoolingParameter", False, None),
+        ("relu_param", 30, "ReLUParameter", False, None),
+        ("softmax_param", 39, "SoftmaxParameter", False, None),
+        ("layer", 1, "V0LayerParameter", False, None),
     ],
+    # The format before V1 (`layers { layer { type: "conv" } }`): read only to be recognised.
+    "V0LayerParameter": [("name", 1, "string", False, None), ("type", 2, "string", False, None)],
     "BatchNormParameter": [
         ("use_global_stats", 1, "bool", False, None),
         ("eps", 3, "float", False, "1e-05"),

@@ -10,6 +10,7 @@ of the seed's request and bench/convert.py.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,26 @@ def mean_binaryproto(mean: np.ndarray) -> bytes:
 
 # ---- networks --------------------------------------------------------------------------------------
 
+# The V1 format's enum names of the types these networks use (Caffe's V1LayerParameter.LayerType).
+V1_TYPES = {
+    "Convolution": "CONVOLUTION",
+    "Deconvolution": "DECONVOLUTION",
+    "ReLU": "RELU",
+    "Pooling": "POOLING",
+    "LRN": "LRN",
+    "Concat": "CONCAT",
+    "Eltwise": "ELTWISE",
+    "Dropout": "DROPOUT",
+    "InnerProduct": "INNER_PRODUCT",
+    "Softmax": "SOFTMAX",
+    "SoftmaxWithLoss": "SOFTMAX_LOSS",
+    "Accuracy": "ACCURACY",
+    "Sigmoid": "SIGMOID",
+    "TanH": "TANH",
+    "Flatten": "FLATTEN",
+}
+_LEARNING_RATES = "param { lr_mult: 1 decay_mult: 1 } param { lr_mult: 2 decay_mult: 0 }"
+
 
 @dataclass
 class CaffeNet:
@@ -132,7 +153,7 @@ class CaffeNet:
         weight = self.rng.normal(0, np.sqrt(2.0 / fan_in), shape).astype(np.float32)
         bias = self.rng.normal(0, 0.1, outputs).astype(np.float32)
         body = (
-            "param { lr_mult: 1 decay_mult: 1 } param { lr_mult: 2 decay_mult: 0 }\n"
+            _LEARNING_RATES + "\n"
             f"  convolution_param {{ num_output: {outputs} "
             f"kernel_size: {kernel} stride: {stride} pad: {pad}"
             + (f" group: {group}" if group > 1 else "")
@@ -220,6 +241,24 @@ class CaffeNet:
 
     def prototxt(self) -> str:
         return f'name: "{self.name}"\n' + "".join(self.text)
+
+    def v1_prototxt(self) -> str:
+        """The same network in Caffe's format before 2015, as the model zoo's first files were written:
+        `input:` with four `input_dim` each, `layers {}` with an enum `type`, `blobs_lr` and `weight_decay`."""
+        head = "".join(
+            f'input: "{name}"\n' + "".join(f"input_dim: {dim}\n" for dim in shape)
+            for name, shape in self.inputs.items()
+        )
+        layers = []
+        for text in self.text:
+            if 'type: "Input"' in text:
+                continue
+            kind = re.search(r'type: "(\w+)"', text)
+            if kind is None or kind.group(1) not in V1_TYPES:
+                raise ValueError(f"no V1 layer type for {text!r}")
+            text = text.replace(kind.group(0), f"type: {V1_TYPES[kind.group(1)]}").replace("layer {", "layers {", 1)
+            layers.append(text.replace(_LEARNING_RATES, "blobs_lr: 1 blobs_lr: 2 weight_decay: 1 weight_decay: 0"))
+        return f'name: "{self.name}"\n' + head + "".join(layers)
 
     def write(self, directory: Path, prototxt: str = "deploy.prototxt", weights: str = "snapshot.caffemodel") -> Path:
         directory.mkdir(parents=True, exist_ok=True)

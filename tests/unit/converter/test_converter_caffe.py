@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 
 import numpy as np
 import onnxruntime
@@ -282,3 +284,138 @@ def test_convert_network_caffe_test_expected_output_from_another_caffe_reader_is
     assert result.expected_output["passed"], result.expected_output
     assert [item["name"] for item in result.expected_output["outputs"]] == ["fc8"]
     assert {case["inputs"] for case in result.parity["cases"]} == {"generated", "test_input"}
+
+
+@pytest.mark.parametrize(
+    ("architecture", "scores"), [("googlenet_shaped", "loss3/classifier"), ("alexnet_shaped", "fc8")]
+)
+def test_convert_network_caffe_v1_prototxt_converts_as_caffe_upgrades_it(
+    architecture, scores, upload, output, tmp_path
+):
+    # Caffe's format before 2015 (`layers { type: CONVOLUTION }`, `input_dim`), with the .caffemodel of that
+    # time; OpenCV's Caffe reader, which upgrades V1 files as Caffe does, computes the expected scores.
+    import cv2
+
+    net = getattr(caffe_zoo, architecture)(size=96)
+    (tmp_path / "deploy.prototxt").write_text(net.v1_prototxt())  # OpenCV's copy: it reads no phase rules
+    net.text.append(
+        'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "prob" bottom: "label" top: "loss" '
+        "include { phase: TRAIN } }\n"
+    )
+    (upload / "deploy.prototxt").write_text(net.v1_prototxt())
+    (upload / "snapshot.caffemodel").write_bytes(caffe_zoo.caffemodel(net.weights, v1=True))
+    x = np.random.default_rng(5).normal(0, 1, (2, 3, 96, 96)).astype(np.float32)
+    reader = cv2.dnn.readNetFromCaffe(str(tmp_path / "deploy.prototxt"), str(upload / "snapshot.caffemodel"))
+    reader.setInput(x)
+    np.savez(upload / "test_input.npz", data=x)
+    np.savez(upload / "test_expected_output.npz", **{scores: reader.forward(scores)})
+
+    result = convert_network(
+        upload, output, framework="nv-caffe-0.x-mod", postprocessings=[{"tensors_output": {"tensors": [scores]}}]
+    )
+
+    assert result.parity["passed"] and result.expected_output["passed"], result.expected_output
+    # Every layer upgraded to the type the current format names it by, but the input and the training loss.
+    current = Counter(re.findall(r'name: "[^"]+"\s+type: "(\w+)"', net.prototxt()))
+    del current["Input"], current["SoftmaxWithLoss"]
+    assert result.source["caffe"]["layer_types"] == dict(current)
+    assert result.inputs == [{"name": "data", "dtype": "float32", "shape": ["batch", 3, 96, 96]}]
+
+
+@pytest.mark.parametrize(
+    ("prototxt", "reason", "fragment"),
+    [
+        (
+            'input: "data"\ninput_dim: 1\ninput_dim: 3\ninput_dim: 8\ninput_dim: 8\n'
+            'layers { name: "acc" type: ACCURACY bottom: "data" top: "acc" }\n',
+            Reason.UNSUPPORTED_OPS,
+            "layer 'acc' (type 'Accuracy') is not supported",
+        ),
+        (
+            'input: "data"\ninput_dim: 1\ninput_dim: 3\ninput_dim: 8\ninput_dim: 8\n'
+            'layers { name: "relu" type: RELU bottom: "data" top: "data" }\n'
+            'layer { name: "prob" type: "Softmax" bottom: "data" top: "prob" }\n',
+            Reason.CORRUPT_FILE,
+            "mixes Caffe's two layer formats",
+        ),
+        (
+            'input: "data"\ninput_dim: 1\ninput_dim: 3\ninput_dim: 8\ninput_dim: 8\n'
+            'layers { layer { name: "conv1" type: "conv" num_output: 4 kernelsize: 3 } bottom: "data" top: "conv1" }\n',
+            Reason.UNSUPPORTED_FORMAT,
+            "upgrade it with Caffe's upgrade_net_proto_text tool",
+        ),
+        (
+            'input: "data"\ninput_dim: 3\ninput_dim: 8\ninput_dim: 8\n'
+            'layer { name: "prob" type: "Softmax" bottom: "data" top: "prob" }\n',
+            Reason.CORRUPT_FILE,
+            "1 input(s) ('data') with 3 input_dim values; Caffe reads four per input",
+        ),
+        (
+            'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 } } }\n'
+            'layer { name: "pool" type: "Pooling" bottom: "data" top: "pool" pooling_param { pool: MEDIAN } }\n',
+            Reason.CORRUPT_FILE,
+            "has no value named MEDIAN.",
+        ),
+    ],
+    ids=["v1_unsupported_type", "v1_and_current_layers", "v0_layers", "input_dim_not_four", "unknown_enum_value"],
+)
+def test_convert_network_caffe_old_or_malformed_prototxt_is_refused_with_a_sentence(
+    prototxt, reason, fragment, upload, output
+):
+    (upload / "deploy.prototxt").write_text(prototxt)
+    (upload / "snapshot.caffemodel").write_bytes(caffe_zoo.caffemodel([]))
+
+    with pytest.raises(ConversionFailed) as caught:
+        convert_network(upload, output, framework="caffe")
+
+    assert caught.value.reason is reason
+    assert fragment in caught.value.message and ".." not in caught.value.message
+
+
+@pytest.mark.parametrize("form", ["input_dim", "input_shape"])
+def test_convert_network_caffe_inputs_declared_by_the_nets_own_fields_convert(form, upload, output):
+    # deploy.prototxt files before the Input layer (2015) declare inputs as fields of the net itself.
+    net = caffe_zoo.alexnet_shaped()
+    net.write(upload)
+    declared = {
+        "input_dim": 'input: "data"\ninput_dim: 10\ninput_dim: 3\ninput_dim: 67\ninput_dim: 67\n',
+        "input_shape": 'input: "data"\ninput_shape { dim: 10 dim: 3 dim: 67 dim: 67 }\n',
+    }[form]
+    text = "".join(layer for layer in net.text if 'type: "Input"' not in layer)
+    (upload / "deploy.prototxt").write_text(f'name: "AlexNet"\n{declared}{text}')
+
+    result = convert_network(upload, output, framework="caffe")
+
+    assert result.parity["passed"]
+    assert result.inputs == [{"name": "data", "dtype": "float32", "shape": ["batch", 3, 67, 67]}]
+    assert "'data' with batch 10" in " ".join(result.notes)
+
+
+def test_convert_network_caffe_weights_under_other_layer_names_are_refused_listing_them(upload, output):
+    net = caffe_zoo.alexnet_shaped()
+    net.write(upload)
+    renamed = [(f"{name}_ft", kind, blobs) for name, kind, blobs in net.weights]
+    (upload / "snapshot.caffemodel").write_bytes(caffe_zoo.caffemodel(renamed))
+
+    with pytest.raises(ConversionFailed) as caught:
+        convert_network(upload, output, framework="caffe")
+
+    assert caught.value.reason is Reason.MISSING_FILE
+    assert "holds no weights for the layer 'conv1' (Convolution)" in caught.value.message
+    assert "'conv1_ft', 'conv2_ft'" in caught.value.message
+    assert "Caffe finds weights by layer name" in caught.value.message
+    assert caught.value.details["unmatched"][:2] == ["conv1_ft", "conv2_ft"]
+
+
+def test_convert_network_caffe_weights_missing_for_a_layer_ask_whether_they_are_the_nets(upload, output):
+    net = caffe_zoo.alexnet_shaped()
+    net.write(upload)
+    (upload / "snapshot.caffemodel").write_bytes(caffe_zoo.caffemodel(net.weights[1:]))
+
+    with pytest.raises(ConversionFailed) as caught:
+        convert_network(upload, output, framework="caffe")
+
+    assert caught.value.message == (
+        "snapshot.caffemodel holds no weights for the layer 'conv1' (Convolution); "
+        "is it the .caffemodel trained with this prototxt?"
+    )
