@@ -97,6 +97,36 @@ class Output:
             yield lambda: progress.advance(task)
 
     @contextmanager
+    def job_bar(self, description: str) -> Iterator[Any]:
+        """A job's items ended of its total, saying how many are done, failed and cancelled; the callback takes
+        `(done, failed, cancelled, total)`. A job over an archive counts 0 items until its images are listed:
+        the bar waits for a total rather than showing none."""
+        if not self.shows_progress:
+            yield lambda done, failed, cancelled, total: None
+            return
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeRemainingColumn(),
+            console=self.err,
+            transient=True,
+        )
+        task = progress.add_task(description, total=None, counts="items not counted yet")
+
+        def show(done: int, failed: int, cancelled: int, total: int) -> None:
+            counts = f"{done} done, {failed} failed" + (f", {cancelled} cancelled" if cancelled else "")
+            progress.update(
+                task,
+                completed=done + failed + cancelled,
+                total=total or None,
+                counts=f"{counts} of {total}" if total else "items not counted yet",
+            )
+
+        with progress:
+            yield show
+
+    @contextmanager
     def status(self, text: str) -> Iterator[Any]:
         """A live status line; the callback replaces its text. Nothing when not on a terminal."""
         if not self.shows_progress:

@@ -326,6 +326,7 @@ def list_jobs(state: State, search: str | None, status: str | None, offset: int,
             table, str(job.id), job.name, job.status, str(job.done), str(job.failed), str(job.total), job.author or ""
         )
     state.output.table(table)
+    state.output.line(f"{len(page.results)} of {page.count}")
 
 
 @jobs.command("get")
@@ -382,15 +383,10 @@ def cancel(state: State, job_id: int) -> None:
 
 
 def _watch(state: State, job: Job, timeout: float) -> Job:
-    with state.output.count_bar(f"job {job.id}", job.total) as advance:
-        shown = 0
+    with state.output.job_bar(f"job {job.id}") as show:
 
         def follow(current: Job, elapsed: float) -> None:
-            nonlocal shown
-            ended = current.done + current.failed + current.cancelled
-            for _ in range(ended - shown):
-                advance()
-            shown = max(shown, ended)
+            show(current.done, current.failed, current.cancelled, current.total)
 
         try:
             return state.client.jobs.wait(job.id, timeout=timeout, on_poll=follow)

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import zipfile
 from pathlib import Path
 
 import pytest
 import responses
-from tensorgate_client import config
-from tensorgate_client.cli import run
+from tensorgate_client import Client, config
+from tensorgate_client.cli import State, run
 
-from tests.unit.client.fakes import network_body, task_body
+from tests.unit.client.fakes import Answer, Received, fake_service, network_body, task_body
 
 HOST = "http://tensorgate.test"
 URL = f"{HOST}/v0.7"
@@ -525,7 +526,7 @@ def test_cli_jobs_list_sends_the_search_and_status_and_prints_the_progress(
     assert run(["jobs", "list", "--search", "aisle", "--status", "running"]) == 0
     assert "search=aisle" in responses.calls[0].request.url and "status=running" in responses.calls[0].request.url
     printed = capsys.readouterr().out
-    assert "aisles" in printed and "120" in printed and "300" in printed
+    assert "aisles" in printed and "120" in printed and "300" in printed and "1 of 1" in printed
 
 
 @responses.activate
@@ -571,3 +572,87 @@ def test_cli_datasets_cancel_posts_to_the_extraction_version_or_evaluation(confi
         "/datasets/4/splits/7/evaluations/9/cancel",
     ]
     assert run(["datasets", "cancel", "4", "--version", "small", "--evaluation", "7", "9"]) == 2
+
+
+@responses.activate
+def test_cli_jobs_watch_bar_counts_done_and_failed_items_on_a_terminal_only(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An archive job: no items counted while its images are listed, then 6, then the end with one failed
+    states = [("pending", 0, 0, 0), ("running", 6, 2, 1), ("success", 6, 5, 1)]
+    for status, total, done, failed in states:
+        job = {"id": 5, "name": "aisles", "network_id": 1, "status": status, "total": total, "done": done}
+        responses.get(f"{URL}/jobs/5/", json=job | {"failed": failed})
+    # The waits poll without sleeping, so the test takes no time
+    monkeypatch.setattr(State, "client", property(lambda state: Client(sleep=lambda seconds: None)))
+
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws on the captured stderr as on a terminal
+    assert run(["jobs", "watch", "5"]) == 0
+    watched = capsys.readouterr()
+    assert "job 5" in watched.err and "items not counted yet" in watched.err
+    assert "5 done, 1 failed of 6" in watched.err and "━" in watched.err
+    assert "5 done, 1 failed, 0 cancelled of 6" in watched.out  # the job's table, on stdout
+
+    monkeypatch.setenv("TTY_COMPATIBLE", "0")  # piped: the job as JSON, no bar (the mock now answers the end)
+    assert run(["jobs", "watch", "5", "--json"]) == 0
+    piped = capsys.readouterr()
+    assert piped.err == "" and json.loads(piped.out)["done"] == 5
+
+
+def test_cli_infer_runs_its_inputs_concurrently_up_to_the_concurrency_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for index in range(8):
+        (tmp_path / f"{index}.png").write_bytes(b"picture")
+    # Inference requests pass in groups of 4: only 4 in flight at once gets the 8 through
+    together = threading.Barrier(4, timeout=20)
+    in_flight, most, lock, ids = 0, 0, threading.Lock(), iter(range(100, 200))
+
+    def route(received: Received) -> Answer:
+        nonlocal in_flight, most
+        if received.method == "GET":
+            task_id = int(received.path.rstrip("/").rsplit("/", 1)[1])
+            return Answer(200, task_body(task_id, "success", data={"tensors": [], "outputs": []}))
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        try:
+            together.wait()
+        except threading.BrokenBarrierError:
+            return Answer(500, {"error": "The inferences did not arrive four at a time."})
+        finally:
+            with lock:
+                in_flight -= 1
+        with lock:
+            return Answer(200, {"task_id": next(ids)})
+
+    with fake_service(route) as service:
+        monkeypatch.setenv(config.URL_VARIABLE, service.url)
+        assert run(["infer", "3", str(tmp_path), "--concurrency", "4", "--json"]) == 0
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [Path(line["input"]).name for line in lines] == [f"{index}.png" for index in range(8)]
+    assert sorted(line["task_id"] for line in lines) == list(range(100, 108))
+    assert most == 4
+
+
+def test_cli_every_command_takes_json_and_quiet_and_explains_itself() -> None:
+    import click
+    from tensorgate_client.cli import cli
+
+    def leaves(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
+        found = []
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                found += leaves(command, (*path, name))
+            else:
+                found.append(((*path, name), command))
+        return found
+
+    commands = leaves(cli)
+    assert len(commands) >= 40  # login … tasks wait
+    for path, command in commands:
+        flags = {flag for parameter in command.params for flag in getattr(parameter, "opts", [])}
+        assert {"--json", "-q"} <= flags, path
+        assert command.help and command.help.strip()[0].isupper(), path
+        assert run([*path, "--help"]) == 0, path
