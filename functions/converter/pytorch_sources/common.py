@@ -36,6 +36,8 @@ def read_kind(path: Path, label: str) -> PyTorchFile:
         with zipfile.ZipFile(path) as archive:
             members = archive.namelist()
     except (zipfile.BadZipFile, OSError):
+        if _is_pickle(path):
+            return PyTorchFile.CHECKPOINT  # torch.save's format before torch 1.6: a bare pickle stream
         raise ConversionFailed(
             Reason.CORRUPT_FILE,
             f"{label} is not a TorchScript or torch.export file (both are zip archives and this file is not one); "
@@ -55,6 +57,23 @@ def read_kind(path: Path, label: str) -> PyTorchFile:
         "save the model with torch.jit.save or torch.export.save.",
         {"file": label},
     )
+
+
+def _is_pickle(path: Path) -> bool:
+    """Whether the file starts as a pickle stream of protocol 2 or later does (PROTO opcode, then its version)."""
+    with path.open("rb") as file:
+        head = file.read(2)
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
+
+
+def torch_error_summary(error: BaseException) -> str:
+    """`error_summary`, but an error raised inside TorchScript code reads as the error its code raised: torch
+    heads it "The following operation failed in the TorchScript interpreter." over both tracebacks, and the
+    error itself (`RuntimeError: Expected 4D input to conv2d…`) is the last line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("The following operation failed in the TorchScript interpreter"):
+        return lines[-1][:500]
+    return error_summary(error)
 
 
 def torch_dtype(dtype: str, name: str) -> torch.dtype:
@@ -128,9 +147,11 @@ def named_outputs(result: Any, label: str) -> list[tuple[str, torch.Tensor]]:
         if path and hasattr(path[0], "idx"):
             name = TUPLE_OUTPUT_PREFIX + name
         if not isinstance(leaf, torch.Tensor):
+            kind = type(leaf).__name__
             raise ConversionFailed(
                 Reason.CONVERSION_ERROR,
-                f"{label} returns a {type(leaf).__name__} as {name!r}; a served model returns tensors "
+                f"{label} returns {'an' if kind[0] in 'aeiouAEIOU' else 'a'} {kind} as {name!r}; a served model "
+                "returns tensors "
                 "(one, a tuple of them, or a dict of names to tensors).",
                 {"output": name},
             )
@@ -214,7 +235,7 @@ class TorchReference(Reference):
             shapes = {name: list(argument.shape) for name, argument in zip(self.input_names, arguments, strict=True)}
             raise ConversionFailed(
                 Reason.RUNTIME_ERROR,
-                f"{self.label} fails on inputs shaped {shapes}: {error_summary(error)}; it was exported for "
+                f"{self.label} fails on inputs shaped {shapes}: {torch_error_summary(error)}; it was exported for "
                 f"{', '.join(self.accepted)}: set conversion_options.test_batch_size within that range or "
                 "upload test_input.npz.",
                 {"input_shapes": shapes, "accepted": self.accepted},

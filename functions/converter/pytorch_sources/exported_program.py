@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import re
 import warnings
 import zipfile
@@ -196,9 +197,16 @@ def _sizes_within_ranges(program: Any, value: Any, shape: list[Any], symbols: di
         if bounds is None or not isinstance(symbol, str) or symbol in symbols:
             continue
         size = max(DEFAULT_BATCH_SIZE if axis == 0 else DEFAULT_DYNAMIC_SIZE, int(bounds.lower))
-        if bounds.upper.is_finite:
-            size = min(size, int(bounds.upper))
+        upper = _finite(bounds.upper)
+        if upper is not None:
+            size = min(size, upper)
         symbols[symbol] = size
+
+
+def _finite(bound: Any) -> int | None:
+    """A range bound as an int, None when unbounded: torch's `int_oo` (a Dim without max) calls itself finite
+    to sympy and fails int(), so it is read through float."""
+    return int(bound) if math.isfinite(float(bound)) else None
 
 
 def _accepted_ranges(program: Any, placeholders: dict[str, Any]) -> list[str]:
@@ -210,8 +218,8 @@ def _accepted_ranges(program: Any, placeholders: dict[str, Any]) -> list[str]:
         for axis, dim in enumerate(value.shape):
             bounds = program.range_constraints.get(dim.node.expr) if isinstance(dim, torch.SymInt) else None
             if bounds is not None:
-                upper = str(int(bounds.upper)) if bounds.upper.is_finite else ""
-                ranges.append(f"{name} dimension {axis} in {int(bounds.lower)}..{upper}")
+                upper = _finite(bounds.upper)
+                ranges.append(f"{name} dimension {axis} in {int(bounds.lower)}..{'' if upper is None else upper}")
     return ranges
 
 

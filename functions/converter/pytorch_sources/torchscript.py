@@ -26,6 +26,7 @@ from functions.converter.pytorch_sources.common import (
     name_map,
     named_outputs,
     spec_by_name,
+    torch_error_summary,
 )
 from functions.converter.tensorflow_sources.common import Conversion, Requests
 
@@ -59,7 +60,7 @@ def convert(
         shapes = {name: list(example.shape) for name, example in zip(input_names, examples, strict=True)}
         raise ConversionFailed(
             Reason.RUNTIME_ERROR,
-            f"{label} fails on inputs shaped as input_spec declares {shapes}: {error_summary(error)}",
+            f"{label} fails on inputs shaped as input_spec declares {shapes}: {torch_error_summary(error)}",
             {"input_shapes": shapes},
         ) from None
     output_names = [name for name, _ in outputs]
@@ -150,7 +151,7 @@ def _export(
     except Exception as error:  # noqa: BLE001 - the exporter raises many types for unsupported operators
         raise ConversionFailed(
             Reason.CONVERSION_ERROR,
-            f"torch could not export {label} to ONNX opset {opset}: {error_summary(error)}",
+            f"torch could not export {label} to ONNX opset {opset}: {torch_error_summary(error)}",
             {"opset": opset, "error": f"{type(error).__name__}: {str(error)[:2000]}"},
         ) from None
     return onnx.load_from_string(buffer.getvalue())

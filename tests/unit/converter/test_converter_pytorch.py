@@ -159,8 +159,11 @@ def test_convert_network_pytorch_input_spec_naming_no_argument_is_refused(upload
     assert "input_spec names 'image'" in caught.value.message and "takes 'x'" in caught.value.message
 
 
-def test_convert_network_pytorch_checkpoint_is_refused_without_unpickling(upload, output):
-    torch.save(torch_zoo.BoxesAndScores().state_dict(), upload / "model.pth")
+@pytest.mark.parametrize("layout", ["zip", "legacy"])
+def test_convert_network_pytorch_checkpoint_is_refused_without_unpickling(layout, upload, output):
+    # torch.save's zip (torch 1.6 and later) and the bare pickle stream before it, still written on request.
+    state = torch_zoo.BoxesAndScores().state_dict()
+    torch.save(state, upload / "model.pth", _use_new_zipfile_serialization=layout == "zip")
 
     with pytest.raises(ConversionFailed) as caught:
         convert_network(upload, output, framework="pytorch")
@@ -260,3 +263,62 @@ def test_convert_network_pytorch_program_with_a_general_pickle_inside_is_refused
 
     assert caught.value.reason is Reason.UNSAFE_MODEL
     assert "'data/sample_inputs/model.pt', a pickle holding more than tensors" in caught.value.message
+
+
+@pytest.mark.parametrize("dynamic", ["Dim", "AUTO"])
+def test_convert_network_pytorch_program_with_an_unbounded_batch_converts(dynamic, upload, output):
+    # Dim("batch") without min/max, or Dim.AUTO, as most export code writes it: the range ends at torch's int_oo.
+    batch = torch.export.Dim("batch") if dynamic == "Dim" else torch.export.Dim.AUTO
+    model = torch_zoo.BoxesAndScores().eval()
+    program = torch.export.export(model, (torch.zeros(3, 6),), dynamic_shapes={"x": {0: batch}})
+    torch.export.save(program, upload / "model.pt2")
+
+    result = convert_network(upload, output, framework="pytorch")
+
+    assert result.parity["passed"], result.parity
+    assert result.signature.inputs[0].shape == ("batch", 6)
+    session = ort.InferenceSession(str(output / "model.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(6).standard_normal((7, 6)).astype(np.float32)
+    with torch.no_grad():
+        expected = [value.numpy() for value in model(torch.from_numpy(x))]
+    for produced, wanted in zip(session.run(None, {"x": x}), expected, strict=True):
+        np.testing.assert_allclose(produced, wanted, rtol=1e-5, atol=1e-6)
+
+
+class _ConvolutionThenSum(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        return self.conv(x).sum(dim=(2, 3)), x.shape[0]
+
+
+def test_convert_network_pytorch_scripted_model_failing_says_what_its_code_raised(upload, output):
+    torch.jit.save(torch.jit.script(_ConvolutionThenSum()), str(upload / "model.pt"))
+
+    with pytest.raises(ConversionFailed) as caught:
+        convert_network(
+            upload, output, framework="pytorch", input_spec=[{"name": "x", "dtype": "float32", "shape": ["batch", 6]}]
+        )
+
+    assert caught.value.reason is Reason.RUNTIME_ERROR
+    assert caught.value.message.startswith(
+        "model.pt fails on inputs shaped as input_spec declares {'x': [2, 6]}: RuntimeError: Expected 3D (unbatched) "
+        "or 4D (batched) input to conv2d"
+    )
+
+
+def test_convert_network_pytorch_output_that_is_not_a_tensor_is_refused_naming_it(upload, output):
+    torch.jit.save(torch.jit.script(_ConvolutionThenSum()), str(upload / "model.pt"))
+
+    with pytest.raises(ConversionFailed) as caught:
+        convert_network(
+            upload,
+            output,
+            framework="pytorch",
+            input_spec=[{"name": "x", "dtype": "float32", "shape": ["batch", 3, 8, 8]}],
+        )
+
+    assert caught.value.reason is Reason.CONVERSION_ERROR
+    assert caught.value.message.startswith("model.pt returns an int as 'output_1'; a served model returns tensors")
