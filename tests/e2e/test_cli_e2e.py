@@ -258,7 +258,8 @@ def test_cli_exit_codes_usage_2_service_error_1_timeout_3(
 
     created = tensorgate("networks", "create", str(model), *DETECTOR_FLAGS, "--no-wait", "-q")
     assert created.code == 0 and created.out.strip().isdigit()
-    assert tensorgate("networks", "delete", created.out.strip()).code == 0
+    deleted = tensorgate("networks", "delete", created.out.strip(), "--json")
+    assert deleted.code == 0 and deleted.json() == {"id": int(created.out.strip()), "deleted": True}
 
     # A JSON create whose archive never comes stays pending: the waits run out.
     stuck = requests.post(
@@ -282,6 +283,19 @@ def test_cli_login_writes_a_profile_and_whoami_shows_the_masked_key(
     key = local_stack_with_workers.api_key
     logged = tensorgate("login", "--api-url", local_stack_with_workers.host, "--api-key", key, extra_env=profile)
     assert logged.code == 0, logged.err
+    assert "Saved profile 'default'" in logged.out and key not in logged.out
+    again = tensorgate(
+        "login", "--api-url", local_stack_with_workers.host, "--api-key", key, "--json", extra_env=profile
+    )
+    assert (
+        again.json()
+        == {  # type: ignore[comparison-overlap]
+            "profile": "default",
+            "file": str(tmp_path / "config"),
+            "api_url": local_stack_with_workers.url,
+            "api_key": f"{key[:4]}{'*' * (len(key) - 8)}{key[-4:]}",
+        }
+    )
 
     shown = tensorgate("whoami", extra_env=profile)
     assert shown.code == 0 and key not in shown.out
@@ -355,6 +369,8 @@ def test_cli_each_subcommand_prints_a_table_and_json(
     assert task_table.code == 0 and re.search(rf"{task_id}\s+│\s+deploy\s+│\s+success", task_table.out)
     assert "onnx converted to ONNX" in task_table.out
     [task] = tensorgate("tasks", "wait", task_id, "--json").json_lines()
+    waited_task = tensorgate("tasks", "wait", task_id)
+    assert waited_task.code == 0 and re.search(rf"{task_id}\s+│\s+deploy\s+│\s+success", waited_task.out)
     assert task["kind"] == "deploy" and task["data"]["format"] == "onnx"  # type: ignore[index]
 
     inferred = tensorgate("infer", network_id, str(tmp_path / "picture.jpg"), "--json").json_lines()
@@ -384,6 +400,39 @@ def test_cli_specs_and_versions_recognise_through_the_spec_and_draw_its_boxes(
     listed = tensorgate("specs", "list")
     assert "shapes" in listed.out and "detection, 2 labels" in listed.out
     assert f"{version_id} (current)" in tensorgate("specs", "versions", str(spec["id"])).out
+    # Each read command: a table for people, one JSON document with --json
+    spec_table = tensorgate("specs", "get", str(spec["id"])).out
+    assert (
+        re.search(rf"current version\s+{version_id}\b", spec_table)
+        and "detection, 2 labels: 0:disc, 1:corner" in spec_table
+    )
+    specs_page = tensorgate("specs", "list", "--limit", "100", "--json").json()
+    assert {"id": spec["id"], "current_version_id": version_id}.items() <= next(
+        item
+        for item in specs_page["results"]
+        if item["id"] == spec["id"]  # type: ignore[index]
+    ).items()
+    [listed_version] = tensorgate("specs", "versions", str(spec["id"]), "--json").json()["results"]  # type: ignore[index]
+    assert (listed_version["id"], listed_version["network_id"]) == (version_id, large_detector["id"])
+    versions_table = tensorgate("versions", "list", "--limit", "100").out
+    assert re.search(
+        rf"{version_id}\s+│\s+{spec['id']} shapes\s+│\s+{large_detector['id']} big detector", versions_table
+    )
+    assert "detection (direct_output)" in versions_table
+    assert any(
+        item["id"] == version_id
+        for item in tensorgate("versions", "list", "--limit", "100", "--json").json()["results"]
+    )  # type: ignore[index]
+    version_table = tensorgate("versions", "get", str(version_id)).out
+    assert (
+        re.search(rf"network\s+{large_detector['id']} big detector", version_table)
+        and '"boxes_tensor": "boxes"' in version_table
+    )
+    got_version = tensorgate("versions", "get", str(version_id), "--json").json()
+    assert got_version["spec_id"] == spec["id"] and got_version["post_processings"][0]["detection"]["thresholds"] == [
+        0.5,
+        0.7,
+    ]  # type: ignore[index]
 
     # Inference through the spec: the corner's 0.6 is under its 0.7 threshold, shown only when asked
     picture = tmp_path / "grey.png"
@@ -404,6 +453,7 @@ def test_cli_specs_and_versions_recognise_through_the_spec_and_draw_its_boxes(
     assert tensorgate("specs", "update", str(spec["id"]), "--current-version", "none").code == 0
     refused = tensorgate("infer", f"spec:{spec['id']}", str(picture))
     assert refused.code == 1 and "current version" in refused.err
+    assert tensorgate("versions", "delete", str(version_id), "--json").json() == {"id": version_id, "deleted": True}
     assert tensorgate("specs", "delete", str(spec["id"])).code == 0
     assert tensorgate("versions", "get", str(version_id)).code == 1
 
@@ -429,11 +479,17 @@ def test_cli_endpoint_predicts_in_the_same_request_then_shutdown_refuses(
     by_id = tensorgate("endpoints", "predict", str(endpoint["id"]), str(pictures[0]))
     assert "disc 0.900 [80, 60, 240, 180]" in by_id.out
     assert "cli shapes" in tensorgate("endpoints", "list", "--search", "CLI SHA").out
+    [listed] = tensorgate("endpoints", "list", "--search", "CLI SHA", "--json").json()["results"]  # type: ignore[index]
+    assert (listed["id"], listed["network_id"]) == (endpoint["id"], large_detector["id"])
+    shown = tensorgate("endpoints", "get", "cli shapes").out
+    assert re.search(rf"target\s+network {large_detector['id']}", shown) and re.search(r"status\s+running", shown)
+    assert tensorgate("endpoints", "get", str(endpoint["id"]), "--json").json()["name"] == "cli shapes"  # type: ignore[index]
 
-    assert tensorgate("endpoints", "shutdown", "cli shapes").code == 0
+    stopped = tensorgate("endpoints", "shutdown", "cli shapes", "--json")
+    assert stopped.code == 0 and stopped.json()["status"] == "shutdown"  # type: ignore[index]
     refused = tensorgate("endpoints", "predict", "cli shapes", str(pictures[0]))
     assert refused.code == 1 and "shut down" in refused.err
-    assert tensorgate("endpoints", "delete", "cli shapes").code == 0
+    assert tensorgate("endpoints", "delete", "cli shapes", "--json").json() == {"id": endpoint["id"], "deleted": True}
     assert tensorgate("endpoints", "get", "cli shapes").code == 1
 
 
@@ -457,13 +513,72 @@ def test_cli_job_over_a_prefix_watched_downloaded_in_input_order(
     assert submitted.code == 0, submitted.err
     job = submitted.json()
     assert isinstance(job, dict) and (job["status"], job["done"], job["total"]) == ("success", 6, 6)
+    job_table = tensorgate("jobs", "get", str(job["id"])).out
+    assert re.search(r"items\s+6 done, 0 failed, 0 cancelled of 6", job_table)
+    assert f"tensorgate jobs download {job['id']}" in job_table
+    assert tensorgate("jobs", "get", str(job["id"]), "--json").json()["results_url"]  # type: ignore[index]
+    assert re.search(
+        rf"{job['id']}\s+│\s+cli job\s+│\s+success\s+│\s+6\s+│\s+0\s+│\s+6",
+        tensorgate("jobs", "list", "--search", "CLI JOB").out,
+    )
+    [listed] = tensorgate("jobs", "list", "--search", "CLI JOB", "--json").json()["results"]  # type: ignore[index]
+    assert (listed["id"], listed["done"]) == (job["id"], 6)
+    watched = tensorgate("jobs", "watch", str(job["id"]))
+    assert watched.code == 0 and re.search(r"status\s+success", watched.out)
     results = tmp_path / "results.jsonl"
-    assert tensorgate("jobs", "download", str(job["id"]), "-o", str(results)).code == 0
+    written = tensorgate("jobs", "download", str(job["id"]), "-o", str(results), "--json")
+    assert written.code == 0 and written.json() == {
+        "id": job["id"],
+        "file": str(results),
+        "bytes": results.stat().st_size,
+    }
     lines = [json.loads(line) for line in results.read_text().splitlines()]
     assert [line["input"] for line in lines] == [f"s3://{stack.bucket}/{key}" for key in keys]
     assert all(line["status"] == "success" for line in lines)
     # An ended job cannot be cancelled: the service's 409 sentence, exit 1
     assert tensorgate("jobs", "cancel", str(job["id"])).code == 1
+
+
+def test_cli_job_bar_counts_done_and_failed_and_download_bar_on_a_terminal_and_absent_when_piped(
+    tensorgate, local_stack_with_workers: RunningStack, large_detector: dict[str, object], tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.e2e.test_faults import Stack
+
+    stack = Stack(local_stack_with_workers)
+    # Five pictures and one object that is not a picture: five items done, one failed
+    for index in range(6):
+        picture = tmp_path / f"{index}.png"
+        Image.new("RGB", (40, 30), (0, index * 40, 0)).save(picture)
+        body = picture.read_bytes() if index < 5 else b"not a picture"
+        stack.s3.put_object(Bucket=stack.bucket, Key=f"uploads/dev/cli-bar/picture-{index}.png", Body=body)
+    prefix = f"s3://{stack.bucket}/uploads/dev/cli-bar/"
+    env = environment(local_stack_with_workers, tmp_path / "config") | {"TERM": "xterm-256color"}
+    submit = ["jobs", "submit", "--network", str(large_detector["id"]), "--prefix", prefix, "--watch"]
+
+    status, drawn = read_terminal([str(COMMAND), *submit[:2], "cli bar watched", *submit[2:]], env)
+
+    assert status == 0, drawn
+    # rich's bar, redrawn in place, with the counts beside it; the last drawing has every item
+    assert "\x1b[" in drawn and "━" in drawn and re.search(r"job \d+", drawn), drawn
+    assert "5 done, 1 failed of 6" in drawn, drawn
+    [job] = tensorgate("jobs", "list", "--search", "cli bar watched", "--json").json()["results"]  # type: ignore[index]
+    assert (job["status"], job["done"], job["failed"]) == ("success", 5, 1)
+
+    status, drawn = read_terminal(
+        [str(COMMAND), "jobs", "download", str(job["id"]), "-o", str(tmp_path / "watched.jsonl")], env
+    )
+    assert status == 0, drawn
+    assert re.search(rf"downloading job {job['id']}.*━", drawn) and "\x1b[" in drawn, drawn
+    lines = (tmp_path / "watched.jsonl").read_text().splitlines()
+    assert [json.loads(line)["status"] for line in lines] == ["success"] * 5 + ["error"]
+
+    piped = tensorgate(*submit[:2], "cli bar piped", *submit[2:])
+    assert piped.code == 0, piped.err
+    assert "━" not in piped.err and "\r" not in piped.err and "\x1b[" not in piped.err + piped.out
+    assert re.search(r"items\s+5 done, 1 failed, 0 cancelled of 6", piped.out)
+    [piped_job] = tensorgate("jobs", "list", "--search", "cli bar piped", "--json").json()["results"]  # type: ignore[index]
+    downloaded = tensorgate("jobs", "download", str(piped_job["id"]), "-o", str(tmp_path / "piped.jsonl"))
+    assert downloaded.code == 0 and downloaded.err == "" and "Wrote" in downloaded.out
 
 
 def test_cli_dataset_from_a_folder_per_class_reports_its_item_errors(tensorgate, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -484,7 +599,12 @@ def test_cli_dataset_from_a_folder_per_class_reports_its_item_errors(tensorgate,
     errors = tensorgate("datasets", "errors", "cli-pets")
     assert errors.code == 0 and "broken.jpg" in errors.out
     assert "cli-pets" in tensorgate("datasets", "list", "--search", "PETS").out
-    assert tensorgate("datasets", "delete", "cli-pets").code == 0
+    [listed] = tensorgate("datasets", "list", "--search", "PETS", "--json").json()["results"]  # type: ignore[index]
+    assert (listed["id"], listed["status"]) == (dataset["id"], "ready") and "upload" not in listed
+    shown = tensorgate("datasets", "get", "cli-pets").out
+    assert re.search(r"items\s+6", shown) and re.search(r"item errors\s+1", shown) and '"dog": 1' in shown
+    assert tensorgate("datasets", "get", str(dataset["id"]), "--json").json()["classes"] == {"cat": 0, "dog": 1}  # type: ignore[index]
+    assert tensorgate("datasets", "delete", "cli-pets", "--json").json() == {"id": dataset["id"], "deleted": True}
     assert tensorgate("datasets", "get", str(dataset["id"])).code == 1
 
 
