@@ -1,4 +1,5 @@
-"""A scripted PyTorch ResNet18 registered through `make dev`'s stack, served, and answering what torch computes."""
+"""PyTorch uploads registered through `make dev`'s stack, served, and answering what torch computes: a scripted
+ResNet18 and a MobileNetV3-Small exported by torch.export."""
 
 from __future__ import annotations
 
@@ -33,14 +34,29 @@ def _wait(stack: RunningStack, path: str, seconds: float = 300) -> dict:
     pytest.fail(f"{path} did not finish within {seconds} s:\n{stack.printed()[-3000:]}")
 
 
-def test_pytorch_torchscript_network_deploys_and_serves_what_torch_computes(
-    local_stack_with_workers: RunningStack, tmp_path: Path
+# A scripted ResNet18 with the Neuropod-style input_spec; a MobileNetV3-Small exported by torch.export with
+# an unbounded batch (Dim("batch") without max), which records its inputs itself.
+UPLOADS = {
+    "torchscript": ("ResNet18", "model.pt"),
+    "torch_export": ("MobileNetV3Small", "model.pt2"),
+}
+
+
+@pytest.mark.parametrize("upload", sorted(UPLOADS))
+def test_pytorch_network_deploys_and_serves_what_torch_computes(
+    upload: str, local_stack_with_workers: RunningStack, tmp_path: Path
 ) -> None:
     stack = local_stack_with_workers
-    # Given a ResNet18 scripted from its training code, its mean, and the Neuropod-style input_spec
-    architecture = torch_zoo.ARCHITECTURES["ResNet18"]
+    # Given a model saved from its training code, its mean, and (for TorchScript) the input_spec
+    name, file_name = UPLOADS[upload]
+    architecture = torch_zoo.ARCHITECTURES[name]
     model = architecture.model()
-    torch_zoo.save_torchscript(model, tmp_path / "model.pt")
+    if upload == "torchscript":
+        torch_zoo.save_torchscript(model, tmp_path / file_name)
+    else:
+        batch = torch.export.Dim("batch")
+        program = torch.export.export(model, architecture.examples(), dynamic_shapes={"x": {0: batch}})
+        torch.export.save(program, tmp_path / file_name)
     buffer = io.BytesIO()
     np.save(buffer, MEAN)
     preprocessing = {
@@ -66,13 +82,13 @@ def test_pytorch_torchscript_network_deploys_and_serves_what_torch_computes(
         f"{stack.url}/networks/",
         headers={"X-API-KEY": stack.api_key},
         data={
-            "name": "resnet18 from pytorch",
+            "name": f"{name} from pytorch",
             "framework": "pytorch",
             "preprocessing": json.dumps(preprocessing),
             "postprocessings": json.dumps([{"tensors_output": {"tensors": ["output"]}}]),
-            "input_spec": json.dumps(list(architecture.input_spec)),
+            **({"input_spec": json.dumps(list(architecture.input_spec))} if upload == "torchscript" else {}),
         },
-        files={"model.pt": (tmp_path / "model.pt").read_bytes(), "mean.npy": buffer.getvalue()},
+        files={file_name: (tmp_path / file_name).read_bytes(), "mean.npy": buffer.getvalue()},
         timeout=60,
     )
     assert created.status_code == 201, created.text
@@ -83,7 +99,7 @@ def test_pytorch_torchscript_network_deploys_and_serves_what_torch_computes(
     assert task["status"] == "success", task
     deployed = _wait(stack, f"/networks/{network_id}/")
     conversion = deployed["conversion"]
-    assert conversion["format"] == "torchscript" and conversion["parity"]["passed"], conversion
+    assert conversion["format"] == upload and conversion["parity"]["passed"], conversion
     assert deployed["inputs"] == [{"name": "x", "dtype": "float32", "shape": ["batch", 3, SIZE, SIZE]}]
 
     # And an inference answers what torch computes on the reference preprocessing
