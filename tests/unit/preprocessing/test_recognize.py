@@ -9,9 +9,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from tensorgate_preprocessing.errors import InvalidModelOutput
-from tensorgate_preprocessing.geometry import ImageTransform
+from tensorgate_preprocessing.geometry import ImageTransform, plan_resize
 from tensorgate_preprocessing.postprocess import recognize
-from tensorgate_preprocessing.spec import RecognitionPostProcessing
+from tensorgate_preprocessing.spec import RecognitionPostProcessing, ResizeType, TargetSize
 
 # A 1000×500 photo squashed to a 100×100 input: a normalised x is 1000 px, a normalised y 500 px.
 SQUASHED = ImageTransform((1000, 500), (0, 0, 1000, 500), (100, 100), (0, 0), (100, 100))
@@ -369,6 +369,83 @@ def test_yolo_v8_matches_the_plain_reference_and_maps_back_within_a_pixel(
     ]
     (result,) = recognize({"output0": np.array(head).T[None]}, [labels], [yolo(thresholds, "v8", nms)], SQUASHED)
     as_the_reference(result, boxes, scores, thresholds, nms)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    data=st.data(),
+    rows=st.integers(min_value=1, max_value=10),
+    classes=st.integers(min_value=1, max_value=3),
+    nms=st.sampled_from([0.3, 0.5, 0.7]),
+)
+def test_yolo_v5_scores_objectness_times_class_and_matches_the_plain_reference(
+    data: Any, rows: int, classes: int, nms: float
+) -> None:
+    grid = data.draw(st.lists(box, min_size=rows, max_size=rows))
+    boxes = [[value / 20 for value in b] for b in grid]
+    assume(clear_of_the_nms_threshold(boxes, nms))
+    objectness = [value / 100 for value in data.draw(st.lists(st.integers(1, 100), min_size=rows, max_size=rows))]
+    flat = data.draw(st.lists(st.integers(0, 10_000), min_size=rows * classes, max_size=rows * classes, unique=True))
+    class_scores = [[flat[r * classes + c] / 10_000 for c in range(classes)] for r in range(rows)]
+    scores = [[objectness[r] * class_scores[r][c] for c in range(classes)] for r in range(rows)]
+    assume(len({score for row in scores for score in row}) == rows * classes)  # ties: tie-breaking alone
+    thresholds = data.draw(st.lists(st.sampled_from([0.0, 0.25, 0.5]), min_size=classes, max_size=classes))
+    labels = [{"id": c, "name": f"c{c}"} for c in range(classes)]
+    # Rows of centre and size in the 100×100 input's pixels, objectness, then the class scores, as v5 exports.
+    head = [
+        [(b[0] + b[2]) * 50, (b[1] + b[3]) * 50, (b[2] - b[0]) * 100, (b[3] - b[1]) * 100, objectness[r], *s]
+        for r, (b, s) in enumerate(zip(boxes, class_scores, strict=True))
+    ]
+    (result,) = recognize({"output0": np.array(head)[None]}, [labels], [yolo(thresholds, "v5", nms)], SQUASHED)
+    as_the_reference(result, boxes, scores, thresholds, nms)
+
+
+@st.composite
+def letterboxes(draw: Any) -> ImageTransform:
+    """A whole picture letterboxed (FILL) into a network input: resized to fit, padded right and below."""
+    width, height = draw(st.integers(1, 2000)), draw(st.integers(1, 2000))
+    target = TargetSize(width=draw(st.integers(16, 640)), height=draw(st.integers(16, 640)))
+    plan = plan_resize((width, height), ResizeType.FILL, target)
+    return ImageTransform((width, height), (0, 0, width, height), plan.resized, plan.offset, plan.input_size)
+
+
+@settings(max_examples=200, deadline=None)
+@given(transform=letterboxes(), data=st.data())
+def test_yolo_boxes_under_a_letterbox_are_unscaled_cut_to_the_picture_and_dropped_in_the_padding(
+    transform: ImageTransform, data: Any
+) -> None:
+    # Given v8 boxes anywhere in the input, padding included, on half pixels (never exactly on its edge)
+    input_width, input_height = transform.input_size
+    rows = data.draw(st.integers(min_value=1, max_value=8))
+    corners = [
+        sorted(data.draw(st.lists(st.integers(0, size - 1), min_size=2, max_size=2, unique=True)))
+        for _ in range(rows)
+        for size in (input_width, input_height)
+    ]
+    boxes = [(x[0] + 0.5, y[0] + 0.5, x[1] + 0.5, y[1] + 0.5) for x, y in zip(corners[::2], corners[1::2], strict=True)]
+    scores = [(rows - r) / (rows + 1) + 0.01 for r in range(rows)]  # distinct, best first, all over 0
+    head = [
+        [(b[0] + b[2]) / 2, (b[1] + b[3]) / 2, b[2] - b[0], b[3] - b[1], score]
+        for b, score in zip(boxes, scores, strict=True)
+    ]
+
+    # When they are read with no threshold and no suppression
+    post = yolo([0.0], "v8", nms=1.0)
+    (result,) = recognize({"output0": np.array(head).T[None]}, [PETS[:1]], [post], transform)
+
+    # Then each is its input box divided by the resize's scale, cut to the picture; those in the padding are gone
+    scale_x, scale_y = transform.scale
+    width, height = transform.original_size
+    expected = []
+    for (x1, y1, x2, y2), score in zip(boxes, scores, strict=True):
+        cut = (min(x1 / scale_x, width), min(y1 / scale_y, height), min(x2 / scale_x, width), min(y2 / scale_y, height))
+        if cut[2] > cut[0] and cut[3] > cut[1]:
+            expected.append((round(score, 6), cut))
+    predicted = result["labels"]["predicted"]
+    assert [p["score"] for p in predicted] == [score for score, _ in expected]
+    for item, (_, cut) in zip(predicted, expected, strict=True):
+        found = [item["roi"]["bbox"][key] for key in ("xmin", "ymin", "xmax", "ymax")]
+        assert max(abs(a - b) for a, b in zip(found, cut, strict=True)) <= 0.006, (found, cut)
 
 
 def test_a_detection_takes_exactly_one_decoder() -> None:
