@@ -322,3 +322,46 @@ def test_convert_network_pytorch_output_that_is_not_a_tensor_is_refused_naming_i
 
     assert caught.value.reason is Reason.CONVERSION_ERROR
     assert caught.value.message.startswith("model.pt returns an int as 'output_1'; a served model returns tensors")
+
+
+def test_conversion_report_has_the_same_shape_for_caffe_pytorch_and_tensorflow(tmp_path):
+    # One report a caller reads the same way whatever was uploaded: the same keys, down to each parity figure.
+    from functions.converter.convert import ConversionOptions
+    from tests.unit.converter import caffe_zoo, models
+
+    caffe_zoo.alexnet_shaped().write(tmp_path / "caffe")
+    (tmp_path / "pytorch").mkdir()
+    torch_zoo.save_torchscript(torch_zoo.BoxesAndScores().eval(), tmp_path / "pytorch" / "model.pt")
+    (tmp_path / "tensorflow-1.x").mkdir()
+    (tmp_path / "tensorflow-1.x" / "addition.pb").write_bytes(models.frozen_addition_graph())
+    arguments: dict[str, dict] = {
+        "caffe": {},
+        "pytorch": {"input_spec": [{"name": "x", "dtype": "float32", "shape": ["batch", 6]}]},
+        "tensorflow-1.x": {
+            "input_spec": models.ADDITION_INPUT_SPEC,
+            "options": ConversionOptions(node_name_mapping=models.ADDITION_MAPPING),
+        },
+    }
+
+    reports = {
+        framework: convert_network(
+            tmp_path / framework, tmp_path / f"{framework}-output", framework=framework, **extra
+        ).to_dict()
+        for framework, extra in arguments.items()
+    }
+
+    def layout(report: dict) -> tuple:
+        parity = report["parity"]
+        return (
+            sorted(report),
+            sorted(report["model"]),
+            sorted(report["signature"]),
+            sorted(parity),
+            sorted(parity["outputs"][0]),
+            sorted(parity["cases"][0]),
+            sorted(report["timings"]),
+        )
+
+    assert layout(reports["caffe"]) == layout(reports["pytorch"]) == layout(reports["tensorflow-1.x"])
+    assert [report["format"] for report in reports.values()] == ["caffe", "torchscript", "frozen_graph"]
+    assert all(report["parity"]["checked"] and report["parity"]["passed"] for report in reports.values())
