@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from requests_toolbelt.multipart.encoder import MultipartEncoder
 
 from tensorgate_client import config, uploads
-from tensorgate_client.errors import ApiError, TaskFailed, WaitTimeout
+from tensorgate_client.errors import ApiError, ConnectionFailed, TaskFailed, WaitTimeout
 from tensorgate_client.models import (
     Dataset,
     DatasetPage,
@@ -621,22 +621,30 @@ class Jobs:
 
     def download(self, job_id: int, target: str | Path, progress: uploads.Progress | None = None) -> Path:
         """Write an ended job's results (JSON Lines, one line per item in input order) to `target`, streamed;
-        `progress(received, total)` follows the bytes."""
+        `progress(received, total)` follows the bytes. The file appears whole or not at all: the bytes go to
+        `target.part` first. The results URL is signed: an expired one is an `ApiError` with storage's sentence."""
         job = self.get(job_id)
         if job.results_url is None:
             raise ApiError(409, f"Job {job_id} is {job.status}: its results are written when it ends.")
         path = Path(target)
-        response = self._http.session.get(job.results_url, stream=True, timeout=self._http.timeout)
-        if response.status_code >= 400:
-            raise ApiError(response.status_code, f"The results of job {job_id} could not be read: {response.reason}.")
-        total = int(response.headers.get("Content-Length") or 0)
-        received = 0
-        with response, open(path, "wb") as handle:
-            for chunk in response.iter_content(chunk_size=1 << 16):
-                handle.write(chunk)
-                received += len(chunk)
-                if progress is not None:
-                    progress(received, total)
+        partial = path.with_name(f"{path.name}.part")
+        try:
+            response = self._http.request("GET", job.results_url, authenticated=False, stream=True)
+            total = int(response.headers.get("Content-Length") or 0)
+            received = 0
+            with response, open(partial, "wb") as handle:
+                for chunk in response.iter_content(chunk_size=1 << 16):
+                    handle.write(chunk)
+                    received += len(chunk)
+                    if progress is not None:
+                        progress(received, total)
+            partial.replace(path)
+        except ApiError as error:
+            raise ApiError(error.status, f"The results of job {job_id} could not be read: {error.message}") from None
+        except requests.RequestException as error:  # the connection broke while the results were arriving
+            raise ConnectionFailed(f"The results of job {job_id} stopped arriving: {error}.") from None
+        finally:
+            partial.unlink(missing_ok=True)
         return path
 
 

@@ -109,8 +109,10 @@ class Transport:
         body: BodyFactory | None = None,
         authenticated: bool = True,
         timeout: tuple[float, float] | None = None,
+        stream: bool = False,
     ) -> requests.Response:
-        """Send, retrying as the policy says; an error status raises `ApiError` with the service's sentence."""
+        """Send, retrying as the policy says; an error status raises `ApiError` with the service's sentence.
+        With `stream`, the body of a successful answer is read by the caller (`iter_content`)."""
         method = method.upper()
         url = self.url(path)
         attempt = 0
@@ -123,7 +125,14 @@ class Transport:
                 headers.update(extra)
             try:
                 response = self.session.request(
-                    method, url, json=json, params=params, data=data, headers=headers, timeout=timeout or self.timeout
+                    method,
+                    url,
+                    json=json,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    timeout=timeout or self.timeout,
+                    stream=stream,
                 )
             except requests.ConnectionError as error:
                 # A POST whose connection broke may have been processed: only an idempotent request goes again.
@@ -143,6 +152,7 @@ class Transport:
             if response.status_code < 400:
                 return response
             if self.retry.should_retry(method, response.status_code) and attempt < self.retry.attempts:
+                response.close()  # a streamed answer holds its connection until closed
                 self._sleep(self.retry.delay(attempt, response.headers.get("Retry-After")))
                 continue
             raise api_error(response)

@@ -13,7 +13,7 @@ from tensorgate_client.cli import TIMEOUT, Failed, State, cli, output_options
 from tensorgate_client.cli.networks import json_value
 from tensorgate_client.cli.output import add_row
 from tensorgate_client.cli.serving import one_target, target_options
-from tensorgate_client.errors import WaitTimeout
+from tensorgate_client.errors import ApiError, WaitTimeout
 from tensorgate_client.models import Dataset
 
 
@@ -336,9 +336,11 @@ def evaluate(
         plots_to.mkdir(parents=True, exist_ok=True)
         for name, url in evaluation.plots.items():
             target = plots_to / f"{name}.png"
-            response = client.transport.session.get(url, timeout=client.transport.timeout)
-            response.raise_for_status()
-            target.write_bytes(response.content)
+            try:  # a signed URL: no API key, storage's sentence when it is refused
+                picture = client.transport.request("GET", url, authenticated=False).content
+            except ApiError as error:
+                raise ApiError(error.status, f"The plot {name} could not be downloaded: {error.message}") from None
+            target.write_bytes(picture)
             saved[name] = str(target)
     if state.output.as_json:
         state.output.json(evaluation.model_dump(mode="json") | {"saved_plots": saved})

@@ -656,3 +656,56 @@ def test_cli_every_command_takes_json_and_quiet_and_explains_itself() -> None:
         assert {"--json", "-q"} <= flags, path
         assert command.help and command.help.strip()[0].isupper(), path
         assert run([*path, "--help"]) == 0, path
+
+
+EXPIRED = "<?xml version='1.0'?><Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+
+
+def test_cli_jobs_download_writes_the_results_whole_or_says_why_not(
+    configured: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = "".join(json.dumps({"index": i, "status": "success"}) + "\n" for i in range(3000))
+
+    def route(received: Received) -> Answer:
+        if received.path.startswith("/v0.7/jobs/"):
+            job_id = int(received.path.split("/")[3])
+            body = {"id": job_id, "name": "j", "network_id": 1, "status": "success", "total": 3000, "done": 3000}
+            return Answer(200, body | {"results_url": f"{service.url}/results/{job_id}.jsonl?signature=s"})
+        if received.path.startswith("/results/7."):
+            return Answer(200, results, {"Content-Type": "application/x-ndjson"})
+        return Answer(403, EXPIRED, {"Content-Type": "application/xml"})
+
+    with fake_service(route) as service:
+        monkeypatch.setenv(config.URL_VARIABLE, service.url)
+        target = configured / "results.jsonl"
+        assert run(["jobs", "download", "7", "-o", str(target), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out) == {"id": 7, "file": str(target), "bytes": len(results)}
+        assert target.read_text() == results
+        # The signed URL gets no API key
+        assert "X-API-KEY" not in service.received[-1].headers and "X-API-KEY" in service.received[-2].headers
+
+        refused = configured / "refused.jsonl"
+        assert run(["jobs", "download", "8", "-o", str(refused)]) == 1
+        printed = capsys.readouterr()
+        assert printed.err == "Error: The results of job 8 could not be read: Request has expired.\n"
+        assert sorted(path.name for path in configured.iterdir()) == ["results.jsonl"]  # nothing half-written
+
+
+@responses.activate
+def test_cli_datasets_evaluate_plot_refused_by_storage_is_its_sentence(
+    configured: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    evaluation = {"id": 9, "dataset_id": 4, "split_id": 7, "part": "test", "network_id": 2, "task_id": 5}
+    responses.get(f"{URL}/datasets/4/", json={"id": 4, "name": "orchard", "task_id": 1})
+    responses.post(f"{URL}/datasets/4/splits/7/evaluations", status=201, json=evaluation)
+    plots = {"confusion_matrix": "https://storage.test/cm.png?s=1", "per_class": "https://storage.test/pc.png?s=1"}
+    ready = evaluation | {"status": "ready", "metrics": {"items": 1, "accuracy": 1.0}, "plots": plots}
+    responses.get(f"{URL}/datasets/4/splits/7/evaluations/9/metrics", json=ready)
+    responses.get(plots["confusion_matrix"], body=b"\x89PNG picture")
+    responses.get(plots["per_class"], status=403, body=EXPIRED, content_type="application/xml")
+
+    assert run(["datasets", "evaluate", "4", "7", "--network", "2", "--plots", str(configured / "plots")]) == 1
+
+    assert capsys.readouterr().err == "Error: The plot per_class could not be downloaded: Request has expired.\n"
+    assert (configured / "plots" / "confusion_matrix.png").read_bytes() == b"\x89PNG picture"
+    assert "X-API-KEY" not in responses.calls[-1].request.headers
