@@ -629,20 +629,25 @@ class Jobs:
         path = Path(target)
         partial = path.with_name(f"{path.name}.part")
         try:
-            response = self._http.request("GET", job.results_url, authenticated=False, stream=True)
-            total = int(response.headers.get("Content-Length") or 0)
-            received = 0
-            with response, open(partial, "wb") as handle:
-                for chunk in response.iter_content(chunk_size=1 << 16):
-                    handle.write(chunk)
-                    received += len(chunk)
-                    if progress is not None:
-                        progress(received, total)
+            with open(partial, "wb") as handle:  # first, so a target that cannot be written costs no download
+                response = self._http.request("GET", job.results_url, authenticated=False, stream=True)
+                total = int(response.headers.get("Content-Length") or 0)
+                received = 0
+                with response:
+                    for chunk in response.iter_content(chunk_size=1 << 16):
+                        handle.write(chunk)
+                        received += len(chunk)
+                        if progress is not None:
+                            progress(received, total)
             partial.replace(path)
         except ApiError as error:
             raise ApiError(error.status, f"The results of job {job_id} could not be read: {error.message}") from None
         except requests.RequestException as error:  # the connection broke while the results were arriving
             raise ConnectionFailed(f"The results of job {job_id} stopped arriving: {error}.") from None
+        except OSError as error:  # the target cannot be written: name it, not the .part beside it
+            if error.filename != str(partial):
+                raise
+            raise type(error)(error.errno, error.strerror, str(path)) from None
         finally:
             partial.unlink(missing_ok=True)
         return path

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+import requests
 
 from tensorgate_client import __version__
 from tensorgate_client.cli.output import Output
@@ -118,7 +119,7 @@ def run(arguments: list[str] | None = None) -> int:
     except click.Abort:
         output.err.print("Interrupted.")
         return 130
-    except (ConfigurationError, UnusableModelPath, FileNotFoundError) as error:
+    except (ConfigurationError, UnusableModelPath) as error:
         _print_error(output, str(error))
         return USAGE
     except WaitTimeout as error:
@@ -133,10 +134,23 @@ def run(arguments: list[str] | None = None) -> int:
     except TensorgateError as error:
         _print_error(output, str(error))
         return SERVICE_ERROR
+    except requests.RequestException as error:  # a request made outside the transport's sentences
+        _print_error(output, f"The request failed: {error}.")
+        return SERVICE_ERROR
+    except OSError as error:  # a local file or folder that cannot be read or written
+        _print_error(output, _local_file_sentence(error))
+        return USAGE
     except KeyboardInterrupt:
         output.err.print("Interrupted.")
         return 130
     return result if isinstance(result, int) else SUCCESS
+
+
+def _local_file_sentence(error: OSError) -> str:
+    """`PATH: Permission denied.` rather than `[Errno 13] Permission denied: 'PATH'`."""
+    if error.strerror and error.filename:
+        return f"{error.filename}: {error.strerror}."
+    return str(error)
 
 
 def _print_error(output: Output, message: str) -> None:

@@ -690,6 +690,12 @@ def test_cli_jobs_download_writes_the_results_whole_or_says_why_not(
         assert printed.err == "Error: The results of job 8 could not be read: Request has expired.\n"
         assert sorted(path.name for path in configured.iterdir()) == ["results.jsonl"]  # nothing half-written
 
+        # A target that cannot be written is a usage error naming it (not the .part beside it)
+        nowhere = configured / "missing" / "results.jsonl"
+        assert run(["jobs", "download", "7", "-o", str(nowhere)]) == 2
+        assert capsys.readouterr().err == f"Error: {nowhere}: No such file or directory.\n"
+        assert service.received[-1].path == "/v0.7/jobs/7/"  # the job was read; its results were not fetched
+
 
 @responses.activate
 def test_cli_datasets_evaluate_plot_refused_by_storage_is_its_sentence(
