@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 from typing import Any
 
 import pytest
@@ -20,7 +21,6 @@ from werkzeug.test import Client
 from tests.conftest import DEV_KEY
 from tests.integration.test_converter import conversion_messages, lambda_context, sqs_event
 from tests.integration.test_worker import Service, service  # noqa: F401 (fixture)
-from tests.unit.worker.yolo_exports import YoloV5StyleDetector, YoloV8StyleDetector, export_onnx, logistic
 
 HEADERS = {"X-API-KEY": DEV_KEY}
 FRUIT = [{"id": 5, "name": "apple"}, {"id": 6, "name": "leaf"}]  # label 0 on red cells, label 1 on green ones
@@ -108,6 +108,10 @@ def recognise(api: Client, through: Service, spec_id: int, pictures: list[bytes]
     return answers
 
 
+def logistic(value: float) -> float:
+    return 1.0 / (1.0 + math.exp(-value))
+
+
 def bbox(xmin: float, ymin: float, xmax: float, ymax: float) -> dict[str, float]:
     return {"xmin": xmin, "ymin": ymin, "xmax": xmax, "ymax": ymax}
 
@@ -117,6 +121,8 @@ def test_yolov5_style_export_with_objectness_answers_boxes_in_the_squashed_pictu
     convert: Any,
     service: Service,  # noqa: F811
 ) -> None:
+    from tests.unit.worker.yolo_exports import YoloV5StyleDetector, export_onnx  # torch: imported when run
+
     # Given a v5-style export: output0 [batch, 60, 7] (16 + 4 cells × 3 anchors; cx, cy, w, h, objectness,
     # apple, leaf). Each cell's boxes are centred on it with its anchors' sizes; objectness depends on the
     # anchor alone: σ(2) for the first anchor of a stride-16 cell, σ(3) for a stride-32 cell's, less than
@@ -149,6 +155,8 @@ def test_yolov8_style_export_answers_boxes_in_the_letterboxed_pictures_pixels(
     convert: Any,
     service: Service,  # noqa: F811
 ) -> None:
+    from tests.unit.worker.yolo_exports import YoloV8StyleDetector, export_onnx  # torch: imported when run
+
     # Given a v8-style export: output0 [batch, 6, 20] (cx, cy, w, h, apple, leaf; 16 + 4 cells), each box
     # reaching 1 stride left, 0 up, 1 right and 1 down from its cell's centre: 2 cells wide, 1 high
     network_id = served_export(api, convert, export_onnx(YoloV8StyleDetector(distances=(1, 0, 1, 1)), "v8"), "FILL")

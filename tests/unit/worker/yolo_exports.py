@@ -25,7 +25,6 @@ TorchScript-based exporter, constant folding.
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Sequence
 
 import torch
@@ -132,7 +131,3 @@ def export_onnx(module: nn.Module, layout: str, size: int = 64) -> bytes:
         dynamo=False,
     )
     return buffer.getvalue()
-
-
-def logistic(value: float) -> float:
-    return 1.0 / (1.0 + math.exp(-value))
