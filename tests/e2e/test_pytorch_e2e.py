@@ -1,5 +1,5 @@
 """PyTorch uploads registered through `make dev`'s stack, served, and answering what torch computes: a scripted
-ResNet18 and a MobileNetV3-Small exported by torch.export."""
+ResNet18, a MobileNetV3-Small exported by torch.export, and a model of two inputs answering a dict."""
 
 from __future__ import annotations
 
@@ -121,3 +121,48 @@ def test_pytorch_network_deploys_and_serves_what_torch_computes(
         expected = model(torch.from_numpy(image[None])).numpy()
     assert tensor["shape"] == [1, 10] and np.ptp(expected) > 0.01
     np.testing.assert_allclose(tensor["data"], expected.ravel(), rtol=1e-4, atol=1e-4)
+
+
+def test_pytorch_two_input_dict_output_network_serves_arrays_of_numbers_as_torch_computes(
+    local_stack_with_workers: RunningStack, tmp_path: Path
+) -> None:
+    stack = local_stack_with_workers
+    # Given a scripted model taking an image tensor and a feature vector and answering a dict, without preprocessing
+    architecture = torch_zoo.ARCHITECTURES["TwoInputs"]
+    model = architecture.model()
+    torch_zoo.save_torchscript(model, tmp_path / "model.pt")
+    created = requests.post(
+        f"{stack.url}/networks/",
+        headers={"X-API-KEY": stack.api_key},
+        data={
+            "name": "two inputs from pytorch",
+            "framework": "pytorch",
+            "postprocessings": json.dumps([{"tensors_output": {"tensors": ["scores", "embedding"]}}]),
+            "input_spec": json.dumps(list(architecture.input_spec)),
+        },
+        files={"model.pt": (tmp_path / "model.pt").read_bytes()},
+        timeout=60,
+    )
+    assert created.status_code == 201, created.text
+    task = _wait(stack, f"/tasks/{created.json()['task_id']}/")
+    assert task["status"] == "success", task
+    network_id = created.json()["id"]
+
+    # When one sample of each input is sent as nested arrays of numbers
+    image, features = (example[:1] for example in architecture.examples(batch=1))
+    body = {"inputs": [{"tensor": image[0].tolist()}, {"tensor": features[0].tolist()}]}
+    reply = requests.post(
+        f"{stack.url}/networks/{network_id}/inference", headers={"X-API-KEY": stack.api_key}, json=body, timeout=60
+    )
+    assert reply.status_code == 200, reply.text
+    result = _wait(stack, f"/tasks/{reply.json()['task_id']}/")
+
+    # Then both dict entries answer what torch computes
+    assert result["status"] == "success", result
+    served = {item["name"]: item for item in result["data"]["tensors"]}
+    with torch.no_grad():
+        expected = model(image, features)
+    assert set(served) == {"scores", "embedding"}
+    for name, value in expected.items():
+        assert served[name]["shape"] == list(value.shape)
+        np.testing.assert_allclose(served[name]["data"], value.numpy().ravel(), rtol=1e-4, atol=1e-5)
