@@ -172,3 +172,56 @@ def test_deepomatic_client_creates_a_caffe_resnet_and_reads_a_features_blob(
         result["res3a"], expected["res3a"], rtol=1e-3, atol=1e-3 * float(expected["res3a"].max())
     )
     np.testing.assert_allclose(result["prob"], expected["prob"], atol=2e-3)
+
+
+def test_caffe_alexnet_with_a_per_channel_mean_serves_its_logits_as_the_numpy_reference(
+    local_stack_with_workers: RunningStack, tmp_path: Path
+) -> None:
+    stack = local_stack_with_workers
+    # Given an AlexNet-shaped net (grouped convolutions, LRN, ceil pooling, dropout) and Caffe's per-channel mean
+    caffe_zoo.alexnet_shaped().write(tmp_path)
+    channel_mean = np.array([104.0, 117.0, 123.0], np.float32).reshape(1, 3, 1, 1)
+    image = {"dimension_order": "NCHW", "target_size": "67x67", "resize_type": "SQUASH", "color_channels": "BGR"}
+    image |= {"mean_file": "mean.binaryproto", "pixel_scaling": 255.0, "data_type": "FLOAT32"}
+    files = {name: (tmp_path / name).read_bytes() for name in ("deploy.prototxt", "snapshot.caffemodel")}
+    created = requests.post(
+        f"{stack.url}/networks/",
+        headers={"X-API-KEY": stack.api_key},
+        data={
+            "name": "caffe alexnet",
+            "framework": "caffe",
+            "preprocessing": json.dumps({"inputs": [{"tensor_name": "data", "image": image}], "batched_output": True}),
+            "postprocessings": json.dumps([{"tensors_output": {"tensors": ["fc8", "prob"]}}]),
+        },
+        files={**files, "mean.binaryproto": caffe_zoo.blob_proto(channel_mean)},
+        timeout=60,
+    )
+    assert created.status_code == 201, created.text
+    task = _wait(stack, f"/tasks/{created.json()['task_id']}/", lambda body: body["status"] != "pending")
+    assert task["status"] == "success", task
+
+    # When a picture is sent
+    pixels = np.random.default_rng(8).integers(0, 256, size=(90, 120, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    body = {"inputs": [{"image": {"source": base64.b64encode(buffer.getvalue()).decode()}}]}
+    reply = requests.post(
+        f"{stack.url}/networks/{created.json()['id']}/inference",
+        headers={"X-API-KEY": stack.api_key},
+        json=body,
+        timeout=60,
+    )
+    assert reply.status_code == 200, reply.text
+    result = _wait(stack, f"/tasks/{reply.json()['task_id']}/", lambda body: body["status"] != "pending")
+
+    # Then the logits are the numpy reference's on the reference preprocessing
+    assert result["status"] == "success", result
+    served = {item["name"]: item for item in result["data"]["tensors"]}
+    resized = np.asarray(Image.fromarray(pixels).resize((67, 67), Image.BILINEAR), dtype=np.float32)
+    bgr = resized[:, :, ::-1].transpose(2, 0, 1) - channel_mean[0]
+    caffe = network_module.load(tmp_path / "deploy.prototxt", tmp_path / "snapshot.caffemodel", "deploy", "w")
+    expected = reference.forward(caffe, {"data": bgr[None]})
+    assert served["fc8"]["shape"] == [1, 10] and np.ptp(expected["fc8"]) > 0.1
+    scale = float(np.abs(expected["fc8"]).max())
+    np.testing.assert_allclose(served["fc8"]["data"], expected["fc8"].ravel(), rtol=1e-3, atol=1e-3 * scale)
+    np.testing.assert_allclose(served["prob"]["data"], expected["prob"].ravel(), atol=2e-3)
