@@ -11,6 +11,7 @@ import pytest
 from werkzeug.test import Client
 
 from tests.conftest import DEV_KEY, OTHER_KEY, stored_state
+from tests.integration.test_inference_api import ready_network
 from tests.samples import IMAGE
 
 BOUNDARY = "tensorgate-test-boundary"
@@ -70,6 +71,8 @@ class BadRequest:
     given_network: bool = False
     # Create one recognition spec (id 1, two labels) first, for the cases that address it.
     given_spec: bool = False
+    # Create network 1 as the converter leaves it ready (one output, "probabilities"), for version cases.
+    given_ready_network: bool = False
     # Create network 1 and an endpoint on it (id 1, named "pets") first, for the cases that address it.
     given_endpoint: bool = False
     environment: dict[str, str] = field(default_factory=dict)
@@ -162,7 +165,7 @@ def spec_patch(changes: Any, mentions: str, status: int = 400) -> BadRequest:
     )
 
 
-def version_create(mentions: str, status: int = 400, **fields: Any) -> BadRequest:
+def version_create(mentions: str, status: int = 400, ready: bool = False, **fields: Any) -> BadRequest:
     post = [{"classification": {"output_tensor": "prob", "thresholds": [0.5, 0.5]}}]
     body = {"spec_id": 1, "network_id": 1, "post_processings": post, **fields}
     return BadRequest(
@@ -171,9 +174,24 @@ def version_create(mentions: str, status: int = 400, **fields: Any) -> BadReques
         body=json.dumps(body).encode(),
         content_type=JSON,
         mentions=mentions,
-        given_network=True,
+        given_network=not ready,
+        given_ready_network=ready,
         given_spec=True,
     )
+
+
+def ready_version_create(mentions: str, *post_processings: dict[str, Any], **fields: Any) -> BadRequest:
+    """A version on a ready network whose only output is "probabilities": what is refused is the binding."""
+    return version_create(mentions, ready=True, post_processings=list(post_processings), **fields)
+
+
+def classifying(tensor: str = "probabilities", thresholds: tuple[float, ...] = (0.5, 0.5)) -> dict[str, Any]:
+    return {"classification": {"output_tensor": tensor, "thresholds": list(thresholds)}}
+
+
+def inference(path: str, status: int, mentions: str, **more: Any) -> BadRequest:
+    body = {"inputs": [{"image": {"source": "https://example.com/a.jpg"}}]}
+    return BadRequest(status, path=path, body=json.dumps(body).encode(), content_type=JSON, mentions=mentions, **more)
 
 
 CASES: dict[str, BadRequest] = {
@@ -491,21 +509,39 @@ CASES: dict[str, BadRequest] = {
     "version_threshold_over_one": version_create(
         "thresholds", post_processings=[{"classification": {"output_tensor": "prob", "thresholds": [0.5, 1.5]}}]
     ),
-    "spec_inference_without_current_version": BadRequest(
-        409,
-        path="/v0.7/recognition/specs/1/inference",
-        body=json.dumps({"inputs": [{"image": {"source": "https://example.com/a.jpg"}}]}).encode(),
-        content_type=JSON,
-        mentions="current version",
-        given_spec=True,
+    "version_unknown_network": version_create("network_id", network_id=424242),
+    "version_thresholds_not_one_per_label": ready_version_create("thresholds", classifying(thresholds=(0.5,))),
+    "version_more_post_processings_than_outputs": ready_version_create(
+        "post_processings", classifying(), classifying()
     ),
-    "version_inference_non_integer_id": BadRequest(
-        404,
-        path="/v0.7/recognition/versions/latest/inference",
-        body=json.dumps({"inputs": [{"image": {"source": "https://example.com/a.jpg"}}]}).encode(),
-        content_type=JSON,
-        mentions="integer",
+    "version_output_tensor_unknown": ready_version_create("logits", classifying(tensor="logits")),
+    "version_detection_for_a_classification_output": ready_version_create(
+        "roi",
+        {
+            "detection": {
+                "direct_output": {"boxes_tensor": "probabilities", "scores_tensor": "probabilities"},
+                "thresholds": [0.5, 0.5],
+            }
+        },
     ),
+    "version_nms_threshold_over_one": version_create(
+        "nms_threshold",
+        post_processings=[
+            {
+                "detection": {
+                    "direct_output": {"boxes_tensor": "b", "scores_tensor": "s"},
+                    "thresholds": [0.5, 0.5],
+                    "nms_threshold": 1.5,
+                }
+            }
+        ],
+    ),
+    "spec_inference_without_current_version": inference(
+        "/v0.7/recognition/specs/1/inference", 409, "current version", given_spec=True
+    ),
+    "spec_inference_unknown_spec": inference("/v0.7/recognition/specs/424242/inference", 404, "424242"),
+    "version_inference_unknown_version": inference("/v0.7/recognition/versions/424242/inference", 404, "424242"),
+    "version_inference_non_integer_id": inference("/v0.7/recognition/versions/latest/inference", 404, "integer"),
     # -- endpoints, search and lookup ------------------------------------------------------------
     "endpoint_name_taken": endpoint_create("'pets'", given_endpoint=True),
     "endpoint_two_targets": endpoint_create("exactly one", name="other", recognition_spec_id=1),
@@ -610,6 +646,8 @@ def test_bad_request_answers_4xx_with_one_sentence_and_writes_nothing(
         wiring.reset()
     if case.given_network:
         given_a_network(api)
+    if case.given_ready_network:
+        assert ready_network(api)["id"] == 1
     if case.given_spec:
         given_a_spec(api)
     if case.given_endpoint:
