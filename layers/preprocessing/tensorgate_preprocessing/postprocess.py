@@ -18,8 +18,9 @@ For one sample, with outputs keyed by the user-facing tensor names (the worker m
   predictions (DESIGN §7), one ``{"labels": {"predicted", "discarded"}}`` per spec output.
   Classification: each label's score against its threshold. Detection: a decoder
   (``decode_detection``: ``direct_output`` boxes and scores, SSD-style ``anchored_output`` deltas against
-  anchors, or a raw ``yolo_output`` head) gives normalised boxes and per-label scores; then per label,
-  greedy NMS (``nms_threshold``) over the boxes with a finite score, then each kept box against the
+  anchors, or a ``yolo_output`` head) gives normalised boxes and per-label scores; then per label,
+  greedy NMS (``nms_threshold``) over the boxes with a finite score (none for an ``end2end`` YOLO head,
+  whose network already suppressed its boxes), then each kept box against the
   label's threshold, boxes in original pixels with a ``region_id``. Predicted and discarded are each
   sorted best first (ties: lower label index, then lower row); ``max_predictions`` caps the two
   together, predicted first; discarded is only filled with ``show_discarded``.
@@ -432,6 +433,9 @@ def _decode_yolo(
     head = np.asarray(_output(outputs, yolo.output_tensor), dtype=np.float64)
     while head.ndim > 2 and head.shape[0] == 1:
         head = head[0]
+    if yolo.layout == "end2end":
+        boxes, scores = _end2end_detections(head, list(np.shape(_output(outputs, yolo.output_tensor))), label_count)
+        return _input_normalized(boxes, yolo, transform), scores
     width = label_count + (5 if yolo.layout == "v5" else 4)
     # v5 exports rows of attributes, v8 columns; either is read the other way round when only that fits.
     preferred_rows = yolo.layout == "v5"
@@ -448,11 +452,49 @@ def _decode_yolo(
         )
     centre, size = rows[:, 0:2], rows[:, 2:4]
     boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
-    if not yolo.normalized:
-        input_width, input_height = transform.input_size
-        boxes = boxes / np.array([input_width, input_height, input_width, input_height], dtype=np.float64)
     scores = rows[:, 5:] * rows[:, 4:5] if yolo.layout == "v5" else rows[:, 4:]
-    return boxes, scores
+    return _input_normalized(boxes, yolo, transform), scores
+
+
+def _input_normalized(boxes: np.ndarray, yolo: YoloOutput, transform: ImageTransform) -> np.ndarray:
+    if yolo.normalized:
+        return boxes
+    input_width, input_height = transform.input_size
+    return boxes / np.array([input_width, input_height, input_width, input_height], dtype=np.float64)
+
+
+def _end2end_detections(head: np.ndarray, shape: list[int], label_count: int) -> tuple[np.ndarray, np.ndarray]:
+    """An NMS-free export's final detections, N×6 rows of x1, y1, x2, y2, score, class id, as corner boxes
+    and N×K scores holding each row's score in its class's column alone (``-inf`` elsewhere).
+
+    Rows scoring 0 or less are padding and score nothing whatever their class id. Any other row's class id
+    must be one of the spec output's labels: one beyond them means the network has more classes than the
+    spec has labels, which dropping the row would hide."""
+    if head.ndim != 2 or head.shape[1] != 6:
+        raise InvalidModelOutput(
+            f"The YOLO head has shape {shape}; an end2end head is N x 6 (x1, y1, x2, y2, score, class id), "
+            "as NMS-free exports write it ([batch, 300, 6])."
+        )
+    scores = np.full((head.shape[0], label_count), -np.inf)
+    detections = np.flatnonzero(np.nan_to_num(head[:, 4], nan=0.0) > 0)
+    classes = head[detections, 5]
+    with np.errstate(invalid="ignore"):
+        known = (classes == np.round(classes)) & (classes >= 0) & (classes < label_count)  # NaN: never
+    wrong = np.flatnonzero(~known)
+    if wrong.size:
+        row = int(detections[wrong[0]])
+        raise InvalidModelOutput(
+            f"Row {row} of the end2end YOLO head has class id {head[row, 5]:g} with score {head[row, 4]:g}; the "
+            f"spec output has {label_count} labels, so a class id is a whole number from 0 to {label_count - 1}."
+        )
+    scores[detections, classes.astype(np.int64)] = head[detections, 4]
+    return head[:, :4], scores
+
+
+def _suppressed_by_the_network(detection: DetectionPostProcessing) -> bool:
+    """An end2end head holds final detections: its network already chose one box per object, and running
+    NMS again would drop overlapping objects it kept on purpose (a crowd of one label)."""
+    return detection.yolo_output is not None and detection.yolo_output.layout == "end2end"
 
 
 def _detection_candidates(
@@ -475,7 +517,10 @@ def _detection_candidates(
         usable = usable[np.argsort(-class_scores[usable], kind="stable")[:MAX_REGIONS_PER_LABEL]]
         if usable.size == 0:
             continue
-        kept = _non_maximum_suppression(boxes[usable], class_scores[usable], detection.nms_threshold, usable.size)
+        if _suppressed_by_the_network(detection):
+            kept = list(range(usable.size))
+        else:
+            kept = _non_maximum_suppression(boxes[usable], class_scores[usable], detection.nms_threshold, usable.size)
         for k in kept:
             row = int(usable[k])
             x1, y1, x2, y2 = transform.normalized_to_original(boxes[row].tolist())

@@ -319,12 +319,17 @@ class AnchoredOutput(_Strict):
 
 
 class YoloOutput(_Strict):
-    """A raw YOLO head as YOLO tool chains export it to ONNX, boxes as centre and size in network-input
-    pixels. `v5`: N×(5+K) rows of cx, cy, w, h, objectness, K class scores (a box's score for a class is
-    objectness × class score). `v8`: (4+K)×N, columns of cx, cy, w, h, K class scores (no objectness)."""
+    """A YOLO head as YOLO tool chains export it to ONNX, boxes in network-input pixels. `v5`: N×(5+K) rows
+    of cx, cy, w, h, objectness, K class scores (a box's score for a class is objectness × class score).
+    `v8`: (4+K)×N, columns of cx, cy, w, h, K class scores (no objectness). `end2end`: an NMS-free model's
+    final detections (YOLOv10, YOLO26), N×6 rows of x1, y1, x2, y2, score, class id, padded with
+    zero-score rows."""
 
     output_tensor: TensorName
-    layout: Literal["v5", "v8"]
+    layout: Literal["v5", "v8", "end2end"] = Field(
+        description="`v5` (objectness, YOLOv5/v7), `v8` (YOLOv8/11) or `end2end` (N×6 final detections of "
+        "NMS-free exports: YOLOv10, YOLO26)."
+    )
     normalized: bool = Field(
         default=False, description="True when the boxes are already in [0, 1] of the network input, not pixels."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -446,6 +447,126 @@ def test_yolo_boxes_under_a_letterbox_are_unscaled_cut_to_the_picture_and_droppe
     for item, (_, cut) in zip(predicted, expected, strict=True):
         found = [item["roi"]["bbox"][key] for key in ("xmin", "ymin", "xmax", "ymax")]
         assert max(abs(a - b) for a, b in zip(found, cut, strict=True)) <= 0.006, (found, cut)
+
+
+# -- yolo_output end2end: an NMS-free export's final detections
+
+
+def test_yolo_end2end_by_hand_squashed_padding_rows_score_nothing_and_no_suppression() -> None:
+    # Rows x1, y1, x2, y2 in the 100×100 input's pixels, score, class id; the network pads with zero rows.
+    head = np.zeros((300, 6))
+    head[0] = [40.0, 30.0, 60.0, 70.0, 0.9, 1.0]  # a dog: (400, 150, 600, 350) in the 1000×500 photo
+    head[1] = [42.0, 30.0, 62.0, 70.0, 0.8, 1.0]  # a second dog over the first (IoU 0.82): kept, no NMS
+    head[2] = [10.0, 10.0, 20.0, 30.0, 0.7, 0.0]  # a cat
+    head[3] = [0.0, 0.0, 50.0, 50.0, 0.3, 0.0]  # a weak cat, under its threshold
+    head[4] = [40.0, 30.0, 60.0, 70.0, 0.6, 0.0]  # the first dog's box as a cat too: scored for cat alone
+    (result,) = recognize(
+        {"output0": head[None]}, [PETS[:2]], [yolo([0.5, 0.5], "end2end", nms=0.1)], SQUASHED, show_discarded=True
+    )
+    assert [(p["label_name"], p["score"]) for p in result["labels"]["predicted"]] == [
+        ("dog", 0.9),
+        ("dog", 0.8),
+        ("cat", 0.7),
+        ("cat", 0.6),
+    ]
+    assert bboxes(result) == [
+        ("dog", [400.0, 150.0, 600.0, 350.0]),
+        ("dog", [420.0, 150.0, 620.0, 350.0]),
+        ("cat", [100.0, 50.0, 200.0, 150.0]),
+        ("cat", [400.0, 150.0, 600.0, 350.0]),
+    ]
+    # The 295 zero rows are padding: not even discarded.
+    assert [(d["label_name"], d["score"], d["roi"]["region_id"]) for d in result["labels"]["discarded"]] == [
+        ("cat", 0.3, 5)
+    ]
+    # Boxes already in [0, 1] of the input with normalized.
+    halved = head.copy()
+    halved[:, :4] /= 100
+    (normalised,) = recognize(
+        {"output0": halved[None]}, [PETS[:2]], [yolo([0.5, 0.5], "end2end", normalized=True)], SQUASHED
+    )
+    assert bboxes(normalised) == bboxes(result)
+
+
+def test_yolo_end2end_under_a_letterbox_boxes_are_unscaled_cut_and_dropped_in_the_padding() -> None:
+    # A 200×100 picture letterboxed into a 64×64 input: scaled by 0.32 to 64×32, white padding below.
+    plan = plan_resize((200, 100), ResizeType.FILL, TargetSize(width=64, height=64))
+    transform = ImageTransform((200, 100), (0, 0, 200, 100), plan.resized, plan.offset, plan.input_size)
+    head = np.zeros((1, 300, 6), dtype=np.float32)
+    head[0, 0] = [16.0, 8.0, 32.0, 24.0, 0.75, 2.0]  # a bird inside the picture
+    head[0, 1] = [48.0, 24.0, 64.0, 40.0, 0.5, 0.0]  # a cat across the padding's edge: cut at y = 32
+    head[0, 2] = [8.0, 40.0, 24.0, 56.0, 0.625, 1.0]  # a dog in the padding alone: gone
+    (result,) = recognize({"output0": head}, [PETS], [yolo([0.5] * 3, "end2end")], transform)
+    assert bboxes(result) == [("bird", [50.0, 25.0, 100.0, 75.0]), ("cat", [150.0, 75.0, 200.0, 100.0])]
+
+
+def test_yolo_end2end_class_id_beyond_the_labels_or_not_whole_is_a_sentence_padding_aside() -> None:
+    head = np.zeros((1, 300, 6))
+    head[0, 0] = [10.0, 10.0, 20.0, 20.0, 0.9, 1.0]
+    head[0, 5] = [0.0, 0.0, 0.0, 0.0, 0.0, -1.0]  # padding: its class id is never read
+    (result,) = recognize({"output0": head}, [PETS[:2]], [yolo([0.5, 0.5], "end2end")], SQUASHED)
+    assert [p["label_name"] for p in result["labels"]["predicted"]] == ["dog"]
+    # An 80-class export bound to a two-label spec: its first detection of a class beyond them stops the task.
+    head[0, 7] = [30.0, 30.0, 40.0, 40.0, 0.01, 2.0]
+    with pytest.raises(
+        InvalidModelOutput,
+        match=r"Row 7 of the end2end YOLO head has class id 2 with score 0\.01; the spec output has 2 labels, "
+        r"so a class id is a whole number from 0 to 1\.",
+    ):
+        recognize({"output0": head}, [PETS[:2]], [yolo([0.5, 0.5], "end2end")], SQUASHED)
+    for wrong in (-1.0, 0.5, np.nan):
+        head[0, 7, 5] = wrong
+        with pytest.raises(InvalidModelOutput, match=r"Row 7 of the end2end YOLO head has class id"):
+            recognize({"output0": head}, [PETS[:2]], [yolo([0.5, 0.5], "end2end")], SQUASHED)
+
+
+def test_yolo_end2end_head_of_the_wrong_shape_is_a_sentence_naming_the_layout() -> None:
+    for shape in ((1, 300, 7), (1, 6, 300), (1, 2, 300, 6)):
+        sentence = f"The YOLO head has shape {list(shape)}; an end2end head is N x 6 (x1, y1, x2, y2, score, class id)"
+        with pytest.raises(InvalidModelOutput, match=re.escape(sentence)):
+            recognize({"output0": np.zeros(shape)}, [PETS], [yolo([0.5] * 3, "end2end")], SQUASHED)
+
+
+def reference_end2end(rows: list[list[float]], thresholds: list[float]) -> list[tuple[int, int]]:
+    """Plain Python: every row scoring over 0 and at or above its class's threshold; (label, row) best first."""
+    found = [(int(r[5]), index) for index, r in enumerate(rows) if r[4] > 0 and r[4] >= thresholds[int(r[5])]]
+    return sorted(found, key=lambda item: (-rows[item[1]][4], item[0], item[1]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.data(),
+    rows=st.integers(min_value=1, max_value=12),
+    padding=st.integers(min_value=0, max_value=6),
+    classes=st.integers(min_value=1, max_value=3),
+    nms=st.sampled_from([0.0, 0.5, 1.0]),
+)
+def test_yolo_end2end_matches_the_plain_reference_and_maps_back_within_a_pixel(
+    data: Any, rows: int, padding: int, classes: int, nms: float
+) -> None:
+    grid = data.draw(st.lists(box, min_size=rows, max_size=rows))
+    boxes = [[value / 20 for value in b] for b in grid]
+    # Distinct scores over 0 (ties: tie-breaking alone), any class; then the zero rows the network pads with.
+    flat = data.draw(st.lists(st.integers(1, 10_000), min_size=rows, max_size=rows, unique=True))
+    ids = data.draw(st.lists(st.integers(0, classes - 1), min_size=rows, max_size=rows))
+    thresholds = data.draw(st.lists(st.sampled_from([0.0, 0.25, 0.5]), min_size=classes, max_size=classes))
+    labels = [{"id": c, "name": f"c{c}"} for c in range(classes)]
+    head = [[v * 100 for v in b] + [s / 10_000, c] for b, s, c in zip(boxes, flat, ids, strict=True)]
+    head += [[0.0] * 6] * padding
+    (result,) = recognize({"output0": np.array([head])}, [labels], [yolo(thresholds, "end2end", nms)], SQUASHED)
+
+    # Whatever nms_threshold says, no box suppresses another: each row is a detection of its class.
+    expected = reference_end2end(head, thresholds)
+    predicted = result["labels"]["predicted"]
+    assert [(p["label_id"], p["score"]) for p in predicted] == [
+        (label, round(head[row][4], 6)) for label, row in expected
+    ]
+    for item, (_, row) in zip(predicted, expected, strict=True):
+        x1, y1, x2, y2 = boxes[row]
+        bbox = item["roi"]["bbox"]
+        assert abs(bbox["xmin"] - x1 * 1000) <= 1 and abs(bbox["xmax"] - x2 * 1000) <= 1
+        assert abs(bbox["ymin"] - y1 * 500) <= 1 and abs(bbox["ymax"] - y2 * 500) <= 1
+    assert [p["roi"]["region_id"] for p in predicted] == list(range(1, len(predicted) + 1))
 
 
 def test_a_detection_takes_exactly_one_decoder() -> None:
