@@ -1,5 +1,6 @@
 """PyTorch uploads registered through `make dev`'s stack, served, and answering what torch computes: a scripted
-ResNet18, a MobileNetV3-Small exported by torch.export, and a model of two inputs answering a dict."""
+ResNet18 and GoogLeNet inception block, a MobileNetV3-Small exported by torch.export, and a model of two inputs
+answering a dict."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from tests.unit.converter import torch_zoo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SIZE = 32
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32).reshape(3, 1, 1)
+FILE_NAMES = {"torchscript": "model.pt", "torch_export": "model.pt2"}
 
 
 def _wait(stack: RunningStack, path: str, seconds: float = 300) -> dict:
@@ -34,22 +35,21 @@ def _wait(stack: RunningStack, path: str, seconds: float = 300) -> dict:
     pytest.fail(f"{path} did not finish within {seconds} s:\n{stack.printed()[-3000:]}")
 
 
-# A scripted ResNet18 with the Neuropod-style input_spec; a MobileNetV3-Small exported by torch.export with
-# an unbounded batch (Dim("batch") without max), which records its inputs itself.
-UPLOADS = {
-    "torchscript": ("ResNet18", "model.pt"),
-    "torch_export": ("MobileNetV3Small", "model.pt2"),
-}
+# Architecture and upload format: a scripted ResNet18 and inception block with the Neuropod-style input_spec;
+# a MobileNetV3-Small exported by torch.export with an unbounded batch (Dim("batch") without max), which records
+# its inputs itself.
+UPLOADS = [("ResNet18", "torchscript"), ("MobileNetV3Small", "torch_export"), ("Inception", "torchscript")]
 
 
-@pytest.mark.parametrize("upload", sorted(UPLOADS))
+@pytest.mark.parametrize(("name", "upload"), UPLOADS, ids=[f"{name}-{upload}" for name, upload in UPLOADS])
 def test_pytorch_network_deploys_and_serves_what_torch_computes(
-    upload: str, local_stack_with_workers: RunningStack, tmp_path: Path
+    name: str, upload: str, local_stack_with_workers: RunningStack, tmp_path: Path
 ) -> None:
     stack = local_stack_with_workers
     # Given a model saved from its training code, its mean, and (for TorchScript) the input_spec
-    name, file_name = UPLOADS[upload]
+    file_name = FILE_NAMES[upload]
     architecture = torch_zoo.ARCHITECTURES[name]
+    size = architecture.input_spec[0]["shape"][-1]
     model = architecture.model()
     if upload == "torchscript":
         torch_zoo.save_torchscript(model, tmp_path / file_name)
@@ -65,7 +65,7 @@ def test_pytorch_network_deploys_and_serves_what_torch_computes(
                 "tensor_name": "x",
                 "image": {
                     "dimension_order": "NCHW",
-                    "target_size": f"{SIZE}x{SIZE}",
+                    "target_size": f"{size}x{size}",
                     "resize_type": "SQUASH",
                     "mean_file": "mean.npy",
                     "color_channels": "RGB",
@@ -100,7 +100,7 @@ def test_pytorch_network_deploys_and_serves_what_torch_computes(
     deployed = _wait(stack, f"/networks/{network_id}/")
     conversion = deployed["conversion"]
     assert conversion["format"] == upload and conversion["parity"]["passed"], conversion
-    assert deployed["inputs"] == [{"name": "x", "dtype": "float32", "shape": ["batch", 3, SIZE, SIZE]}]
+    assert deployed["inputs"] == [{"name": "x", "dtype": "float32", "shape": ["batch", 3, size, size]}]
 
     # And an inference answers what torch computes on the reference preprocessing
     pixels = np.random.default_rng(5).integers(0, 256, size=(70, 50, 3), dtype=np.uint8)
@@ -115,11 +115,11 @@ def test_pytorch_network_deploys_and_serves_what_torch_computes(
     assert result["status"] == "success", result
     [tensor] = [item for item in result["data"]["tensors"] if item["name"] == "output"]
 
-    resized = np.asarray(Image.fromarray(pixels).resize((SIZE, SIZE), Image.BILINEAR), dtype=np.float32)
+    resized = np.asarray(Image.fromarray(pixels).resize((size, size), Image.BILINEAR), dtype=np.float32)
     image = resized.transpose(2, 0, 1) / 255.0 - MEAN
     with torch.no_grad():
         expected = model(torch.from_numpy(image[None])).numpy()
-    assert tensor["shape"] == [1, 10] and np.ptp(expected) > 0.01
+    assert tensor["shape"] == list(expected.shape) and np.ptp(expected) > 0.01
     np.testing.assert_allclose(tensor["data"], expected.ravel(), rtol=1e-4, atol=1e-4)
 
 
