@@ -70,11 +70,13 @@ def served_export(api: Client, convert: Any, model: bytes, resize_type: str) -> 
     return int(network["id"])
 
 
-def detection_spec(api: Client, network_id: int, detection: dict[str, Any]) -> int:
+def detection_spec(
+    api: Client, network_id: int, detection: dict[str, Any], labels: list[dict[str, Any]] = FRUIT
+) -> int:
     spec = api.post(
         "/v0.7/recognition/specs",
         headers=HEADERS,
-        json={"name": "fruit", "outputs": [{"labels": {"roi": "BBOX", "exclusive": False, "labels": FRUIT}}]},
+        json={"name": "fruit", "outputs": [{"labels": {"roi": "BBOX", "exclusive": False, "labels": labels}}]},
     )
     assert spec.status_code == 201, spec.text
     version = api.post(
@@ -88,6 +90,16 @@ def detection_spec(api: Client, network_id: int, detection: dict[str, Any]) -> i
 
 def recognise(api: Client, through: Service, spec_id: int, pictures: list[bytes]) -> list[list[Any]]:
     """Each picture through the spec, served in one run of the worker: its predicted (label, score, bbox)."""
+    answers = []
+    for task in served_tasks(api, through, spec_id, pictures):
+        assert task["status"] == "success", task
+        (output,) = task["data"]["outputs"]
+        answers.append([(p["label_name"], p["score"], p["roi"]["bbox"]) for p in output["labels"]["predicted"]])
+    return answers
+
+
+def served_tasks(api: Client, through: Service, spec_id: int, pictures: list[bytes]) -> list[dict[str, Any]]:
+    """Each picture's task once one run of the worker has served them all."""
     task_ids = []
     for content in pictures:
         source = base64.b64encode(content).decode()
@@ -99,13 +111,7 @@ def recognise(api: Client, through: Service, spec_id: int, pictures: list[bytes]
         assert response.status_code == 200, response.text
         task_ids.append(response.json["task_id"])
     through.serve(task_ids)
-    answers = []
-    for task_id in task_ids:
-        task = api.get(f"/v0.7/tasks/{task_id}", headers=HEADERS).json
-        assert task["status"] == "success", task
-        (output,) = task["data"]["outputs"]
-        answers.append([(p["label_name"], p["score"], p["roi"]["bbox"]) for p in output["labels"]["predicted"]])
-    return answers
+    return [api.get(f"/v0.7/tasks/{task_id}", headers=HEADERS).json for task_id in task_ids]
 
 
 def logistic(value: float) -> float:
@@ -179,3 +185,65 @@ def test_yolov8_style_export_answers_boxes_in_the_letterboxed_pictures_pixels(
         ("leaf", 1.0, bbox(16.0, 80.0, 80.0, 96.0)),
     ]
     assert nothing == []
+
+
+def test_nms_free_end2end_export_answers_its_final_detections_unsuppressed_in_the_letterboxed_pictures_pixels(
+    api: Client,
+    convert: Any,
+    service: Service,  # noqa: F811
+) -> None:
+    from tests.unit.worker.yolo_exports import YoloEnd2EndStyleDetector, export_onnx  # torch: imported when run
+
+    # Given an NMS-free export as YOLOv10 and YOLO26 write theirs: output0 [batch, 300, 6] (x1, y1, x2, y2,
+    # score, class id), the top-k of the v8-style head's (anchor, class) scores, zero rows after its 40 (20
+    # cells × 2 labels); each box reaches 1 stride left, 0 up, 1 right and 1 down from its cell's centre.
+    network_id = served_export(
+        api, convert, export_onnx(YoloEnd2EndStyleDetector(distances=(1, 0, 1, 1)), "end2end"), "FILL"
+    )
+    # nms_threshold 0.2 would drop the second red box (IoU 1/3 with the first) if NMS ran: it does not.
+    detection = {"yolo_output": {"output_tensor": "output0", "layout": "end2end"}, "thresholds": [0.5, 0.5]}
+    spec_id = detection_spec(api, network_id, detection | {"nms_threshold": 0.2})
+    # (a layout of another name is refused with the ones there are)
+    unknown = {"yolo_output": {"output_tensor": "output0", "layout": "v10"}, "thresholds": [0.5, 0.5]}
+    refused = api.post(
+        "/v0.7/recognition/versions",
+        headers=HEADERS,
+        json={"spec_id": spec_id, "network_id": network_id, "post_processings": [{"detection": unknown}]},
+    )
+    assert refused.status_code == 400, refused.text
+    assert refused.json["error"].endswith("yolo_output.layout Input should be 'v5', 'v8' or 'end2end'.")
+
+    # When a 128×96 picture, letterboxed to 64×64 (halved to 64×48, white padding below), shows a red block
+    # over two stride-16 cells (in its halved pixels: columns 1 and 2 of row 0), a green one on column 3 of
+    # row 1 and a yellow one on column 1 of row 2, and a black picture goes in the same batch
+    scene = picture([((32, 0, 96, 32), RED), ((96, 32, 128, 64), GREEN), ((32, 64, 64, 96), YELLOW)])
+    found, nothing = recognise(api, service, spec_id, [scene, picture([])])
+
+    # Then, in input pixels, the red boxes are x 8..40 and 24..56, y 8..24; green's x 40..72 (cut at the
+    # input's edge, 64), y 24..40; yellow's x 8..40, y 40..56 (cut where the padding starts, 48), one row per
+    # label: doubled into the picture's pixels. Equal scores come by label, then by row: the top-k keeps
+    # (anchor, class) order on ties.
+    assert found == [
+        ("apple", 1.0, bbox(16.0, 16.0, 80.0, 48.0)),
+        ("apple", 1.0, bbox(48.0, 16.0, 112.0, 48.0)),
+        ("apple", 1.0, bbox(16.0, 80.0, 80.0, 96.0)),
+        ("leaf", 1.0, bbox(80.0, 48.0, 128.0, 80.0)),
+        ("leaf", 1.0, bbox(16.0, 80.0, 80.0, 96.0)),
+    ]
+    assert nothing == []
+
+    # And the same export bound to a spec of one label: its leaf detections (class id 1) fail the task with
+    # a sentence, where dropping them would hide that the network has more classes than the spec labels.
+    detection = {"yolo_output": {"output_tensor": "output0", "layout": "end2end"}, "thresholds": [0.5]}
+    apples_only = detection_spec(api, network_id, detection, labels=FRUIT[:1])
+    (task,) = served_tasks(api, service, apples_only, [scene])
+    assert task["status"] == "error" and "of the end2end YOLO head has class id 1" in task["error"], task
+    assert "the spec output has 1 labels, so a class id is a whole number from 0 to 0" in task["error"], task
+
+
+def test_the_openapi_document_offers_every_yolo_layout() -> None:
+    from tensorgate import openapi
+
+    schema = openapi.document()["components"]["schemas"]["YoloOutput"]
+    assert schema["properties"]["layout"]["enum"] == ["v5", "v8", "end2end"]
+    assert "end2end" in schema["properties"]["layout"]["description"]

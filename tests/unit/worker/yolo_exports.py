@@ -8,6 +8,9 @@ The heads decode as the real ones do at export time, so their ONNX output is wha
   side of the box (DFL: softmax, then its expectation) from the cell's centre point, then
   ``cx, cy, w, h`` times the stride, and K sigmoid class scores; ``output0`` is
   ``[batch, 4 + K, anchors]``, no objectness.
+- ``YoloEnd2EndStyleDetector`` (YOLOv10, YOLO26 by default): the v8-style head, its boxes as corners, then
+  NMS-free: a top-k of the ``MAX_DETECTIONS`` best (anchor, class) scores, zero rows when the head has fewer
+  anchors; ``output0`` is ``[batch, 300, 6]`` of ``x1, y1, x2, y2, score, class id`` in input pixels.
 
 Both see the image through a mean of each ``stride × stride`` cell (levels of stride 16 and 32), with
 1×1 convolutions whose weights make every number computable by hand:
@@ -19,7 +22,8 @@ Both see the image through a mean of each ``stride × stride`` cell (levels of s
 
 ``export_onnx`` writes them as Ultralytics and YOLOv5's ``export.py`` do with ``dynamic=True``:
 ``images`` ``[batch, 3, height, width]`` → ``output0``, dynamic batch, height, width and anchors, the
-TorchScript-based exporter, constant folding.
+TorchScript-based exporter, constant folding. The end2end export keeps its height and width (the top-k
+count depends on the anchors), as Ultralytics' default ``dynamic=False`` does; its batch stays dynamic.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ GAIN = 200.0  # large enough that a cell's colour answers a score of 0 or 1, wha
 # Ultralytics exports at opset min(torch's highest - 1, 20) with torch >= 2.9; YOLOv5's export.py at 17.
 V8_OPSET = 20
 V5_OPSET = 17
+MAX_DETECTIONS = 300  # Ultralytics' max_det: the rows of an end2end head
 
 
 def _colour_classes(weight: torch.Tensor, bias: torch.Tensor) -> None:
@@ -114,10 +119,35 @@ class YoloV8StyleDetector(nn.Module):
         return torch.cat((torch.cat(boxes, 2), torch.cat(scores, 2)), 1)
 
 
+class YoloEnd2EndStyleDetector(nn.Module):
+    """The v8-style head made NMS-free: a top-k over every (anchor, class) score, as YOLOv10 and YOLO26 end."""
+
+    def __init__(self, distances: tuple[int, int, int, int]) -> None:
+        super().__init__()
+        self.head = YoloV8StyleDetector(distances)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        head = self.head(images).transpose(1, 2)  # [batch, anchors, 4 + K]
+        centre, size, scores = head[..., 0:2], head[..., 2:4], head[..., 4:]
+        boxes = torch.cat((centre - size / 2, centre + size / 2), 2)
+        # Fewer anchors than the top-k needs (a small input): zero anchors, whose rows score 0, make up the rest.
+        missing = max(0, -(-MAX_DETECTIONS // LABELS) - int(scores.shape[1]))
+        boxes = functional.pad(boxes, (0, 0, 0, missing))
+        scores = functional.pad(scores, (0, 0, 0, missing))
+        best, index = scores.flatten(1).topk(MAX_DETECTIONS)  # best first over anchor × class
+        anchor, label = index // LABELS, index % LABELS
+        kept = boxes.gather(1, anchor.unsqueeze(-1).expand(-1, -1, 4))
+        return torch.cat((kept, best.unsqueeze(-1), label.unsqueeze(-1).float()), 2)
+
+
 def export_onnx(module: nn.Module, layout: str, size: int = 64) -> bytes:
-    """The module as ``model.onnx`` bytes, exported as its tool chain exports with ``dynamic=True``."""
-    anchors_axis = 1 if layout == "v5" else 2
-    dynamic = {"images": {0: "batch", 2: "height", 3: "width"}, "output0": {0: "batch", anchors_axis: "anchors"}}
+    """The module as ``model.onnx`` bytes, exported as its tool chain exports: ``dynamic=True`` for raw heads,
+    a fixed height and width for an end2end one."""
+    if layout == "end2end":
+        dynamic: dict[str, dict[int, str]] = {"images": {0: "batch"}, "output0": {0: "batch"}}
+    else:
+        anchors_axis = 1 if layout == "v5" else 2
+        dynamic = {"images": {0: "batch", 2: "height", 3: "width"}, "output0": {0: "batch", anchors_axis: "anchors"}}
     buffer = io.BytesIO()
     torch.onnx.export(
         module.eval(),
