@@ -36,9 +36,11 @@ test-pillow-simd: $(STAMP)
 		|| CC="cc -mavx2" $(SIMD_VENV)/bin/pip install --quiet --no-deps --no-cache-dir pillow-simd==$(PILLOW_SIMD)
 	PYTHONPATH=layers/preprocessing:shared:local:client $(SIMD_VENV)/bin/python -m pytest tests/unit/preprocessing -q
 
-# Schemathesis against the local stack, 500 examples per operation (`make test` runs 20); FUZZ_SEED replays a run.
+# Schemathesis against the local stack: every phase, the coverage phase's boundary and negative cases too, and
+# 500 examples per operation (`make test` runs 20, without the coverage phase); FUZZ_SEED replays a run.
 fuzz: $(STAMP)
 	TENSORGATE_FUZZ_EXAMPLES=$${TENSORGATE_FUZZ_EXAMPLES:-500} TENSORGATE_FUZZ_SEED=$(FUZZ_SEED) \
+		TENSORGATE_FUZZ_PHASES=$${TENSORGATE_FUZZ_PHASES:-examples,coverage,fuzzing,stateful} \
 		$(BIN)/python -m pytest tests/e2e/test_fuzz.py -s
 
 lint: $(STAMP)
