@@ -300,8 +300,10 @@ def recognize(
             if transform is None:
                 raise InvalidModelOutput("A detection needs an image input to map boxes back to.")
             scored = _detection_candidates(outputs, output_labels, post.detection, transform, show_discarded)
-        predicted = [item for item in scored if item["score"] >= item["threshold"]]
-        discarded = [item for item in scored if item["score"] < item["threshold"]] if show_discarded else []
+        # The network's own scores against the thresholds: the answer's are rounded, and a score just above
+        # its threshold may round under it.
+        predicted = [item for score, item in scored if score >= item["threshold"]]
+        discarded = [item for score, item in scored if score < item["threshold"]] if show_discarded else []
         if max_predictions is not None:
             predicted = predicted[:max_predictions]
             discarded = discarded[: max(0, max_predictions - len(predicted))]
@@ -325,7 +327,7 @@ def _labelled(label: Mapping[str, Any], score: float, threshold: float) -> dict[
 
 def _classification_candidates(
     scores: np.ndarray, labels: Sequence[Mapping[str, Any]], thresholds: Sequence[float]
-) -> list[dict[str, Any]]:
+) -> list[tuple[float, dict[str, Any]]]:
     values = np.asarray(scores, dtype=np.float64)
     while values.ndim > 1 and values.shape[0] == 1:
         values = values[0]
@@ -336,7 +338,7 @@ def _classification_candidates(
         )
     order = np.argsort(-np.nan_to_num(values, nan=-np.inf), kind="stable")
     return [
-        _labelled(labels[index], float(values[index]), thresholds[index])
+        (float(values[index]), _labelled(labels[index], float(values[index]), thresholds[index]))
         for index in order
         if np.isfinite(values[index])
     ]
@@ -503,7 +505,7 @@ def _detection_candidates(
     detection: DetectionPostProcessing,
     transform: ImageTransform,
     show_discarded: bool,
-) -> list[dict[str, Any]]:
+) -> list[tuple[float, dict[str, Any]]]:
     """Boxes under their threshold only enter NMS when they may be shown: greedy NMS never lets a lower
     score suppress a higher one, so the predicted boxes are the same either way."""
     boxes, scores = decode_detection(outputs, detection, transform, len(labels))
@@ -537,5 +539,5 @@ def _detection_candidates(
             zip(("xmin", "ymin", "xmax", "ymax"), (round(v, BOX_DECIMALS) for v in (x1, y1, x2, y2)), strict=True)
         )
         item["roi"] = {"region_id": 0, "bbox": bbox}
-        found.append(item)
+        found.append((score, item))
     return found

@@ -65,6 +65,24 @@ def test_classification_with_a_score_count_unlike_the_labels_is_a_sentence() -> 
         recognize({"prob": np.zeros((1, 4))}, [PETS], [classification([0.5] * 3)], None)
 
 
+def test_scores_are_held_against_their_threshold_before_the_answer_rounds_them() -> None:
+    # 0.30000004 rounds to 0.3 and 0.29999996 to 0.3 too: only the network's own score says which side it is.
+    outputs = {"prob": np.array([[0.30000004, 0.29999996]])}
+    (result,) = recognize(outputs, [PETS[:2]], [classification([0.3000000, 0.3])], None, show_discarded=True)
+    assert [(p["label_name"], p["score"]) for p in result["labels"]["predicted"]] == [("cat", 0.3)]
+    assert [(d["label_name"], d["score"]) for d in result["labels"]["discarded"]] == [("dog", 0.3)]
+    # The same for boxes, with or without the discarded ones shown.
+    head = np.zeros((1, 300, 6))
+    head[0, 0] = [10.0, 10.0, 20.0, 20.0, 0.50000004, 0.0]
+    head[0, 1] = [30.0, 30.0, 40.0, 40.0, 0.49999996, 1.0]
+    for show in (False, True):
+        (boxes,) = recognize(
+            {"output0": head}, [PETS[:2]], [yolo([0.5, 0.5], "end2end")], SQUASHED, show_discarded=show
+        )
+        assert [(p["label_name"], p["score"]) for p in boxes["labels"]["predicted"]] == [("cat", 0.5)]
+        assert [(d["label_name"], d["score"]) for d in boxes["labels"]["discarded"]] == ([("dog", 0.5)] if show else [])
+
+
 def reference_classification(
     scores: list[float], thresholds: list[float], show: bool, cap: int | None
 ) -> tuple[list[int], list[int]]:
