@@ -322,8 +322,8 @@ class YoloOutput(_Strict):
     """A YOLO head as YOLO tool chains export it to ONNX, boxes in network-input pixels. `v5`: N×(5+K) rows
     of cx, cy, w, h, objectness, K class scores (a box's score for a class is objectness × class score).
     `v8`: (4+K)×N, columns of cx, cy, w, h, K class scores (no objectness). `end2end`: an NMS-free model's
-    final detections (YOLOv10, YOLO26), N×6 rows of x1, y1, x2, y2, score, class id, padded with
-    zero-score rows."""
+    final detections (YOLOv10, YOLO26), N×6 rows of x1, y1, x2, y2, score, class id, rows scoring 0 being
+    padding."""
 
     output_tensor: TensorName
     layout: Literal["v5", "v8", "end2end"] = Field(
