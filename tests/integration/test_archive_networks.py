@@ -15,7 +15,6 @@ import pytest
 from werkzeug.test import Client
 
 from tests.conftest import DEV_KEY
-from tests.integration.test_converter import conversion_messages, lambda_context, sqs_event
 from tests.integration.test_worker import Service, noise_png
 from tests.unit.converter import models
 
@@ -104,23 +103,6 @@ def create_with_archive(api: Client, aws: dict[str, Any], members: dict[str, byt
     bucket = aws["template"].physical_name("ModelBucket")
     aws["session"].client("s3").put_object(Bucket=bucket, Key=network["upload"]["key"], Body=zipped(members))
     return network
-
-
-@pytest.fixture
-def convert(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Run the converter handler, with TensorFlow, on every queued upload event."""
-    from tensorgate import wiring
-
-    from functions.converter import app
-
-    monkeypatch.setattr(app, "service", lambda: wiring.conversion_service(app.convert))
-
-    def run() -> None:
-        messages = conversion_messages(aws)
-        assert messages
-        assert app.handler(sqs_event(messages), lambda_context()) == {"batchItemFailures": []}
-
-    return run
 
 
 @pytest.mark.parametrize("kind", ["saved_model", "keras", "h5", "tflite", "frozen_graph", "onnx"])

@@ -14,34 +14,15 @@ import json
 import math
 from typing import Any
 
-import pytest
 from PIL import Image, ImageDraw
 from werkzeug.test import Client
 
 from tests.conftest import DEV_KEY
-from tests.integration.test_converter import conversion_messages, lambda_context, sqs_event
 from tests.integration.test_worker import Service, service  # noqa: F401 (fixture)
 
 HEADERS = {"X-API-KEY": DEV_KEY}
 FRUIT = [{"id": 5, "name": "apple"}, {"id": 6, "name": "leaf"}]  # label 0 on red cells, label 1 on green ones
 RED, GREEN, YELLOW = (255, 0, 0), (0, 255, 0), (255, 255, 0)
-
-
-@pytest.fixture
-def convert(aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Run the converter handler (an ONNX upload is checked and kept as is) on every queued upload event."""
-    from tensorgate import wiring
-
-    from functions.converter import app
-
-    monkeypatch.setattr(app, "service", lambda: wiring.conversion_service(app.convert))
-
-    def run() -> None:
-        messages = conversion_messages(aws)
-        assert messages
-        assert app.handler(sqs_event(messages), lambda_context()) == {"batchItemFailures": []}
-
-    return run
 
 
 def picture(blocks: list[tuple[tuple[int, int, int, int], tuple[int, int, int]]]) -> bytes:
