@@ -3,7 +3,8 @@
 Each cell saves the architecture (weights=None, BatchNorm statistics set from data, small input)
 in the format with the library that writes it, converts it with `convert_network`, and reports
 whether it converted, the parity max abs diff (or, for ONNX uploads, the test_expected_output
-check's) and the conversion seconds. `make zoo` runs it; the test suite runs a subset.
+check's), the seconds building and saving it took and the conversion seconds (their sum is what
+the cell costs the test suite). `make zoo` runs it; the test suite runs a subset.
 
     python bench/zoo.py [--architectures ResNet50,MobileNetV2] [--formats keras3.export,tflite] [--every]
                         [--json results.json]
@@ -31,11 +32,13 @@ def cell(name: str, architecture: zoo.Architecture, model_format: str, workdir: 
     upload = workdir / f"{name}-{model_format}" / "upload"
     upload.mkdir(parents=True)
     row: dict[str, Any] = {"architecture": name, "format": model_format}
+    started = time.perf_counter()
     try:
         zoo.save(model_format, architecture, upload)
     except Exception as error:  # noqa: BLE001 - a library that cannot write the format is a result
         row.update(converted=False, error=f"saving failed: {type(error).__name__}: {str(error)[:300]}")
         return row
+    row["save_seconds"] = round(time.perf_counter() - started, 1)
     started = time.perf_counter()
     try:
         result = convert_network(upload, upload.parent / "onnx")
@@ -65,17 +68,20 @@ def main() -> int:
     names = arguments.architectures.split(",") if arguments.architectures else list(known)
     formats = arguments.formats.split(",")
     rows = []
-    print(f"{'architecture':<18} {'format':<22} {'converted':<9} {'max abs':>9} {'seconds':>8}  note", flush=True)
+    header = f"{'architecture':<18} {'format':<22} {'converted':<9} {'max abs':>9} {'save s':>7} {'convert s':>9}"
+    print(f"{header}  note", flush=True)
     for name in names:
         for model_format in formats:
             with tempfile.TemporaryDirectory(prefix="tensorgate-zoo-") as workdir:
                 row = cell(name, known[name], model_format, Path(workdir))
             rows.append(row)
             max_abs = "" if row.get("max_abs") is None else f"{row['max_abs']:.2e}"
+            save_seconds = "" if row.get("save_seconds") is None else f"{row['save_seconds']:.1f}"
             seconds = "" if row.get("seconds") is None else f"{row['seconds']:.1f}"
             note = row.get("error") or ("" if row.get("checked") == "parity" else row.get("checked", ""))
             converted = "yes" if row["converted"] else "NO"
-            print(f"{name:<18} {model_format:<22} {converted:<9} {max_abs:>9} {seconds:>8}  {note}", flush=True)
+            cells = f"{name:<18} {model_format:<22} {converted:<9} {max_abs:>9} {save_seconds:>7} {seconds:>9}"
+            print(f"{cells}  {note}", flush=True)
     print(f"{sum(1 for row in rows if row['converted'])}/{len(rows)} converted")
     if arguments.json:
         arguments.json.write_text(json.dumps(rows, indent=2))
