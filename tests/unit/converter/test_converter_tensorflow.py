@@ -370,3 +370,27 @@ def test_convert_network_same_upload_converts_to_the_same_bytes(classifier_saved
     second = convert_network(classifier_saved_model, tmp_path / "second")
 
     assert first.model_sha256 == second.model_sha256
+
+
+def test_tensorflow_libraries_are_frozen_out_of_the_cycle_collector_and_a_conversions_objects_are_not() -> None:
+    import gc
+
+    from functions.converter import tensorflow_sources
+
+    # Given a process whose heap is not frozen
+    gc.unfreeze()
+    tensorflow_sources.libraries_frozen.cache_clear()
+
+    # When the TensorFlow conversions' libraries are loaded
+    tensorflow_sources.libraries_frozen()
+
+    # Then TensorFlow's and tf2onnx's objects (hundreds of thousands) are left out of collections
+    frozen = gc.get_freeze_count()
+    assert frozen > 100_000
+    # And what is made afterwards (a conversion's graph) is still collected, and the freeze is done once
+    cycle: list[object] = []
+    cycle.append(cycle)
+    del cycle
+    assert gc.collect() >= 1
+    tensorflow_sources.libraries_frozen()
+    assert gc.get_freeze_count() == frozen
