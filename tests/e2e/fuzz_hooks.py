@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from typing import Any
@@ -16,6 +17,12 @@ NO_NETWORK_ID = 0
 # The environment variable naming the spec, version and endpoint the run relies on:
 # `{"spec_id": N, "version_id": M, "endpoint_id": E}`.
 KEPT_RECOGNITION = "TENSORGATE_FUZZ_KEPT_RECOGNITION"
+# The environment variable holding `{"spec_id": N, "network_id": M, "post_processings": [...]}`, a version body
+# the stack accepts. A generated version body hardly ever names an existing spec and a ready network: every
+# other one is pointed at these, and every fourth one also gets the post-processings that bind them, so the
+# run creates versions, and reads and deletes versions that exist.
+VERSION_BINDING = "TENSORGATE_FUZZ_VERSION_BINDING"
+_version_creates = itertools.count()
 
 
 @schemathesis.hook
@@ -32,3 +39,11 @@ def before_call(context: schemathesis.HookContext, case: schemathesis.Case, kwar
     for name, kept_id in kept_recognition.items():
         if ending and str((case.path_parameters or {}).get(name)) == str(kept_id):
             case.path_parameters[name] = 0
+    binding = json.loads(os.environ.get(VERSION_BINDING) or "null")
+    creates_a_version = case.method.upper() == "POST" and case.path.rstrip("/").endswith("/recognition/versions")
+    if binding and creates_a_version and isinstance(case.body, dict):
+        turn = next(_version_creates)
+        if turn % 2 == 0:
+            case.body.update(spec_id=binding["spec_id"], network_id=binding["network_id"])
+        if turn % 4 == 0:
+            case.body["post_processings"] = binding["post_processings"]

@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import REPO_ROOT, RunningStack
-from tests.e2e.fuzz_hooks import KEPT_RECOGNITION, PENDING_NETWORK_ID, READY_NETWORK_ID
+from tests.e2e.fuzz_hooks import KEPT_RECOGNITION, PENDING_NETWORK_ID, READY_NETWORK_ID, VERSION_BINDING
 
 pytestmark = pytest.mark.e2e
 
@@ -114,12 +114,8 @@ def prepare_recognition(stack: RunningStack, api_key: str) -> dict[str, int]:
         timeout=30,
     )
     assert spec.status_code == 201, spec.text
-    post = [{"classification": {"output_tensor": "probabilities", "thresholds": [0.5] * len(labels)}}]
     version = requests.post(
-        f"{stack.url}/recognition/versions",
-        headers=headers,
-        json={"spec_id": spec.json()["id"], "network_id": READY_NETWORK_ID, "post_processings": post},
-        timeout=30,
+        f"{stack.url}/recognition/versions", headers=headers, json=version_binding(spec.json()["id"]), timeout=30
     )
     assert version.status_code == 201, version.text
     admin(stack, "publish-spec", FUZZ_ACCOUNT, str(spec.json()["id"]), PUBLIC_SPEC_SLUG)
@@ -212,6 +208,13 @@ parameters = {{ "path.endpoint_id" = {{ dictionary = "endpoints", probability = 
 
 
 @pytest.mark.timeout(900 if EXAMPLES <= 50 else 4 * 3600)
+def version_binding(spec_id: int) -> dict[str, Any]:
+    """A version body the stack accepts: the spec's labels read from the ready network's output."""
+    labels = POSTPROCESSINGS[0]["tensors_output"]["labels"]
+    post = [{"classification": {"output_tensor": "probabilities", "thresholds": [0.5] * len(labels)}}]
+    return {"spec_id": spec_id, "network_id": READY_NETWORK_ID, "post_processings": post}
+
+
 def test_fuzz_every_operation_answers_as_documented_and_never_5xx(local_stack: RunningStack, tmp_path: Path) -> None:
     # Given: a fresh account on the stack, and the document the stack serves
     api_key = prepare_account(local_stack)
@@ -253,7 +256,11 @@ def test_fuzz_every_operation_answers_as_documented_and_never_5xx(local_stack: R
     ]
 
     # When
-    environment = os.environ | {"PYTHONPATH": str(REPO_ROOT), KEPT_RECOGNITION: json.dumps(recognition)}
+    environment = os.environ | {
+        "PYTHONPATH": str(REPO_ROOT),
+        KEPT_RECOGNITION: json.dumps(recognition),
+        VERSION_BINDING: json.dumps(version_binding(recognition["spec_id"])),
+    }
     completed = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=4 * 3600)
 
     # Then
@@ -270,3 +277,12 @@ def test_fuzz_every_operation_answers_as_documented_and_never_5xx(local_stack: R
     assert completed.returncode == 0, f"seed {SEED}; replay with TENSORGATE_FUZZ_SEED={SEED}\n{output[-20000:]}"
     assert figures["operations"]["tested"] == figures["operations"]["total"] >= 10
     assert figures["failures"] == [] and figures["errors"] == []
+    # And the run created recognition versions of its own (ids come from one counter, so the next is further on)
+    after = requests.post(
+        f"{local_stack.url}/recognition/versions",
+        headers={"X-API-KEY": api_key},
+        json=version_binding(recognition["spec_id"]),
+        timeout=30,
+    )
+    assert after.status_code == 201, after.text
+    assert after.json()["id"] > recognition["version_id"] + 1
