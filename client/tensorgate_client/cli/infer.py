@@ -212,4 +212,4 @@ def _pillow_or_usage() -> None:
     try:
         import PIL  # noqa: F401
     except ImportError:
-        raise click.UsageError("--draw needs Pillow: pip install 'tensorgate[client]'.") from None
+        raise click.UsageError("--draw needs Pillow: pip install pillow.") from None
