@@ -510,6 +510,7 @@ def _detection_candidates(
     score suppress a higher one, so the predicted boxes are the same either way."""
     boxes, scores = decode_detection(outputs, detection, transform, len(labels))
     region = transform.visible_region()
+    suppressed = _suppressed_by_the_network(detection)
     candidates: list[tuple[float, int, int, tuple[float, float, float, float]]] = []
     for label_index in range(scores.shape[1]):
         class_scores = scores[:, label_index]
@@ -519,7 +520,7 @@ def _detection_candidates(
         usable = usable[np.argsort(-class_scores[usable], kind="stable")[:MAX_REGIONS_PER_LABEL]]
         if usable.size == 0:
             continue
-        if _suppressed_by_the_network(detection):
+        if suppressed:
             kept = list(range(usable.size))
         else:
             kept = _non_maximum_suppression(boxes[usable], class_scores[usable], detection.nms_threshold, usable.size)

@@ -9,9 +9,7 @@ users send most, stays on several families, a heavy one among them.
 
 from __future__ import annotations
 
-import gc
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import onnxruntime as ort
@@ -53,18 +51,6 @@ def suite_cells() -> list[tuple[str, str]]:
 # zoo keeps the rule and loosens its default 1e-4 to 1e-3; an O(1) error (layout, padding, a
 # wrong weight) still fails, and the table in docs/conversion.md gives the measured figures.
 ZOO_MAX_REL_DIFF = 1e-3
-
-
-@pytest.fixture(autouse=True)
-def _heap_so_far_left_out_of_collections() -> Iterator[None]:
-    """The heap so far (TensorFlow's, Keras's and tf2onnx's modules alone are ~320,000 objects) frozen out of
-    the cycle collector during the test. The converter collects before each of tf2onnx's passes on a large
-    graph, and tf2onnx's graph copies set off collections of their own; each walked that whole heap:
-    InceptionV3's frozen graph converted in 36 s, 17 s with the heap frozen (one process, the same upload). The zoo
-    checks what conversions give, not their seconds."""
-    gc.freeze()
-    yield
-    gc.unfreeze()
 
 
 def _converts_with_parity(upload, output, model, architecture: zoo.Architecture, record_property) -> None:
